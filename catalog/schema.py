@@ -1,0 +1,64 @@
+"""Product records, rejects and garment classes: the catalogue's shared vocabulary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+
+class GarmentClass(StrEnum):
+    """Where a garment sits on the body; placement and pose choice depend on it."""
+
+    UPPER = "upper_body"
+    LOWER = "lower_body"
+    FULL = "full_body"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A product image reference as written in the CSV, and what it resolved to."""
+
+    raw: str
+    path: Path | None = None  # local file (relative refs resolved against the CSV folder)
+    url: str | None = None  # http(s) URL, fetched later through the allow-list
+
+
+@dataclass(frozen=True)
+class ProductRecord:
+    """One product to produce, validated; `row` is its spreadsheet row number (the header is row 1)."""
+
+    sku: str
+    image: ImageRef
+    category: str
+    garment_class: GarmentClass
+    row: int
+    title: str = ""
+    color: str = ""
+    gender: str = ""
+    poses: tuple[str, ...] = ()  # empty: the profile's default poses for the garment class
+    variants: int | None = None  # None: the profile's default variant count
+    prompt: str = ""
+    negative_prompt: str = ""
+    extra_images: tuple[ImageRef, ...] = ()
+    source_rows: tuple[int, ...] = ()  # every CSV row that contributed (Shopify has several)
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A CSV row (spreadsheet numbering, header = row 1; 0 = the whole file) that cannot be produced."""
+
+    row: int
+    sku: str
+    column: str
+    reason: str
+
+
+@dataclass
+class CatalogReadResult:
+    """What reading a product CSV gave: good records, rejects, and which header dialect was seen."""
+
+    records: list[ProductRecord] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    dialect: str = ""
+    rows_read: int = 0
