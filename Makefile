@@ -1,0 +1,47 @@
+# Two commands for a fresh machine: `make demo` and `make test` (README). Python 3.11+.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+# CPU machines and CI: constraints pin torch==2.13.0 (CPU build) and the Prefect pins.
+CONSTRAINTS ?= constraints.txt
+OUT    ?= outputs/demo
+
+.PHONY: demo test lint bench bench-seg bench-gpu clean
+
+$(VENV)/.core: pyproject.toml $(CONSTRAINTS)
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c $(CONSTRAINTS) -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml $(CONSTRAINTS)
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c $(CONSTRAINTS) -e '.[dev]'
+	touch $@ $(VENV)/.core
+
+## demo: set up and run the offline demo catalogue through the real flow (draft renderer, no GPU, no weights)
+demo: $(VENV)/.core
+	$(VENV)/bin/onmodel demo --out $(OUT)
+
+## test: set up and run the whole test suite (what CI runs)
+test: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -n 2 -q
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+## bench: the 200-product catalogue benchmark (draft renderer)
+bench: $(VENV)/.dev
+	$(PY) bench/catalog_flow.py --products 200
+
+bench-seg: $(VENV)/.dev
+	$(PY) bench/segmentation.py --n 300
+
+bench-gpu: $(VENV)/.dev
+	$(PY) bench/gpu_render.py
+
+clean:
+	rm -rf outputs/demo outputs/bench .pytest_cache .ruff_cache

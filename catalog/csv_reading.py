@@ -1,0 +1,242 @@
+"""Decode a product CSV (UTF-8/16, BOMs, cp1252) and split it into rows with true spreadsheet row numbers.
+
+File-level problems raise `CatalogError`; `read_catalog` turns those about the file's content (empty, header
+only, not text) into one row-0 reject and lets only a missing or unreadable file raise.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import charset_normalizer
+import pandas as pd
+
+from catalog.errors import CatalogError
+from catalog.schema import Reject
+
+DELIMITERS = (",", ";", "\t")
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
+_BOMS = (  # longest first: the UTF-32 LE BOM starts with the UTF-16 LE one
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_BINARY_SIGNATURES = (
+    (b"PK\x03\x04", "an Excel workbook (.xlsx) or another zip archive; in Excel use File > Save As > CSV UTF-8"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel workbook (.xls); in Excel use File > Save As > CSV UTF-8"),
+    (b"%PDF", "a PDF document"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+)
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
+_EXCEL_SEPARATOR_HINT = re.compile(r"^\ufeff?sep=(.)\r?\n", re.IGNORECASE)
+_HEADER_SEPARATORS = re.compile(r"[\s_\-]+")
+
+
+@dataclass(frozen=True)
+class DecodedText:
+    """A CSV file's text and the encoding it was read with."""
+
+    text: str
+    encoding: str
+
+
+@dataclass
+class CsvTable:
+    """A CSV's rows as strings: `frame` columns are normalised header names, its index the spreadsheet rows."""
+
+    frame: pd.DataFrame
+    headers: dict[str, str]  # normalised name -> header cell as written
+    header_row: int
+    delimiter: str
+    encoding: str
+    rejects: list[Reject] = field(default_factory=list)  # rows that could not be split into the header's columns
+    rows_read: int = 0  # data rows seen, rejected ones included, blank ones not
+
+
+def normalise_header(name: str) -> str:
+    """'  Variant SKU ' -> 'variant_sku'; 'g:image_link' -> 'image_link' (case- and whitespace-insensitive)."""
+    normalised = _HEADER_SEPARATORS.sub("_", name.strip().lower()).strip("_")
+    return normalised.removeprefix("g:")
+
+
+def read_csv_bytes(csv_path: Path) -> bytes:
+    """The file's bytes; a missing, unreadable or non-file path raises CatalogError."""
+    path = Path(csv_path)
+    if not path.exists():
+        raise CatalogError(f"The product file '{path}' does not exist. Check the path and the file name.")
+    if not path.is_file():
+        raise CatalogError(f"'{path}' is a folder, not a product CSV file. Give the path of the .csv file.")
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise CatalogError(f"The product file '{path}' cannot be read ({error.strerror}).") from error
+
+
+def _utf16_without_bom(sample: bytes) -> str | None:
+    """'utf-16-le'/'utf-16-be' when NUL bytes sit in every other position (ASCII text as UTF-16), else None."""
+    even, odd = sample[0::2], sample[1::2]
+    if not odd:
+        return None
+    if odd.count(0) > 0.4 * len(odd) and even.count(0) < 0.05 * len(even):
+        return "utf-16-le"
+    if even.count(0) > 0.4 * len(even) and odd.count(0) < 0.05 * len(odd):
+        return "utf-16-be"
+    return None
+
+
+def decode_csv_bytes(data: bytes) -> DecodedText:
+    """Decode CSV bytes: BOMs first, then UTF-8, then UTF-16 without BOM, then cp1252/Latin-1 (detected)."""
+    if not data.strip(b" \t\r\n\x00" + codecs.BOM_UTF8):
+        raise CatalogError("The file is empty. Export the product sheet again, with its header row, as CSV.")
+    for signature, description in _BINARY_SIGNATURES:
+        if data.startswith(signature):
+            raise CatalogError(f"This is not a CSV text file: it looks like {description}.")
+
+    # 1. A byte-order mark says the encoding outright.
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), None)
+    # 2. Most files are UTF-8 (strict: a cp1252 file almost never decodes as UTF-8 by accident).
+    if encoding is None:
+        try:
+            data.decode("utf-8")
+            encoding = "utf-8"
+        except UnicodeDecodeError:
+            pass
+    # 3. NUL bytes: UTF-16 without a BOM, or binary.
+    if encoding is None and b"\x00" in data[:65536]:
+        encoding = _utf16_without_bom(data[:65536])
+    # 4. Single-byte Western text (Excel on Windows writes cp1252); charset-normalizer says whether it is text.
+    if encoding is None and b"\x00" not in data[:65536]:
+        guess = charset_normalizer.from_bytes(data[:262144], cp_isolation=["cp1252", "latin_1"]).best()
+        encoding = guess.encoding if guess is not None else None
+    if encoding is None:
+        raise CatalogError(
+            "This file does not look like CSV text (it holds binary data or an unknown encoding). "
+            "Export the product sheet as 'CSV UTF-8'."
+        )
+
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        encoding, text = "latin_1", data.decode("latin_1")  # the guess saw only the start; Latin-1 never fails
+    text = text.removeprefix("\ufeff")
+    sample = text[:65536]
+    if len(_CONTROL_CHARACTERS.findall(sample)) > max(2, 0.01 * len(sample)):
+        raise CatalogError(
+            "This file does not look like CSV text (it holds control characters or binary data). "
+            "Export the product sheet as 'CSV UTF-8'."
+        )
+    return DecodedText(text=text, encoding=encoding)
+
+
+def detect_delimiter(header_line: str) -> str:
+    """The delimiter (comma, semicolon or tab) that occurs most often outside quotes in the header line."""
+    counts = dict.fromkeys(DELIMITERS, 0)
+    in_quotes = False
+    for character in header_line:
+        if character == '"':
+            in_quotes = not in_quotes
+        elif not in_quotes and character in counts:
+            counts[character] += 1
+    best = max(DELIMITERS, key=lambda delimiter: counts[delimiter])  # ties keep the earlier (comma first)
+    return best if counts[best] > 0 else ","
+
+
+def _stray_delimiter_reason(fields: list[str], n_columns: int, delimiter: str) -> str:
+    """Why a row with more fields than the header is rejected, in a merchandiser's words."""
+    name = DELIMITER_NAMES[delimiter]
+    reason = (
+        f"This row has {len(fields)} fields but the header has {n_columns} columns: a stray delimiter? "
+        f"Quote the field that contains a {name} (\"like{delimiter} this\") or remove the extra {name}."
+    )
+    if any("\n" in value for value in fields):
+        reason += " A field spans several lines, so a quote may also be left open."
+    return reason
+
+
+def split_csv_text(decoded: DecodedText) -> CsvTable:
+    """Split decoded CSV text into a string DataFrame indexed by spreadsheet row (header = its own row)."""
+    text = decoded.text
+    # 1. Excel's "sep=;" first line names the delimiter; Excel hides it, so the header stays row 1.
+    hint = _EXCEL_SEPARATOR_HINT.match(text)
+    if hint is not None:
+        delimiter, text = hint.group(1), text[hint.end() :]
+    else:
+        first_line = next((line for line in text.splitlines() if line.strip()), "")
+        delimiter = detect_delimiter(first_line)
+    if delimiter not in DELIMITERS:
+        raise CatalogError(f"The 'sep={delimiter}' line names a delimiter onmodel does not read; use , ; or tab.")
+
+    # 2. One pass over records; a quoted multi-line field is one spreadsheet row, a blank line is a row too.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+    header: list[str] | None = None
+    header_row = 0
+    rows: list[list[str]] = []
+    row_numbers: list[int] = []
+    rejects: list[Reject] = []
+    rows_read = 0
+    row_number = 0
+    try:
+        for fields in reader:
+            row_number += 1
+            if not any(value.strip() for value in fields):
+                continue  # blank rows, including ",,,," from spreadsheets
+            if header is None:
+                header, header_row = fields, row_number
+                continue
+            rows_read += 1
+            if len(fields) > len(header):
+                reason = _stray_delimiter_reason(fields, len(header), delimiter)
+                rejects.append(Reject(row=row_number, sku="", column="", reason=reason))
+                continue
+            if len(fields) < len(header):
+                fields = fields + [""] * (len(header) - len(fields))  # spreadsheets drop trailing empty cells
+            rows.append(fields)
+            row_numbers.append(row_number)
+    except csv.Error as error:
+        hint = " A quote may be left open." if "field larger" in str(error) else ""
+        raise CatalogError(f"Row {row_number + 1}: the CSV cannot be split into fields ({error}).{hint}") from error
+
+    # 3. File-level checks, then the header names.
+    if header is None:
+        raise CatalogError("The file is empty. Export the product sheet again, with its header row, as CSV.")
+    if rows_read == 0:
+        raise CatalogError("The file has a header row but no product rows below it.")
+    headers: dict[str, str] = {}
+    columns: list[str] = []
+    for index, cell in enumerate(header):
+        name = normalise_header(cell) or f"__unnamed_{index}"
+        if name in headers:
+            raise CatalogError(
+                f"The header has the column '{cell.strip()}' twice; keep one (names are compared ignoring case "
+                "and spaces).",
+                column=cell.strip(),
+            )
+        headers[name] = cell.strip()
+        columns.append(name)
+
+    # 4. One frame of strings, cells stripped column by column (vectorised, no per-cell Python).
+    frame = pd.DataFrame(rows, columns=columns, index=pd.Index(row_numbers, name="row"), dtype=object)
+    frame = frame.apply(lambda column: column.str.strip()) if len(frame) else frame
+    return CsvTable(
+        frame=frame,
+        headers=headers,
+        header_row=header_row,
+        delimiter=delimiter,
+        encoding=decoded.encoding,
+        rejects=rejects,
+        rows_read=rows_read,
+    )
+
+
+def read_csv_table(csv_path: Path) -> CsvTable:
+    """Read, decode and split a product CSV; any file-level problem raises CatalogError."""
+    return split_csv_text(decode_csv_bytes(read_csv_bytes(csv_path)))

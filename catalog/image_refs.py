@@ -1,0 +1,224 @@
+"""Resolve image references from a CSV (paths, file:// and http(s):// links) and fetch their bytes safely.
+
+Only files under an allowed folder (the CSV's folder always is one) and links to allow-listed hosts are
+accepted, so a product sheet can never make onmodel read /etc/passwd or call an internal service.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urljoin, urlsplit
+from urllib.request import url2pathname
+
+from catalog.errors import ImageFetchError, ImageRefError, TransientFetchError
+from catalog.schema import ImageRef
+
+if TYPE_CHECKING:
+    import httpx
+
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+_MAX_REDIRECTS = 5
+_CHUNK_BYTES = 1 << 16
+
+
+@dataclass(frozen=True)
+class ImagePolicy:
+    """Where product images may come from, and how hard to try fetching them."""
+
+    allowed_roots: tuple[Path, ...] = ()  # absolute paths must lie under one (the CSV folder always is one)
+    allowed_hosts: tuple[str, ...] = ()  # "cdn.example.com" exactly, or "*.example.com" for its subdomains
+    timeout_s: float = 20
+    max_bytes: int = 30_000_000
+    retries: int = 2  # extra attempts after a timeout or a 5xx answer
+    backoff_s: float = 0.5  # wait before retry n is backoff_s * 2**(n-1)
+
+
+def _is_ip_literal(host: str) -> bool:
+    """Whether the host is written as an IP address rather than a name."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def host_allowed(host: str, allowed_hosts: tuple[str, ...]) -> bool:
+    """Exact host or '*.suffix' subdomain match; IP literals must be listed literally (so private ones too)."""
+    host = host.lower().rstrip(".")
+    entries = [entry.strip().lower().rstrip(".") for entry in allowed_hosts]
+    if host in entries:
+        return True
+    if _is_ip_literal(host):
+        return False  # 127.0.0.1, 10.x, 169.254.x, ::1 and public addresses alike: only when listed
+    return any(entry.startswith("*.") and host.endswith(entry[1:]) for entry in entries)
+
+
+def _allowed_hosts_text(allowed_hosts: tuple[str, ...]) -> str:
+    """The allow-list as a phrase for messages."""
+    if not allowed_hosts:
+        return "no image hosts are allowed (set images.allowed_hosts in the run profile)"
+    return "allowed hosts: " + ", ".join(allowed_hosts)
+
+
+def _check_url(url: str, policy: ImagePolicy) -> str:
+    """The URL if its scheme and host pass the policy; otherwise ImageRefError with the reason."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ImageRefError(f"'{parts.scheme}:' image links are not accepted; only http(s) links are.")
+    host = parts.hostname or ""
+    if not host:
+        raise ImageRefError(f"The image link '{url}' has no host name.")
+    if parts.username is not None or parts.password is not None:
+        raise ImageRefError(f"The image link '{url}' carries a user name or password; give a plain link.")
+    if not host_allowed(host, policy.allowed_hosts):
+        raise ImageRefError(
+            f"The image host '{host}' is not on the allow-list ({_allowed_hosts_text(policy.allowed_hosts)})."
+        )
+    return url
+
+
+def _allowed_roots(csv_dir: Path, policy: ImagePolicy) -> tuple[Path, ...]:
+    """The CSV folder plus the policy's roots, symlinks resolved."""
+    return (Path(csv_dir).resolve(), *(Path(root).resolve() for root in policy.allowed_roots))
+
+
+def _resolve_local(raw: str, path: Path, csv_dir: Path, roots: tuple[Path, ...]) -> ImageRef:
+    """A local file reference checked against the allowed roots (after resolving symlinks) and for existence."""
+    candidate = path if path.is_absolute() else Path(csv_dir) / path
+    resolved = candidate.resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise ImageRefError(
+            f"The image path '{raw}' leads outside the allowed image folders ({', '.join(map(str, roots))}). "
+            "Put the image beside the CSV (or in a folder below it) and give its relative path."
+        )
+    if not resolved.is_file():
+        where = "folder, not an image file" if resolved.is_dir() else "does not exist"
+        raise ImageRefError(f"The image file '{raw}' {where} (looked for {resolved}).")
+    return ImageRef(raw=raw, path=resolved)
+
+
+def resolve_image_ref(
+    raw: str, csv_dir: Path, policy: ImagePolicy | None = None, roots: tuple[Path, ...] | None = None
+) -> ImageRef:
+    """Resolve one CSV image cell to an ImageRef, or raise ImageRefError with a merchandiser-facing reason.
+
+    `roots` lets a caller resolving many rows pass `_allowed_roots` once instead of per row.
+    """
+    policy = policy or ImagePolicy()
+    reference = raw.strip()
+    if not reference:
+        raise ImageRefError("No image is given.")
+    if roots is None:
+        roots = _allowed_roots(csv_dir, policy)
+    if _WINDOWS_DRIVE.match(reference):
+        raise ImageRefError(
+            f"'{reference}' is a Windows path, which cannot be read here. Put the image beside the CSV "
+            "and give its relative path (e.g. images/shirt.jpg)."
+        )
+    if reference.startswith("//"):
+        reference = "https:" + reference  # protocol-relative links (Shopify exports write them)
+
+    try:
+        parts = urlsplit(reference)
+    except ValueError as error:  # e.g. an unclosed IPv6 bracket
+        raise ImageRefError(f"'{reference}' is not a valid image link ({error}).") from error
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        return ImageRef(raw=raw, url=_check_url(reference, policy))
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise ImageRefError(f"The file link '{reference}' names another machine; give a local path.")
+        return _resolve_local(raw, Path(url2pathname(unquote(parts.path))), csv_dir, roots)
+    if scheme:
+        raise ImageRefError(
+            f"'{scheme}:' image links are not accepted. Give an image file path (relative to the CSV) "
+            "or an http(s) link to an allowed host."
+        )
+    return _resolve_local(raw, Path(reference.replace("\\", "/")), csv_dir, roots)
+
+
+def _read_local(path: Path, policy: ImagePolicy) -> bytes:
+    """A local image's bytes, refusing files over the size cap."""
+    try:
+        size = path.stat().st_size
+        if size > policy.max_bytes:
+            raise ImageFetchError(f"The image file '{path}' is {size:,} bytes; the limit is {policy.max_bytes:,}.")
+        with path.open("rb") as handle:
+            data = handle.read(policy.max_bytes + 1)
+    except OSError as error:
+        raise ImageFetchError(f"The image file '{path}' cannot be read ({error.strerror}).") from error
+    if len(data) > policy.max_bytes:
+        raise ImageFetchError(f"The image file '{path}' grew past the limit of {policy.max_bytes:,} bytes.")
+    return data
+
+
+def _fetch_once(client: httpx.Client, url: str, policy: ImagePolicy) -> bytes:
+    """One GET with manual redirects (each target re-checked) and a streaming size cap and overall deadline."""
+    import httpx
+
+    deadline = time.monotonic() + policy.timeout_s
+    for _ in range(_MAX_REDIRECTS + 1):
+        try:
+            _check_url(url, policy)
+        except ImageRefError as error:
+            raise ImageFetchError(f"{error} (reached from a redirect)") from error
+        with client.stream("GET", url) as response:
+            if response.is_redirect:
+                location = response.headers.get("location", "")
+                if not location:
+                    raise ImageFetchError(f"The image link {url} redirects without saying where to.")
+                url = urljoin(url, location)
+                continue
+            if response.status_code >= 500:
+                raise httpx.HTTPStatusError(f"HTTP {response.status_code}", request=response.request, response=response)
+            if response.status_code >= 400:
+                raise ImageFetchError(f"The image link {url} answered HTTP {response.status_code}; check the link.")
+            declared = int(response.headers.get("content-length") or 0)
+            if declared > policy.max_bytes:
+                raise ImageFetchError(
+                    f"The image at {url} is {declared:,} bytes; the limit is {policy.max_bytes:,}."
+                )
+            chunks: list[bytes] = []
+            received = 0
+            for chunk in response.iter_bytes(_CHUNK_BYTES):
+                received += len(chunk)
+                if received > policy.max_bytes:
+                    raise ImageFetchError(f"The image at {url} is larger than the limit of {policy.max_bytes:,} bytes.")
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(f"no complete answer within {policy.timeout_s} s")
+                chunks.append(chunk)
+            return b"".join(chunks)
+    raise ImageFetchError(f"The image link {url} redirects more than {_MAX_REDIRECTS} times.")
+
+
+def fetch_image_bytes(ref: ImageRef, policy: ImagePolicy | None = None) -> bytes:
+    """An image's bytes from a local path or an allow-listed URL; retries only timeouts and 5xx answers."""
+    policy = policy or ImagePolicy()
+    if ref.path is not None:
+        return _read_local(ref.path, policy)
+    if ref.url is None:
+        raise ImageFetchError(f"The image reference '{ref.raw}' was not resolved to a file or a link.")
+
+    import httpx  # only URL fetches need it
+
+    last_error: Exception | None = None
+    # trust_env=False: proxy variables must not route product images through somewhere unexpected.
+    with httpx.Client(timeout=policy.timeout_s, follow_redirects=False, trust_env=False) as client:
+        for attempt in range(policy.retries + 1):
+            if attempt:
+                time.sleep(policy.backoff_s * 2 ** (attempt - 1))
+            try:
+                return _fetch_once(client, ref.url, policy)
+            except (httpx.TimeoutException, httpx.HTTPStatusError, httpx.TransportError) as error:
+                last_error = error
+            except httpx.InvalidURL as error:
+                raise ImageFetchError(f"The image link '{ref.url}' is not a valid link ({error}).") from error
+    raise TransientFetchError(
+        f"The image at {ref.url} could not be fetched after {policy.retries + 1} attempts "
+        f"({type(last_error).__name__}: {last_error}); the server was slow or failing, a later run may work."
+    )

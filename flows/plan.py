@@ -1,0 +1,63 @@
+"""Plan jobs: product x pose x variant, with seeds that depend only on what the job is."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from catalog.schema import ProductRecord
+from flows.profile import Profile
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """One image to produce; `job_id` is stable across runs, so outputs never duplicate."""
+
+    job_id: str
+    sku: str
+    pose: str
+    variant: int
+    seed: int
+
+
+def job_seed(base_seed: int, sku: str, pose: str, variant: int) -> int:
+    """Deterministic 31-bit seed from (base seed, sku, pose, variant), independent of batch and order."""
+    digest = hashlib.sha256(f"{base_seed}|{sku}|{pose}|{variant}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def job_id_for(sku: str, pose: str, variant: int) -> str:
+    """File-name-safe id: SKUs are validated to letters, digits, '-', '_' and '.'."""
+    return f"{sku}__{pose}__v{variant}"
+
+
+def plan_product(record: ProductRecord, profile: Profile) -> list[JobPlan]:
+    """Every job of one product: the row's poses (or the profile's for its class) x its variant count."""
+    poses = record.poses or profile.default_poses(record.garment_class.value)
+    variants = record.variants or profile.variants
+    return [
+        JobPlan(
+            job_id=job_id_for(record.sku, pose, variant),
+            sku=record.sku,
+            pose=pose,
+            variant=variant,
+            seed=job_seed(profile.seed, record.sku, pose, variant),
+        )
+        for pose in poses
+        for variant in range(variants)
+    ]
+
+
+def batches(items: Iterable[JobPlan], size: int) -> list[list[JobPlan]]:
+    """Split into micro-batches of at most `size`."""
+    chunk: list[JobPlan] = []
+    out: list[list[JobPlan]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            out.append(chunk)
+            chunk = []
+    if chunk:
+        out.append(chunk)
+    return out

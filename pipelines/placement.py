@@ -1,0 +1,209 @@
+"""Place a garment cutout on a pose canvas: uniform scale, torso-axis rotation and position from keypoints."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pipelines.poses import GARMENT_CLASSES, KEYPOINT_NAMES
+
+# OpenPose-18 indices used here.
+NECK, R_SHOULDER, L_SHOULDER, R_HIP, R_KNEE, R_ANKLE, L_HIP, L_KNEE, L_ANKLE = 1, 2, 5, 8, 9, 10, 11, 12, 13
+REQUIRED_KEYPOINTS: dict[str, tuple[int, ...]] = {
+    "upper_body": (R_SHOULDER, L_SHOULDER, R_HIP, L_HIP),
+    "lower_body": (R_HIP, L_HIP, R_KNEE, L_KNEE),
+    "full_body": (R_SHOULDER, L_SHOULDER, R_HIP, L_HIP, R_KNEE, L_KNEE),
+}
+# Fit rules (fractions of body lengths measured on the pose; tuned by eye on the draft renderer).
+UPPER_WIDTH_PER_SHOULDER = 1.7  # flat-lay tops with sleeves span ~1.5-1.8 shoulder widths
+UPPER_MIN_SHOULDER_PER_TORSO = 0.62  # turned poses foreshorten shoulders; the chest still has depth
+COLLAR_ABOVE_SHOULDERS = 0.06  # of the torso length: shoulder keypoints are joint centres, seams sit higher
+WAIST_ABOVE_HIPS = 0.25  # of hip-to-knee: a mid-rise waistband sits above the hip joints
+LONG_LOWER_ASPECT = 1.8  # height / width of a flat-lay: trousers ~2.5-3.5, shorts and skirts ~0.8-1.5
+LONG_DRESS_ASPECT = 2.3  # maxi dresses are much taller than wide; knee-length ones ~1.4-2.0
+SHORT_LOWER_REACH = 0.9  # shorts and skirts end a little above the knee
+UPSCALE_FLAG_FACTOR = 2.5  # enlarging the source more than this shows its low resolution
+
+
+@dataclass(frozen=True)
+class Placement:
+    """placed_rgba uint8 (H, W, 4) on a transparent canvas; matrix maps cutout pixels to canvas pixels."""
+
+    placed_rgba: np.ndarray
+    matrix: np.ndarray  # float64 (2, 3) affine: canvas = matrix @ [x, y, 1] of the uncropped cutout
+    flags: tuple[str, ...] = ()
+    scale: float = 1.0
+    angle_deg: float = 0.0
+    length: str = ""  # "long" (to ankles) or "short" (to knees) for lower_body and full_body
+
+
+def check_inputs(
+    cutout_rgba: np.ndarray, garment_class: str, keypoints_px: np.ndarray, canvas_size: tuple[int, int]
+) -> None:
+    """Raise a ValueError that says what is wrong with the cutout, class, pose or canvas."""
+    if not isinstance(cutout_rgba, np.ndarray) or cutout_rgba.dtype != np.uint8:
+        raise ValueError(f"cutout_rgba must be a uint8 array; got {getattr(cutout_rgba, 'dtype', type(cutout_rgba))}.")
+    if cutout_rgba.ndim != 3 or cutout_rgba.shape[2] != 4:
+        raise ValueError(f"cutout_rgba must be RGBA (H, W, 4); got shape {cutout_rgba.shape}. Segment the photo first.")
+    if not cutout_rgba[..., 3].any():
+        raise ValueError("the garment cutout is fully transparent: segmentation found no garment in the photo.")
+    if garment_class not in GARMENT_CLASSES:
+        raise ValueError(f"unknown garment class {garment_class!r}; use one of {sorted(GARMENT_CLASSES)}.")
+    keypoints = np.asarray(keypoints_px)
+    if keypoints.shape != (len(KEYPOINT_NAMES), 3):
+        raise ValueError(f"keypoints_px must be (18, 3) OpenPose-18 [x, y, confidence]; got {keypoints.shape}.")
+    absent = [KEYPOINT_NAMES[i] for i in REQUIRED_KEYPOINTS[garment_class] if not keypoints[i, 2] > 0]
+    if absent:
+        raise ValueError(
+            f"this pose lacks {', '.join(absent)}, which placing a {garment_class} garment needs; "
+            "choose a pose where they are visible."
+        )
+    width, height = canvas_size
+    if width <= 0 or height <= 0:
+        raise ValueError(f"canvas_size must be positive (width, height); got {canvas_size}.")
+
+
+def place_garment(
+    cutout_rgba: np.ndarray, garment_class: str, keypoints_px: np.ndarray, canvas_size: tuple[int, int]
+) -> Placement:
+    """Fit the garment to the body in the pose by class; the garment keeps its aspect ratio."""
+    check_inputs(cutout_rgba, garment_class, keypoints_px, canvas_size)
+    keypoints = np.asarray(keypoints_px, dtype=np.float64)
+    # 1. Crop the cutout to its alpha bounding box so empty margins don't skew the fit.
+    rows = np.flatnonzero(cutout_rgba[..., 3].any(axis=1))
+    cols = np.flatnonzero(cutout_rgba[..., 3].any(axis=0))
+    x0, y0, x1, y1 = int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    crop = cutout_rgba[y0:y1, x0:x1]
+    crop_height, crop_width = crop.shape[:2]
+    # 2. Scale, rotation and anchor (where the garment's top centre lands) from the keypoints.
+    scale, angle, anchor, length = _fit(garment_class, keypoints, crop_width, crop_height)
+    # 3. Resample premultiplied (no dark fringes), then rotate and move onto the canvas.
+    placed, crop_to_canvas = _warp(crop, scale, angle, anchor, canvas_size)
+    matrix = (crop_to_canvas @ np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]]))[:2]
+    # 4. Flags a reviewer should see.
+    flags = []
+    if _clipped(crop, crop_to_canvas, canvas_size):
+        flags.append("garment_clipped_by_canvas")
+    if scale > UPSCALE_FLAG_FACTOR:
+        flags.append("garment_upscaled")
+    return Placement(placed, matrix, tuple(flags), scale=scale, angle_deg=math.degrees(angle), length=length)
+
+
+def _midpoint(keypoints: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Midpoint of two keypoints' x, y."""
+    return (keypoints[a, :2] + keypoints[b, :2]) / 2.0
+
+
+def _axis_angle(top: np.ndarray, bottom: np.ndarray) -> float:
+    """Radians to rotate a downward axis (image coordinates) onto top->bottom; 0 = straight down."""
+    dx, dy = bottom - top
+    return math.atan2(-dx, dy)
+
+
+def _lower_end(keypoints: np.ndarray, long: bool) -> np.ndarray:
+    """Mid-ankle for long garments (extrapolated from hips and knees if ankles are absent), else mid-knee."""
+    knees = _midpoint(keypoints, R_KNEE, L_KNEE)
+    if not long:
+        return knees
+    if keypoints[R_ANKLE, 2] > 0 and keypoints[L_ANKLE, 2] > 0:
+        return _midpoint(keypoints, R_ANKLE, L_ANKLE)
+    hips = _midpoint(keypoints, R_HIP, L_HIP)
+    return knees + (knees - hips) * 1.05  # shin ~ thigh length
+
+
+def _fit(
+    garment_class: str, keypoints: np.ndarray, crop_width: int, crop_height: int
+) -> tuple[float, float, np.ndarray, str]:
+    """(scale, angle radians, anchor xy for the top centre, length) by garment class."""
+    shoulders = _midpoint(keypoints, R_SHOULDER, L_SHOULDER)
+    hips = _midpoint(keypoints, R_HIP, L_HIP)
+    aspect = crop_height / crop_width
+    if garment_class == "upper_body":
+        torso = float(np.linalg.norm(hips - shoulders))
+        shoulder_width = float(np.linalg.norm(keypoints[L_SHOULDER, :2] - keypoints[R_SHOULDER, :2]))
+        body_width = max(shoulder_width, torso * UPPER_MIN_SHOULDER_PER_TORSO) * UPPER_WIDTH_PER_SHOULDER
+        angle = _axis_angle(shoulders, hips)
+        up = _unit_up(angle)
+        return body_width / crop_width, angle, shoulders + up * COLLAR_ABOVE_SHOULDERS * torso, ""
+    if garment_class == "lower_body":
+        long = aspect >= LONG_LOWER_ASPECT
+        knees = _midpoint(keypoints, R_KNEE, L_KNEE)
+        thigh = float(np.linalg.norm(knees - hips))
+        end = _lower_end(keypoints, long)
+        angle = _axis_angle(hips, end)
+        waist = hips + _unit_up(angle) * WAIST_ABOVE_HIPS * thigh
+        reach = float(np.linalg.norm(end - waist)) * (1.0 if long else SHORT_LOWER_REACH)
+        return reach / crop_height, angle, waist, "long" if long else "short"
+    # full_body: from the collar to the knees, or the ankles for maxi dresses.
+    long = aspect >= LONG_DRESS_ASPECT
+    torso = float(np.linalg.norm(hips - shoulders))
+    angle = _axis_angle(shoulders, hips)
+    top = shoulders + _unit_up(angle) * COLLAR_ABOVE_SHOULDERS * torso
+    end = _lower_end(keypoints, long)
+    reach = float(np.linalg.norm(end - top))
+    return reach / crop_height, angle, top, "long" if long else "short"
+
+
+def _unit_up(angle: float) -> np.ndarray:
+    """Unit vector pointing up the body axis leaning by angle."""
+    return np.array([math.sin(angle), -math.cos(angle)])
+
+
+def _warp(
+    crop: np.ndarray, scale: float, angle: float, anchor: np.ndarray, canvas_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resize (area when shrinking, Lanczos when enlarging) premultiplied, rotate about the top centre, place."""
+    width, height = canvas_size
+    crop_height, crop_width = crop.shape[:2]
+    # 1. Premultiply so transparent pixels' colours cannot bleed into the edge.
+    alpha = crop[..., 3:4].astype(np.float32) / 255.0
+    premultiplied = np.concatenate([crop[..., :3].astype(np.float32) * alpha, alpha * 255.0], axis=2)
+    # 2. Resize with the right filter for the direction (warpAffine has no area filter).
+    new_width = max(1, round(crop_width * scale))
+    new_height = max(1, round(crop_height * scale))
+    interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LANCZOS4
+    resized = cv2.resize(premultiplied, (new_width, new_height), interpolation=interpolation)
+    resized = resized.reshape(new_height, new_width, 4)
+    sx, sy = new_width / crop_width, new_height / crop_height
+    # 3. Rotate about the garment's top centre and move it to the anchor.
+    cos, sin = math.cos(angle), math.sin(angle)
+    pivot = np.array([new_width / 2.0, 0.0])
+    rotation = np.array([[cos, -sin], [sin, cos]])
+    offset = anchor - rotation @ pivot
+    warp = np.hstack([rotation, offset[:, None]])
+    if abs(angle) < 1e-3:
+        # No visible rotation: shift by whole pixels, keeping the resampled pixels untouched.
+        warp = np.array([[1.0, 0.0, round(offset[0])], [0.0, 1.0, round(offset[1])]])
+        interpolation = cv2.INTER_NEAREST
+    else:
+        interpolation = cv2.INTER_LINEAR
+    warped = cv2.warpAffine(
+        resized, warp, (width, height), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
+    warped = warped.reshape(height, width, 4)
+    # 4. Un-premultiply; Lanczos overshoot is clipped so colour never exceeds alpha.
+    placed_alpha = np.clip(warped[..., 3], 0.0, 255.0)
+    safe = np.maximum(placed_alpha, 1e-6)[..., None] / 255.0
+    colour = np.clip(np.clip(warped[..., :3], 0.0, None) / safe, 0.0, 255.0)
+    placed = np.empty((height, width, 4), dtype=np.uint8)
+    placed[..., :3] = np.where(placed_alpha[..., None] > 0.5, np.round(colour), 0).astype(np.uint8)
+    placed[..., 3] = np.round(placed_alpha).astype(np.uint8)
+    scaling = np.array([[sx, 0.0, 0.0], [0.0, sy, 0.0], [0.0, 0.0, 1.0]])
+    matrix = np.vstack([warp, [0.0, 0.0, 1.0]]) @ scaling
+    return placed, matrix
+
+
+def _clipped(crop: np.ndarray, matrix: np.ndarray, canvas_size: tuple[int, int]) -> bool:
+    """True when part of the opaque garment outline maps outside the canvas."""
+    width, height = canvas_size
+    opaque = (crop[..., 3] >= 128).astype(np.uint8)
+    contours, _ = cv2.findContours(opaque, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return False
+    points = np.concatenate([c.reshape(-1, 2) for c in contours]).astype(np.float64) + 0.5
+    mapped = points @ matrix[:2, :2].T + matrix[:2, 2]
+    inside = (mapped[:, 0] >= 0) & (mapped[:, 0] <= width) & (mapped[:, 1] >= 0) & (mapped[:, 1] <= height)
+    return not bool(inside.all())

@@ -1,0 +1,67 @@
+"""Turn a product cutout and a pose into a RenderJob: placement, masks and control image."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from pipelines.masks import build_masks
+from pipelines.placement import place_garment
+from pipelines.poses import Pose, render_openpose
+from pipelines.renderers.base import RenderJob
+
+
+def check_inputs(cutout_rgba: np.ndarray, canvas_size: tuple[int, int]) -> None:
+    """Raise a ValueError that names what is off."""
+    if cutout_rgba.ndim != 3 or cutout_rgba.shape[2] != 4 or cutout_rgba.dtype != np.uint8:
+        raise ValueError(f"cutout must be uint8 RGBA (H, W, 4); got {cutout_rgba.dtype} {cutout_rgba.shape}.")
+    width, height = canvas_size
+    if width <= 0 or height <= 0:
+        raise ValueError(f"canvas size must be positive (width, height); got {canvas_size}.")
+
+
+def build_render_job(
+    *,
+    job_id: str,
+    sku: str,
+    pose: Pose,
+    variant: int,
+    seed: int,
+    cutout_rgba: np.ndarray,
+    garment_class: str,
+    canvas_size: tuple[int, int],
+    erode_px: int,
+    feather_px: int,
+    prompt: str = "",
+    negative_prompt: str = "",
+    attributes: Mapping[str, str] | None = None,
+) -> tuple[RenderJob, tuple[str, ...]]:
+    """Place the garment on the pose canvas and build every mask the renderer needs; returns (job, flags)."""
+    check_inputs(cutout_rgba, canvas_size)
+    width, height = canvas_size
+    # 1. Pose keypoints in canvas pixels and their OpenPose-style control image.
+    keypoints = pose.keypoints_px(width, height)
+    control_image = render_openpose(keypoints, width, height)
+    # 2. Place the cutout by garment class (shoulders to hips, waist to ankles, shoulders to knees).
+    placement = place_garment(cutout_rgba, garment_class, keypoints, canvas_size)
+    # 3. Garment mask, eroded core kept exactly, feather band, inpaint mask (the complement).
+    masks = build_masks(placement.placed_rgba[..., 3], erode_px=erode_px, feather_px=feather_px)
+    job = RenderJob(
+        job_id=job_id,
+        sku=sku,
+        pose=pose.name,
+        variant=variant,
+        seed=seed,
+        placed_rgba=placement.placed_rgba,
+        garment_mask=masks.garment_mask,
+        inpaint_mask=masks.inpaint_mask,
+        keep_mask=masks.keep_mask,
+        control_image=control_image,
+        keypoints=keypoints,
+        garment_class=garment_class,
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        attributes=dict(attributes or {}),
+    )
+    return job, tuple(placement.flags)

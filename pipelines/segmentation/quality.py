@@ -1,0 +1,135 @@
+"""Quality flags for a garment mask, shared by every backend: a bad cutout is flagged, never passed silently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+FLAG_NAMES = (
+    "touches_border",
+    "multiple_components",
+    "mask_too_small",
+    "mask_too_large",
+    "low_contrast",
+    "background_not_uniform",
+)
+_WORK_SIDE = 256  # flags are judged on a small copy: they describe the photo, not its pixels
+
+
+@dataclass(frozen=True)
+class QualityLimits:
+    """Where each flag trips; the defaults suit packshots (garment centred, 20-70% of the frame)."""
+
+    border_touch_fraction: float = 0.01  # of the frame's perimeter covered by the garment
+    large_component_ratio: float = 0.15  # a second component this large (vs the largest) is "several"
+    min_area_fraction: float = 0.03
+    max_area_fraction: float = 0.85
+    min_contrast: float = 6.0  # CIELAB delta-E between the garment rim and the background next to it
+    max_background_residual: float = 6.0  # CIELAB delta-E spread of the background around a smooth fit
+
+
+def check_inputs(image: np.ndarray, mask: np.ndarray) -> None:
+    """Raise a ValueError that says which array is off."""
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 RGB (H, W, 3) or RGBA; got {image.dtype} {image.shape}.")
+    if mask.ndim != 2 or mask.dtype != np.uint8 or mask.shape != image.shape[:2]:
+        raise ValueError(
+            f"mask must be uint8 (H, W) 0/255 matching the image {image.shape[:2]}; got {mask.dtype} {mask.shape}."
+        )
+
+
+def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the nonzero pixels, exclusive end; (0, 0, 0, 0) for an empty mask."""
+    if not mask.any():
+        return (0, 0, 0, 0)
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray((mask > 0).astype(np.uint8)))
+    return (int(x), int(y), int(x + w), int(y + h))
+
+
+def smooth_surface_fit(
+    values: np.ndarray, ys: np.ndarray, xs: np.ndarray, shape: tuple[int, int], rounds: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    """Robust quadratic surface per channel through samples; returns (surface (H, W, C), inlier residuals)."""
+    h, w = shape
+    u, v = xs / max(w - 1, 1) * 2.0 - 1.0, ys / max(h - 1, 1) * 2.0 - 1.0
+    design = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1).astype(np.float64)
+    keep = np.ones(len(values), dtype=bool)
+    coeffs = np.zeros((6, values.shape[1]))
+    # Reweighting drops garment pixels that reach the frame and other outliers.
+    for _ in range(max(1, rounds)):
+        if keep.sum() < 12:
+            keep[:] = True
+        coeffs, *_ = np.linalg.lstsq(design[keep], values[keep], rcond=None)
+        residual = np.linalg.norm(values - design @ coeffs, axis=1)
+        spread = 1.4826 * np.median(np.abs(residual[keep])) + 0.5
+        keep = residual < 3.0 * spread
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    gu, gv = gx / max(w - 1, 1) * 2.0 - 1.0, gy / max(h - 1, 1) * 2.0 - 1.0
+    basis = np.stack([np.ones_like(gu), gu, gv, gu * gu, gu * gv, gv * gv], axis=-1)
+    surface = (basis.reshape(-1, 6) @ coeffs.astype(np.float32)).reshape(h, w, -1)
+    return surface.astype(np.float32), (values - design @ coeffs)[keep]
+
+
+def to_lab(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB to float32 CIELAB (L 0..100)."""
+    return cv2.cvtColor(rgb[..., :3].astype(np.float32) * (1.0 / 255.0), cv2.COLOR_RGB2Lab)
+
+
+def assess_quality(
+    image: np.ndarray, mask: np.ndarray, limits: QualityLimits | None = None
+) -> tuple[tuple[str, ...], dict[str, float]]:
+    """Flags (names from FLAG_NAMES) and the numbers behind them, for any backend's mask."""
+    check_inputs(image, mask)
+    limits = limits or QualityLimits()
+    details: dict[str, float] = {}
+    flags: list[str] = []
+    h, w = mask.shape
+    garment = mask >= 128
+    # 1. Area and framing, measured on the full mask (cheap and exact).
+    area = float(garment.mean())
+    details["area_fraction"] = area
+    edge = np.concatenate([garment[0], garment[-1], garment[:, 0], garment[:, -1]])
+    details["border_touch_fraction"] = float(edge.mean())
+    if details["border_touch_fraction"] > limits.border_touch_fraction:
+        flags.append("touches_border")
+    if area < limits.min_area_fraction:
+        flags.append("mask_too_small")
+    if area > limits.max_area_fraction:
+        flags.append("mask_too_large")
+    # 2. The rest on a small copy.
+    scale = min(1.0, _WORK_SIDE / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small_rgb = cv2.resize(image[..., :3], size, interpolation=cv2.INTER_AREA)
+    small = cv2.resize(garment.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(small, connectivity=8)
+    areas = np.sort(stats[1:, cv2.CC_STAT_AREA])[::-1] if count > 1 else np.zeros(0)
+    large = int((areas >= limits.large_component_ratio * areas[0]).sum()) if len(areas) else 0
+    details["large_components"] = float(large)
+    if large > 1:
+        flags.append("multiple_components")
+    # 3. Contrast: garment rim against the background just outside it.
+    lab = to_lab(small_rgb)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    inner = (small > 0) & ~cv2.erode(small, kernel).astype(bool)
+    outer = cv2.dilate(small, kernel).astype(bool) & (small == 0)
+    if inner.any() and outer.any():
+        details["contrast"] = float(np.linalg.norm(np.median(lab[inner], 0) - np.median(lab[outer], 0)))
+        if details["contrast"] < limits.min_contrast:
+            flags.append("low_contrast")
+    # 4. Background uniformity: spread around a smooth (gradient / vignette tolerant) fit.
+    far = ~cv2.dilate(small, kernel, iterations=2).astype(bool)
+    ys, xs = np.nonzero(far)
+    if len(ys) >= 50:
+        step = max(1, len(ys) // 4000)
+        _, residual = smooth_surface_fit(lab[ys[::step], xs[::step]], ys[::step], xs[::step], lab.shape[:2])
+        details["background_residual"] = float(np.percentile(np.linalg.norm(residual, axis=1), 90))
+        outliers = len(ys[::step]) - len(residual)
+        details["background_outlier_fraction"] = float(outliers / max(1, len(ys[::step])))
+        if (
+            details["background_residual"] > limits.max_background_residual
+            or details["background_outlier_fraction"] > 0.15
+        ):
+            flags.append("background_not_uniform")
+    return tuple(flags), details
