@@ -98,8 +98,8 @@ def _lookup_phrase(words: list[str]) -> str | None:
     return None
 
 
-def _match_alternative(text: str) -> str | None:
-    """Match one alternative such as 'Slim Fit Jeans': longest trailing phrase first, then other words."""
+def _match_alternative(text: str, loose: bool) -> str | None:
+    """Match one alternative such as 'Slim Fit Jeans': longest trailing phrase first, then (loose) other words."""
     words = _NON_WORD.sub(" ", text.lower()).split()
     if not words:
         return None
@@ -109,7 +109,7 @@ def _match_alternative(text: str) -> str | None:
         if canonical is not None:
             return canonical
     # 2. A known non-garment head noun ends the search ("Dress Shoes" is shoes).
-    if words[-1] in _NOT_GARMENTS:
+    if not loose or words[-1] in _NOT_GARMENTS:
         return None
     # 3. Otherwise any garment word, right to left ("Trousers Black").
     for index in range(len(words) - 2, -1, -1):
@@ -119,11 +119,11 @@ def _match_alternative(text: str) -> str | None:
     return None
 
 
-def _match_segment(segment: str) -> tuple[str | None, bool]:
+def _match_segment(segment: str, loose: bool) -> tuple[str | None, bool]:
     """Match one taxonomy level; also say whether it names a non-garment (which stops the search)."""
     alternatives = [part for part in _ALTERNATIVE_SEPARATORS.split(segment) if part.strip()]
     for alternative in alternatives:
-        canonical = _match_alternative(alternative)
+        canonical = _match_alternative(alternative, loose)
         if canonical is not None:
             return canonical, False
     names_non_garment = any(
@@ -133,15 +133,18 @@ def _match_segment(segment: str) -> tuple[str | None, bool]:
     return None, names_non_garment
 
 
-def match_category(text: str) -> CategoryMatch | None:
-    """Recognise a category word, phrase, taxonomy path ('... > Clothing > Dresses') or Google id; else None."""
+def match_category(text: str, loose: bool = True) -> CategoryMatch | None:
+    """Recognise a category word, phrase, taxonomy path ('... > Clothing > Dresses') or Google id; else None.
+
+    `loose=False` accepts only phrases whose last word is a garment ('Summer Dress', not 'Top Seller').
+    """
     id_match = _ID_PREFIX.match(text)
     if id_match is not None and id_match.group(1) in GOOGLE_PRODUCT_CATEGORY_IDS:
         word = GOOGLE_PRODUCT_CATEGORY_IDS[id_match.group(1)]
         return CategoryMatch(word, _CLASS_OF_WORD[word])
     # The last (most specific) taxonomy level first; stop at a level that names a non-garment.
     for segment in reversed(_SEGMENT_SEPARATORS.split(text.strip())):
-        canonical, names_non_garment = _match_segment(segment)
+        canonical, names_non_garment = _match_segment(segment, loose)
         if canonical is not None:
             return CategoryMatch(canonical, _CLASS_OF_WORD[canonical])
         if names_non_garment:

@@ -29,7 +29,10 @@ _BOMS = (  # longest first: the UTF-32 LE BOM starts with the UTF-16 LE one
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 _BINARY_SIGNATURES = (
-    (b"PK\x03\x04", "an Excel workbook (.xlsx) or another zip archive; in Excel use File > Save As > CSV UTF-8"),
+    (
+        b"PK\x03\x04",
+        "an Excel workbook (.xlsx) or another zip archive; in Excel use File > Save As > CSV UTF-8",
+    ),
     (b"\xd0\xcf\x11\xe0", "an old Excel workbook (.xls); in Excel use File > Save As > CSV UTF-8"),
     (b"%PDF", "a PDF document"),
     (b"\x89PNG", "a PNG image"),
@@ -58,7 +61,8 @@ class CsvTable:
     header_row: int
     delimiter: str
     encoding: str
-    rejects: list[Reject] = field(default_factory=list)  # rows that could not be split into the header's columns
+    # Rows that could not be split into the header's columns.
+    rejects: list[Reject] = field(default_factory=list)
     rows_read: int = 0  # data rows seen, rejected ones included, blank ones not
 
 
@@ -126,7 +130,8 @@ def decode_csv_bytes(data: bytes) -> DecodedText:
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError:
-        encoding, text = "latin_1", data.decode("latin_1")  # the guess saw only the start; Latin-1 never fails
+        # The guess saw only the start of the file; Latin-1 never fails.
+        encoding, text = "latin_1", data.decode("latin_1")
     text = text.removeprefix("\ufeff")
     sample = text[:65536]
     if len(_CONTROL_CHARACTERS.findall(sample)) > max(2, 0.01 * len(sample)):
@@ -155,7 +160,7 @@ def _stray_delimiter_reason(fields: list[str], n_columns: int, delimiter: str) -
     name = DELIMITER_NAMES[delimiter]
     reason = (
         f"This row has {len(fields)} fields but the header has {n_columns} columns: a stray delimiter? "
-        f"Quote the field that contains a {name} (\"like{delimiter} this\") or remove the extra {name}."
+        f'Quote the field that contains a {name} ("like{delimiter} this") or remove the extra {name}.'
     )
     if any("\n" in value for value in fields):
         reason += " A field spans several lines, so a quote may also be left open."
@@ -173,7 +178,9 @@ def split_csv_text(decoded: DecodedText) -> CsvTable:
         first_line = next((line for line in text.splitlines() if line.strip()), "")
         delimiter = detect_delimiter(first_line)
     if delimiter not in DELIMITERS:
-        raise CatalogError(f"The 'sep={delimiter}' line names a delimiter onmodel does not read; use , ; or tab.")
+        raise CatalogError(
+            f"The 'sep={delimiter}' line names a delimiter onmodel does not read; use , ; or tab."
+        )
 
     # 2. One pass over records; a quoted multi-line field is one spreadsheet row, a blank line is a row too.
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
@@ -203,7 +210,9 @@ def split_csv_text(decoded: DecodedText) -> CsvTable:
             row_numbers.append(row_number)
     except csv.Error as error:
         hint = " A quote may be left open." if "field larger" in str(error) else ""
-        raise CatalogError(f"Row {row_number + 1}: the CSV cannot be split into fields ({error}).{hint}") from error
+        raise CatalogError(
+            f"Row {row_number + 1}: the CSV cannot be split into fields ({error}).{hint}"
+        ) from error
 
     # 3. File-level checks, then the header names.
     if header is None:

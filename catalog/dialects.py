@@ -131,7 +131,9 @@ def _shopify_product(handle: str, rows: list[dict[str, str]], table: CsvTable) -
     )
     image_urls = list(dict.fromkeys(url for _, _, url in images if url))
     variant_images = [row["variant_image"] for row in rows if row["variant_image"]]
-    extra_images = tuple(dict.fromkeys(url for url in [*image_urls[1:], *variant_images] if url != _first(image_urls)))
+    extra_images = tuple(
+        dict.fromkeys(url for url in [*image_urls[1:], *variant_images] if url != _first(image_urls))
+    )
     color = ""
     for option in ("option1", "option2", "option3"):
         if _first(row[f"{option}_name"] for row in rows).lower() in _COLOR_OPTION_NAMES:
@@ -172,7 +174,9 @@ def _shopify_products(table: CsvTable) -> tuple[list[RawProduct], list[Reject]]:
     for row, *values in _cell_rows(table, _SHOPIFY_COLUMNS):
         cells = dict(zip(_SHOPIFY_COLUMNS, values, strict=True))
         if not cells["handle"]:
-            reason = "This row has no Handle, so it cannot be joined to a product. Fill in the product's Handle."
+            reason = (
+                "This row has no Handle, so it cannot be joined to a product. Fill in the product's Handle."
+            )
             rejects.append(Reject(row=row, sku=cells["variant_sku"], column=handle_column, reason=reason))
             continue
         cells["__row__"] = row
@@ -186,7 +190,14 @@ _MERCHANT_COLUMNS = (
     "id", "title", "image_link", "additional_image_link", "google_product_category", "product_type", "gender",
     "color", "item_group_id",
 )  # fmt: skip
-_LINK_SEPARATOR = re.compile(r"\s*,\s*(?=(?:https?:)?//|[^,\s]*\.(?:jpe?g|png|webp|gif)\b)", re.IGNORECASE)
+_LINK_START = re.compile(r"\s*,\s*(?=https?://)", re.IGNORECASE)
+
+
+def split_image_links(text: str) -> tuple[str, ...]:
+    """Split a comma-separated list of links; a comma inside a URL (image CDNs use them) stays in the URL."""
+    if "://" in text:
+        return tuple(link.strip() for link in _LINK_START.split(text) if link.strip())
+    return tuple(link.strip() for link in text.split(",") if link.strip())
 
 
 def _merchant_products(table: CsvTable) -> tuple[list[RawProduct], list[Reject]]:
@@ -194,9 +205,15 @@ def _merchant_products(table: CsvTable) -> tuple[list[RawProduct], list[Reject]]
     by_category_column = {
         column: _column_names(
             table,
-            {"sku": "id", "image": "image_link", "category": column, "title": "title", "color": "color",
-             "gender": "gender"},
-        )  # fmt: skip
+            {
+                "sku": "id",
+                "image": "image_link",
+                "category": column,
+                "title": "title",
+                "color": "color",
+                "gender": "gender",
+            },
+        )
         for column in ("google_product_category", "product_type")
     }
     products = []
@@ -207,7 +224,6 @@ def _merchant_products(table: CsvTable) -> tuple[list[RawProduct], list[Reject]]
             category, category_column = google_category, "google_product_category"
         else:
             category, category_column = product_type, "product_type"
-        extra = cells["additional_image_link"]
         products.append(
             RawProduct(
                 row=row,
@@ -219,7 +235,7 @@ def _merchant_products(table: CsvTable) -> tuple[list[RawProduct], list[Reject]]
                 title=cells["title"],
                 color=cells["color"],
                 gender=cells["gender"],
-                extra_images=tuple(link for link in _LINK_SEPARATOR.split(extra) if link) if extra else (),
+                extra_images=split_image_links(cells["additional_image_link"]),
             )
         )
     return products, []

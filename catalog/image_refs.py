@@ -82,7 +82,7 @@ def _check_url(url: str, policy: ImagePolicy) -> str:
     return url
 
 
-def _allowed_roots(csv_dir: Path, policy: ImagePolicy) -> tuple[Path, ...]:
+def allowed_roots(csv_dir: Path, policy: ImagePolicy) -> tuple[Path, ...]:
     """The CSV folder plus the policy's roots, symlinks resolved."""
     return (Path(csv_dir).resolve(), *(Path(root).resolve() for root in policy.allowed_roots))
 
@@ -107,14 +107,14 @@ def resolve_image_ref(
 ) -> ImageRef:
     """Resolve one CSV image cell to an ImageRef, or raise ImageRefError with a merchandiser-facing reason.
 
-    `roots` lets a caller resolving many rows pass `_allowed_roots` once instead of per row.
+    `roots` lets a caller resolving many rows pass `allowed_roots` once instead of per row.
     """
     policy = policy or ImagePolicy()
     reference = raw.strip()
     if not reference:
         raise ImageRefError("No image is given.")
     if roots is None:
-        roots = _allowed_roots(csv_dir, policy)
+        roots = allowed_roots(csv_dir, policy)
     if _WINDOWS_DRIVE.match(reference):
         raise ImageRefError(
             f"'{reference}' is a Windows path, which cannot be read here. Put the image beside the CSV "
@@ -147,7 +147,9 @@ def _read_local(path: Path, policy: ImagePolicy) -> bytes:
     try:
         size = path.stat().st_size
         if size > policy.max_bytes:
-            raise ImageFetchError(f"The image file '{path}' is {size:,} bytes; the limit is {policy.max_bytes:,}.")
+            raise ImageFetchError(
+                f"The image file '{path}' is {size:,} bytes; the limit is {policy.max_bytes:,}."
+            )
         with path.open("rb") as handle:
             data = handle.read(policy.max_bytes + 1)
     except OSError as error:
@@ -175,9 +177,13 @@ def _fetch_once(client: httpx.Client, url: str, policy: ImagePolicy) -> bytes:
                 url = urljoin(url, location)
                 continue
             if response.status_code >= 500:
-                raise httpx.HTTPStatusError(f"HTTP {response.status_code}", request=response.request, response=response)
+                raise httpx.HTTPStatusError(
+                    f"HTTP {response.status_code}", request=response.request, response=response
+                )
             if response.status_code >= 400:
-                raise ImageFetchError(f"The image link {url} answered HTTP {response.status_code}; check the link.")
+                raise ImageFetchError(
+                    f"The image link {url} answered HTTP {response.status_code}; check the link."
+                )
             declared = int(response.headers.get("content-length") or 0)
             if declared > policy.max_bytes:
                 raise ImageFetchError(
@@ -188,7 +194,9 @@ def _fetch_once(client: httpx.Client, url: str, policy: ImagePolicy) -> bytes:
             for chunk in response.iter_bytes(_CHUNK_BYTES):
                 received += len(chunk)
                 if received > policy.max_bytes:
-                    raise ImageFetchError(f"The image at {url} is larger than the limit of {policy.max_bytes:,} bytes.")
+                    raise ImageFetchError(
+                        f"The image at {url} is larger than the limit of {policy.max_bytes:,} bytes."
+                    )
                 if time.monotonic() > deadline:
                     raise httpx.ReadTimeout(f"no complete answer within {policy.timeout_s} s")
                 chunks.append(chunk)

@@ -41,8 +41,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {args.csv} does not exist", file=sys.stderr)
         return 2
     summary = run_catalog(
-        args.csv, args.config, args.out, only=args.only, preset=args.preset, device=args.device,
-        force=args.force, show_progress=not args.no_progress,
+        args.csv,
+        args.config,
+        args.out,
+        only=args.only,
+        preset=args.preset,
+        device=args.device,
+        force=args.force,
+        show_progress=not args.no_progress,
     )
     _print_summary(summary)
     return summary.exit_code
@@ -81,8 +87,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"demo catalogue: {args.products} generated flat-lays in {csv_path.parent}")
     else:
         print(f"demo catalogue: {csv_path}")
-    summary = run_catalog(str(csv_path), args.config, args.out, preset=args.preset, device=args.device,
-                          show_progress=not args.no_progress)
+    summary = run_catalog(
+        str(csv_path),
+        args.config,
+        args.out,
+        preset=args.preset,
+        device=args.device,
+        show_progress=not args.no_progress,
+    )
     _print_summary(summary)
     return summary.exit_code
 
@@ -91,15 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
     """All subcommands; segment and models live in their own modules."""
     from flows import models_command, segment_command
 
-    parser = argparse.ArgumentParser(prog="onmodel", description="Product CSV to on-model images and contact sheets.")
+    parser = argparse.ArgumentParser(
+        prog="onmodel", description="Product CSV to on-model images and contact sheets."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="produce a catalogue from a product CSV")
     run.add_argument("csv", help="product CSV (onmodel columns, Shopify export or Google Merchant feed)")
-    run.add_argument("--config", default="demo", help="profile name in configs/ or a YAML path (default: demo)")
+    run.add_argument(
+        "--config", default="demo", help="profile name in configs/ or a YAML path (default: demo)"
+    )
     run.add_argument("--out", default="outputs", help="output folder (default: outputs/)")
     run.add_argument("--only", nargs="+", metavar="SKU", help="produce only these SKUs")
-    run.add_argument("--preset", help="output preset from configs/presets.yaml (master, amazon, shopify, zalando)")
+    run.add_argument(
+        "--preset", help="output preset from configs/presets.yaml (master, amazon, shopify, zalando)"
+    )
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     run.add_argument("--force", action="store_true", help="re-render jobs even if already produced")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")

@@ -38,6 +38,7 @@ from flows.tasks import (
     PreparedProduct,
     RunContext,
     failed_outcome,
+    image_policy,
     prepare_product,
     publish_sheet,
     render_batch,
@@ -107,7 +108,8 @@ def produce_catalog(
     )
 
     # 1. Read and validate the CSV: good rows go on, every problem becomes a reject row.
-    result = read_catalog(Path(csv_path), known_poses=set(poses))
+    csv_dir = str(Path(csv_path).resolve().parent)
+    result = read_catalog(Path(csv_path), image_policy(loaded, csv_dir), known_poses=set(poses))
     records = [r for r in result.records if not only or r.sku in set(only)]
     csv_rejects = [_reject_dict(r) for r in result.rejects]
     logger.info(
@@ -183,7 +185,7 @@ def produce_catalog(
                 results = future.result()
             except Exception as error:  # noqa: BLE001 - the whole batch failed after its retries
                 results = [
-                    failed_outcome(item, f"render failed after retries: {error}")
+                    failed_outcome(item, f"render failed after retries: {error}", ctx)
                     for item in batch_of[id(future)]
                 ]
             for job in results:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pipelines.presets import apply_preset, load_presets
 
 from catalog import ImagePolicy, fetch_image_bytes
 from catalog.schema import ImageRef
@@ -16,7 +17,6 @@ from flows import caches
 from flows.profile import profile_from_dict
 from flows.tasks import cut_out_garment
 from pipelines.image_io import load_image, load_image_bytes, read_png_text, write_png_atomic
-from pipelines.presets import apply_preset, load_presets
 from pipelines.render_inputs import build_render_job
 
 
@@ -58,23 +58,37 @@ def reproduce_image(image_path: Path, out_path: Path | None = None, device: str 
     meta = read_metadata(image_path)
     profile = profile_from_dict(meta["profile"]).with_overrides(preset=meta["preset"])
     # 2. The same source bytes (the hash proves it).
-    ref = ImageRef(raw=meta["source_image"], path=Path(meta["source_path"]) if meta.get("source_path") else None,
-                   url=meta.get("source_url") or None)
+    ref = ImageRef(
+        raw=meta["source_image"],
+        path=Path(meta["source_path"]) if meta.get("source_path") else None,
+        url=meta.get("source_url") or None,
+    )
     roots = (ref.path.parent,) if ref.path else ()
     hosts = tuple(profile.images.get("allowed_hosts") or ())
     data = fetch_image_bytes(ref, ImagePolicy(allowed_roots=roots, allowed_hosts=hosts))
     if hashlib.sha256(data).hexdigest() != meta["source_sha256"]:
-        raise ReproduceError(f"the source photo {ref.raw} changed since {image_path.name} was made (hash differs).")
+        raise ReproduceError(
+            f"the source photo {ref.raw} changed since {image_path.name} was made (hash differs)."
+        )
     image = load_image_bytes(data, int(profile.images.get("max_pixels", 40_000_000)), ref.raw)
     # 3. Cutout, placement, masks and the render with the seed that was used.
     cutout, _flags = cut_out_garment(image, profile, device)
     if cutout is None:
         raise ReproduceError("segmentation found no garment in the source photo.")
     job, _ = build_render_job(
-        job_id=meta["job_id"], sku=meta["sku"], pose=caches.pose_library()[meta["pose"]], variant=int(meta["variant"]),
-        seed=int(meta["seed"]), cutout_rgba=cutout, garment_class=meta["garment_class"], canvas_size=profile.canvas,
-        erode_px=profile.erode_px, feather_px=profile.feather_px, prompt=meta.get("prompt", ""),
-        negative_prompt=meta.get("negative_prompt", ""), attributes=meta.get("attributes", {}),
+        job_id=meta["job_id"],
+        sku=meta["sku"],
+        pose=caches.pose_library()[meta["pose"]],
+        variant=int(meta["variant"]),
+        seed=int(meta["seed"]),
+        cutout_rgba=cutout,
+        garment_class=meta["garment_class"],
+        canvas_size=profile.canvas,
+        erode_px=profile.erode_px,
+        feather_px=profile.feather_px,
+        prompt=meta.get("prompt", ""),
+        negative_prompt=meta.get("negative_prompt", ""),
+        attributes=meta.get("attributes", {}),
     )
     renderer, lock = caches.renderer(profile.renderer_name, profile.renderer_options, device)
     with lock:
@@ -82,7 +96,9 @@ def reproduce_image(image_path: Path, out_path: Path | None = None, device: str 
     final = apply_preset(rendered.image, load_presets()[profile.preset])
     # 4. Write it beside the original and compare pixels.
     target = out_path or image_path.with_name(f"{image_path.stem}.reproduced.png")
-    write_png_atomic(target, final, text={"onmodel": json.dumps({**meta, "reproduced_from": str(image_path)})})
+    write_png_atomic(
+        target, final, text={"onmodel": json.dumps({**meta, "reproduced_from": str(image_path)})}
+    )
     original = load_image(image_path)[..., :3]
     if original.shape != final.shape:
         return ReproduceReport(image_path, target, 255, False)

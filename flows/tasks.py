@@ -70,7 +70,8 @@ class BatchItem:
     product: PreparedProduct
 
 
-def _policy(profile: Profile, csv_dir: str) -> ImagePolicy:
+def image_policy(profile: Profile, csv_dir: str = "") -> ImagePolicy:
+    """The profile's image-fetch limits; the CSV's own folder is always an allowed root."""
     images = profile.images
     roots = tuple(Path(root) for root in images.get("allowed_roots") or ()) + (
         (Path(csv_dir),) if csv_dir else ()
@@ -122,7 +123,7 @@ def prepare_product_sync(record: ProductRecord, ctx: RunContext, csv_dir: str = 
     timer = time.perf_counter()
     # 1. Fetch the bytes (local file under allowed roots, or an allow-listed URL) and hash them.
     try:
-        data = fetch_image_bytes(record.image, _policy(profile, csv_dir))
+        data = fetch_image_bytes(record.image, image_policy(profile, csv_dir))
     except ImageFetchError as error:
         prepared.rejected_reason, prepared.rejected_column = str(error), "image"
         return prepared
@@ -137,8 +138,9 @@ def prepare_product_sync(record: ProductRecord, ctx: RunContext, csv_dir: str = 
     # 3. Plan jobs and drop those already produced with this image and config.
     store = caches.state_store(str(layout.state_db))
     for plan in plan_product(record, profile):
-        output = store.produced_output(plan.job_id, prepared.image_hash, ctx.fingerprint)
-        if output and not ctx.force:
+        if store.is_done(plan.job_id, prepared.image_hash, ctx.fingerprint) and not ctx.force:
+            state = store.get(plan.job_id)
+            output = str(state.outputs[0]) if state else ""
             prepared.skipped.append(
                 JobOutcome(
                     plan.job_id,
@@ -167,7 +169,9 @@ def prepare_product_sync(record: ProductRecord, ctx: RunContext, csv_dir: str = 
     prepared.flags.extend(flags)
     prepared.seconds["segment"] = time.perf_counter() - timer
     if cutout is None:
-        prepared.rejected_reason = "no garment found in the photo (the cutout is empty): is it a plain-background packshot?"
+        prepared.rejected_reason = (
+            "no garment found in the photo (the cutout is empty): is it a plain-background packshot?"
+        )
         prepared.rejected_column = "image"
         return prepared
     # 5. Save the cutout (cropped to the garment) and a source thumbnail for the contact sheet.
@@ -290,7 +294,7 @@ def write_output(
         sku=item.plan.sku,
         image_hash=item.product.image_hash,
         fingerprint=ctx.fingerprint,
-        outputs=[str(path), str(sidecar)],
+        outputs=[path, sidecar],
     )
     return JobOutcome(
         item.plan.job_id,
@@ -323,7 +327,7 @@ def render_batch_sync(items: list[BatchItem], ctx: RunContext) -> list[JobOutcom
         except Exception as error:  # noqa: BLE001 - isolate: one bad product must not stop the batch
             if is_transient(error):
                 raise
-            outcomes[item.plan.job_id] = failed_outcome(item, f"placement failed: {error}")
+            outcomes[item.plan.job_id] = failed_outcome(item, f"placement failed: {error}", ctx)
         else:
             built.append((item, job, flags))
     # 2. Render on the resident renderer (one batch at a time per device); on a non-transient error,
@@ -331,7 +335,7 @@ def render_batch_sync(items: list[BatchItem], ctx: RunContext) -> list[JobOutcom
     if built:
         renderer, lock = caches.renderer(ctx.profile.renderer_name, ctx.profile.renderer_options, ctx.device)
         renderer_info = renderer.describe()
-        rendered = _render_isolating_failures(renderer, lock, built, outcomes)
+        rendered = _render_isolating_failures(renderer, lock, built, outcomes, ctx)
         # 3. Preset, metadata, atomic writes and the state record.
         for item, _job, flags in built:
             if item.plan.job_id in outcomes:
@@ -343,7 +347,7 @@ def render_batch_sync(items: list[BatchItem], ctx: RunContext) -> list[JobOutcom
             except Exception as error:  # noqa: BLE001
                 if is_transient(error):
                     raise
-                outcomes[item.plan.job_id] = failed_outcome(item, f"writing the image failed: {error}")
+                outcomes[item.plan.job_id] = failed_outcome(item, f"writing the image failed: {error}", ctx)
     return [outcomes[item.plan.job_id] for item in items]
 
 
@@ -352,6 +356,7 @@ def _render_isolating_failures(
     lock: Any,
     built: list[tuple[BatchItem, RenderJob, tuple[str, ...]]],
     outcomes: dict[str, JobOutcome],
+    ctx: RunContext,
 ) -> dict[str, RenderedImage]:
     jobs = [job for _item, job, _flags in built]
     try:
@@ -361,7 +366,7 @@ def _render_isolating_failures(
         if is_transient(error):
             raise
         if len(jobs) == 1:
-            outcomes[built[0][0].plan.job_id] = failed_outcome(built[0][0], f"render failed: {error}")
+            outcomes[built[0][0].plan.job_id] = failed_outcome(built[0][0], f"render failed: {error}", ctx)
             return {}
     rendered: dict[str, RenderedImage] = {}
     for item, job, _flags in built:
@@ -371,11 +376,16 @@ def _render_isolating_failures(
         except Exception as error:  # noqa: BLE001
             if is_transient(error):
                 raise
-            outcomes[item.plan.job_id] = failed_outcome(item, f"render failed: {error}")
+            outcomes[item.plan.job_id] = failed_outcome(item, f"render failed: {error}", ctx)
     return rendered
 
 
-def failed_outcome(item: BatchItem, reason: str) -> JobOutcome:
+def failed_outcome(item: BatchItem, reason: str, ctx: RunContext | None = None) -> JobOutcome:
+    """A failed job, recorded in the state store so the next run tries it again."""
+    if ctx is not None:
+        caches.state_store(str(ctx.layout.state_db)).record_failed(
+            item.plan.job_id, item.plan.sku, item.product.image_hash, ctx.fingerprint, reason
+        )
     return JobOutcome(
         item.plan.job_id,
         item.plan.sku,

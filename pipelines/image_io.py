@@ -285,14 +285,20 @@ def encode_png(rgb_or_rgba: np.ndarray, text: dict[str, str] | None = None, comp
     return buffer.getvalue()
 
 
-def encode_jpeg(rgb: np.ndarray, quality: int = 92, text: dict[str, str] | None = None) -> bytes:
-    """JPEG bytes, 4:4:4 chroma (logo and print edges stay sharp), text as JSON in the COM comment."""
+def encode_jpeg(
+    rgb: np.ndarray, quality: int = 92, text: dict[str, str] | None = None, comment: str | None = None
+) -> bytes:
+    """JPEG bytes, 4:4:4 chroma (logo and print edges stay sharp); text (as JSON) or comment in the COM segment."""
     _check_pixels_to_write(rgb, (3,))
     if not 1 <= quality <= 100:
         raise ValueError(f"JPEG quality must be 1..100 (90-95 for catalogue images); got {quality}.")
-    options: dict[str, object] = {"quality": int(quality), "subsampling": 0, "optimize": False}
+    if text and comment:
+        raise ValueError("pass either text (a dict, stored as JSON) or comment (a string), not both.")
+    options: dict[str, object] = {"quality": int(quality), "subsampling": 0}
     if text:
-        options["comment"] = (JPEG_COMMENT_PREFIX + json.dumps(text, ensure_ascii=False, sort_keys=True)).encode()
+        comment = JPEG_COMMENT_PREFIX + json.dumps(text, ensure_ascii=False, sort_keys=True)
+    if comment:
+        options["comment"] = comment.encode("utf-8")
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", **options)
     return buffer.getvalue()
@@ -321,9 +327,15 @@ def write_png_atomic(
     write_bytes_atomic(path, encode_png(rgb_or_rgba, text=text, compress_level=compress_level))
 
 
-def write_jpeg_atomic(path: Path, rgb: np.ndarray, quality: int = 92, text: dict[str, str] | None = None) -> None:
-    """Write a JPEG (text as JSON in the comment segment) atomically."""
-    write_bytes_atomic(path, encode_jpeg(rgb, quality=quality, text=text))
+def write_jpeg_atomic(
+    path: Path,
+    rgb: np.ndarray,
+    quality: int = 92,
+    text: dict[str, str] | None = None,
+    comment: str | None = None,
+) -> None:
+    """Write a JPEG atomically; text (as JSON) or a plain comment goes into the comment segment."""
+    write_bytes_atomic(path, encode_jpeg(rgb, quality=quality, text=text, comment=comment))
 
 
 def read_png_text(path: Path) -> dict[str, str]:
@@ -334,12 +346,20 @@ def read_png_text(path: Path) -> dict[str, str]:
         return {str(key): str(value) for key, value in getattr(image, "text", {}).items()}
 
 
-def read_jpeg_text(path: Path) -> dict[str, str]:
-    """The dict write_jpeg_atomic stored in the JPEG comment; {} when there is none."""
+def read_jpeg_comment(path: Path) -> str:
+    """The JPEG comment (COM segment) as text; "" when there is none."""
     with Image.open(path) as image:
+        if image.format != "JPEG":
+            raise ValueError(f"{path}: is {image.format}, not JPEG; read_jpeg_comment reads JPEG comments only.")
         comment = image.info.get("comment", b"")
-    if isinstance(comment, bytes):
-        comment = comment.decode("utf-8", errors="replace")
-    if not comment.startswith(JPEG_COMMENT_PREFIX):
+    return comment.decode("utf-8", errors="replace") if isinstance(comment, bytes) else str(comment)
+
+
+def read_jpeg_text(path: Path) -> dict[str, str]:
+    """The dict write_jpeg_atomic(text=...) stored; a plain comment comes back as {"comment": ...}."""
+    comment = read_jpeg_comment(path)
+    if not comment:
         return {}
+    if not comment.startswith(JPEG_COMMENT_PREFIX):
+        return {"comment": comment}
     return {str(k): str(v) for k, v in json.loads(comment[len(JPEG_COMMENT_PREFIX) :]).items()}

@@ -1,0 +1,190 @@
+"""The classical packshot cutter: border background model, colour + edge evidence, GrabCut refinement.
+
+No weights. Tuned for studio packshots and flat-lays: one garment (or a few parts) on a plain, possibly
+graded or vignetted background, with soft shadows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pipelines.segmentation.base import Segmentation
+from pipelines.segmentation.matting import refine_alpha
+from pipelines.segmentation.quality import QualityLimits, assess_quality, mask_bbox, smooth_surface_fit, to_lab
+
+
+@dataclass(frozen=True)
+class ClassicalOptions:
+    """Knobs of the classical cutter; the defaults are what the benchmark measured."""
+
+    work_side: int = 512  # long side of the evidence image
+    grabcut_side: int = 320  # long side for the GrabCut refinement (0 = off)
+    grabcut_iterations: int = 2
+    border_fraction: float = 0.03  # width of the frame band the background model is learned from
+    colour_sigmas: float = 5.0  # colour evidence threshold, in background noise units
+    colour_floor: float = 2.5  # ... and never below this CIELAB delta-E
+    edge_sigmas: float = 3.0  # edge evidence threshold, in units of the frame's median edge response
+    edge_floor: float = 0.3
+    shadow_allowance: float = 0.10  # darkening (fraction of background L*) forgiven as a possible shadow
+    min_component_fraction: float = 0.002  # garment parts smaller than this share of the image are dropped
+    edge_softness_px: float = 0.8  # soft alpha edge width at full resolution
+    alpha_matting: bool = False  # guided-filter matting for fur / knit edges (slower)
+
+
+def check_inputs(image: np.ndarray, options: ClassicalOptions) -> None:
+    """Raise a ValueError that says what to pass instead."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(
+            f"image must be an RGB array (H, W, 3); got {getattr(image, 'shape', type(image))}. "
+            "Drop an alpha channel first, or use the 'alpha' backend for cut-out PNGs."
+        )
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 0..255; got {image.dtype}.")
+    if min(image.shape[:2]) < 16:
+        raise ValueError(f"image is {image.shape[1]}x{image.shape[0]} px; a garment photo needs at least 16 px.")
+    if options.work_side < 64:
+        raise ValueError(f"work_side must be >= 64 px; got {options.work_side}.")
+
+
+def _resize_long(image: np.ndarray, side: int) -> np.ndarray:
+    """Shrink so the long side is at most `side` (area averaging also lowers noise)."""
+    h, w = image.shape[:2]
+    scale = side / max(h, w)
+    if scale >= 1.0:
+        return image
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def _border_band(shape: tuple[int, int], fraction: float) -> np.ndarray:
+    """Boolean mask of the frame band."""
+    h, w = shape
+    band = max(2, round(fraction * min(h, w)))
+    frame = np.zeros(shape, dtype=bool)
+    frame[:band], frame[-band:], frame[:, :band], frame[:, -band:] = True, True, True, True
+    return frame
+
+
+def _high_pass(lab: np.ndarray) -> np.ndarray:
+    """Sharp-edge strength: distance of each pixel from its blurred surroundings (blind to soft shading)."""
+    detail = lab - cv2.GaussianBlur(lab, (0, 0), 1.5)
+    return np.sqrt((detail * detail).sum(axis=2))
+
+
+def _colour_evidence(lab: np.ndarray, background: np.ndarray, allowance: float) -> np.ndarray:
+    """CIELAB distance from the background model, forgiving mild darkening (soft shadows, vignetting)."""
+    diff = lab - background
+    darker = np.maximum(-diff[..., 0] - allowance * background[..., 0], 0.0)
+    lighter = np.maximum(diff[..., 0], 0.0)
+    return np.sqrt(diff[..., 1] ** 2 + diff[..., 2] ** 2 + darker**2 + lighter**2)
+
+
+def _keep_components(fg: np.ndarray, min_pixels: int) -> np.ndarray:
+    """Drop foreground components smaller than min_pixels (dust, noise), keep every real garment part."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return fg
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_pixels
+    keep[0] = False
+    if not keep[1:].any():  # never return nothing when something was found: keep the largest
+        keep[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))] = True
+    return keep[labels]
+
+
+def _grabcut(rgb: np.ndarray, fg: np.ndarray, sure_fg: np.ndarray, iterations: int) -> np.ndarray:
+    """GrabCut in a band around the current boundary; thin parts and strong evidence stay foreground."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    fg8 = fg.astype(np.uint8)
+    inside = cv2.erode(fg8, kernel).astype(bool)
+    outside = ~cv2.dilate(fg8, kernel).astype(bool)
+    labels = np.where(fg, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    labels[inside | (sure_fg & fg)] = cv2.GC_FGD
+    labels[outside] = cv2.GC_BGD
+    if not (labels == cv2.GC_FGD).any() or not (labels == cv2.GC_BGD).any():
+        return fg
+    bgd_model = np.zeros((1, 65), np.float64)
+    fgd_model = np.zeros((1, 65), np.float64)
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    cv2.grabCut(bgr, labels, None, bgd_model, fgd_model, iterations, cv2.GC_INIT_WITH_MASK)
+    return (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+
+
+def segment_classical(
+    image: np.ndarray, options: ClassicalOptions | None = None, limits: QualityLimits | None = None
+) -> Segmentation:
+    """Cut the garment out of a packshot; the cutout keeps the source RGB untouched, only alpha is added."""
+    options = options or ClassicalOptions()
+    check_inputs(image, options)
+    h, w = image.shape[:2]
+    # 1. Evidence image: shrunk (speed, less noise), in CIELAB (distances match what people see).
+    small = _resize_long(image, options.work_side)
+    sh, sw = small.shape[:2]
+    lab = to_lab(small)
+    frame = _border_band((sh, sw), options.border_fraction)
+    # 2. Background model from the frame: a smooth surface (gradients, vignetting) and its noise level.
+    ys, xs = np.nonzero(frame)
+    background, residual = smooth_surface_fit(lab[ys, xs], ys, xs, (sh, sw))
+    noise = float(np.median(np.linalg.norm(residual, axis=1))) if len(residual) else 1.0
+    # 3. Colour evidence (far from the background colour) and edge evidence (a sharp step), in noise units.
+    colour = _colour_evidence(lab, background, options.shadow_allowance)
+    colour /= max(options.colour_sigmas * noise, options.colour_floor)
+    edges = cv2.GaussianBlur(_high_pass(lab), (0, 0), 1.0)  # averages noise away, keeps edge ridges
+    edge_noise = float(np.median(edges[frame]))
+    edges /= max(options.edge_sigmas * edge_noise, options.edge_floor)
+    evidence = np.maximum(colour, edges)
+    # 4. Background = what the frame reaches without crossing evidence; the rest (holes filled) is garment.
+    # A one-pixel-thicker barrier closes pinholes in faint edges; the ring it took is given back after.
+    barrier = cv2.dilate((evidence >= 1.0).astype(np.uint8), np.ones((3, 3), np.uint8))
+    count, labels = cv2.connectedComponents(1 - barrier, connectivity=4)
+    reached = np.unique(labels[frame & (barrier == 0)])
+    background_region = np.isin(labels, reached[reached > 0]).astype(np.uint8)
+    background_region = cv2.dilate(background_region, np.ones((3, 3), np.uint8)).astype(bool) & (evidence < 1.0)
+    fg = ~background_region
+    # 5. Morphology: open away one-pixel specks only (straps survive), drop dust below the size floor.
+    fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool) | (
+        colour >= 2.0
+    ) & fg
+    fg = _keep_components(fg, max(4, int(options.min_component_fraction * sh * sw)))
+    # 6. GrabCut refinement at reduced resolution, in a band around the boundary.
+    if options.grabcut_side > 0 and fg.any() and not fg.all():
+        gc_rgb = _resize_long(small, options.grabcut_side)
+        gh, gw = gc_rgb.shape[:2]
+        gc_fg = cv2.resize(fg.astype(np.uint8), (gw, gh), interpolation=cv2.INTER_NEAREST).astype(bool)
+        gc_sure = cv2.resize((colour >= 2.0).astype(np.uint8), (gw, gh), interpolation=cv2.INTER_NEAREST)
+        refined = _grabcut(gc_rgb, gc_fg, gc_sure.astype(bool), options.grabcut_iterations)
+        # Only accept changes near the old boundary at the evidence resolution.
+        refined_small = cv2.resize(refined.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_LINEAR) > 0
+        band = cv2.dilate(fg.astype(np.uint8), np.ones((5, 5), np.uint8)) > cv2.erode(
+            fg.astype(np.uint8), np.ones((5, 5), np.uint8)
+        )
+        fg = np.where(band, refined_small | (colour >= 2.0) & fg, fg)
+    # 7. Full resolution: a smooth upsampled boundary and a soft alpha edge.
+    soft = cv2.resize(fg.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    if options.edge_softness_px > 0:
+        soft = cv2.GaussianBlur(soft, (0, 0), options.edge_softness_px)
+    alpha = np.clip(soft * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if options.alpha_matting:
+        alpha = refine_alpha(image, alpha)
+    mask = np.where(alpha >= 128, 255, 0).astype(np.uint8)
+    # 8. Quality flags, shared with every backend.
+    flags, details = assess_quality(image, mask, limits)
+    details = {**details, "background_noise": noise, "edge_noise": edge_noise}
+    cutout = np.dstack([image, alpha])
+    return Segmentation(cutout=cutout, mask=mask, flags=flags, bbox=mask_bbox(mask), details=details)
+
+
+class ClassicalSegmenter:
+    """Callable classical backend (no weights to load)."""
+
+    name = "classical"
+
+    def __init__(self, device: str = "cpu", limits: QualityLimits | None = None, **options: object) -> None:
+        self.device = device  # CPU only; accepted so every backend is built the same way
+        self.options = ClassicalOptions(**options)  # type: ignore[arg-type]
+        self.limits = limits
+
+    def __call__(self, image: np.ndarray) -> Segmentation:
+        """Cut one RGB uint8 image."""
+        return segment_classical(image, self.options, self.limits)

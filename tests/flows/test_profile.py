@@ -1,0 +1,53 @@
+"""Run profiles: loading, checks with teaching errors, fingerprints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flows.profile import CONFIG_DIR, ProfileError, load_profile
+
+
+def test_demo_profile_loads() -> None:
+    profile = load_profile("demo")
+    assert profile.renderer_name == "draft"
+    assert profile.canvas == (512, 768)
+
+
+@pytest.mark.parametrize("path", sorted(p for p in CONFIG_DIR.glob("*.yaml") if p.stem != "presets"))
+def test_every_shipped_profile_is_valid(path: Path) -> None:
+    assert load_profile(path).name
+
+
+def test_fingerprint_changes_with_image_settings_only() -> None:
+    profile = load_profile("demo")
+    base = profile.fingerprint("poses")
+    assert profile.with_overrides(preset="amazon").fingerprint("poses") != base
+    assert profile.with_overrides(seed=99).fingerprint("poses") != base
+    assert profile.fingerprint("other-poses") != base
+    assert profile.with_overrides(run={"max_workers": 7}).fingerprint("poses") == base
+
+
+def test_missing_key_names_the_key(tmp_path: Path) -> None:
+    data = yaml.safe_load((CONFIG_DIR / "demo.yaml").read_text())
+    del data["masks"]
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ProfileError, match="missing key 'masks'"):
+        load_profile(path)
+
+
+def test_canvas_must_be_multiple_of_8(tmp_path: Path) -> None:
+    data = yaml.safe_load((CONFIG_DIR / "demo.yaml").read_text())
+    data["canvas"] = {"width": 500, "height": 768}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ProfileError, match="multiples of 8"):
+        load_profile(path)
+
+
+def test_unknown_profile_lists_available() -> None:
+    with pytest.raises(ProfileError, match="demo"):
+        load_profile("no-such-profile")
