@@ -20,6 +20,7 @@ from catalog.errors import CatalogError
 from catalog.schema import Reject
 
 DELIMITERS = (",", ";", "\t")
+SKU_COLUMNS = ("sku", "variant_sku", "id", "handle")  # normalised names that identify a row's product
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 _BOMS = (  # longest first: the UTF-32 LE BOM starts with the UTF-16 LE one
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -185,6 +186,7 @@ def split_csv_text(decoded: DecodedText) -> CsvTable:
     # 2. One pass over records; a quoted multi-line field is one spreadsheet row, a blank line is a row too.
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
     header: list[str] | None = None
+    sku_index: int | None = None
     header_row = 0
     rows: list[list[str]] = []
     row_numbers: list[int] = []
@@ -198,11 +200,15 @@ def split_csv_text(decoded: DecodedText) -> CsvTable:
                 continue  # blank rows, including ",,,," from spreadsheets
             if header is None:
                 header, header_row = fields, row_number
+                names = [normalise_header(cell) for cell in header]
+                sku_index = next((names.index(name) for name in SKU_COLUMNS if name in names), None)
                 continue
             rows_read += 1
             if len(fields) > len(header):
                 reason = _stray_delimiter_reason(fields, len(header), delimiter)
-                rejects.append(Reject(row=row_number, sku="", column="", reason=reason))
+                # The SKU usually sits before the stray delimiter, so its cell is still the SKU.
+                sku = fields[sku_index].strip() if sku_index is not None else ""
+                rejects.append(Reject(row=row_number, sku=sku, column="", reason=reason))
                 continue
             if len(fields) < len(header):
                 fields = fields + [""] * (len(header) - len(fields))  # spreadsheets drop trailing empty cells

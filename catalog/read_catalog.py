@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from catalog.categories import match_category, unknown_category_reason
 from catalog.csv_reading import decode_csv_bytes, read_csv_bytes, split_csv_text
 from catalog.dialects import DIALECTS, RawProduct, detect_dialect
 from catalog.errors import CatalogError, ImageRefError
-from catalog.image_refs import ImagePolicy, allowed_roots, resolve_image_ref
+from catalog.image_refs import ImagePolicy, ImageRefResolver
 from catalog.schema import CatalogReadResult, ImageRef, ProductRecord, Reject
 
 MAX_VARIANTS = 16
@@ -20,6 +21,7 @@ _SKU_CHARACTER = re.compile(r"[A-Za-z0-9._-]")
 _SAFE_SKU = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")  # no leading dot: '.', '..' and hidden files
 _POSE_SEPARATORS = re.compile(r"[|;,]")
 _POSE_SPACES = re.compile(r"[\s\-]+")
+_match_category_cached = functools.lru_cache(maxsize=4096)(match_category)  # categories repeat a lot
 
 
 def normalise_pose(name: str) -> str:
@@ -31,23 +33,21 @@ def normalise_pose(name: str) -> str:
 class ValidationContext:
     """What every row's checks share: folders, policy, known poses, and a cache of resolved images."""
 
-    csv_dir: Path
-    policy: ImagePolicy
+    resolver: ImageRefResolver
     known_poses: frozenset[str] | None
-    roots: tuple[Path, ...]
-    images: dict[str, ImageRef | ImageRefError] = field(default_factory=dict)
+    images: dict[str, ImageRef | str] = field(default_factory=dict)  # raw cell -> ref or the reason it failed
 
     def resolve(self, raw: str) -> ImageRef:
         """Resolve an image cell once per distinct value (catalogues often repeat images)."""
         cached = self.images.get(raw)
         if cached is None:
             try:
-                cached = resolve_image_ref(raw, self.csv_dir, self.policy, roots=self.roots)
+                cached = self.resolver(raw)
             except ImageRefError as error:
-                cached = error
+                cached = str(error)
             self.images[raw] = cached
-        if isinstance(cached, ImageRefError):
-            raise cached
+        if isinstance(cached, str):
+            raise ImageRefError(cached)
         return cached
 
 
@@ -69,6 +69,7 @@ def _sku_problem(sku: str) -> str | None:
     )
 
 
+@functools.lru_cache(maxsize=4096)  # few distinct pose lists per catalogue
 def _parse_poses(text: str, known_poses: frozenset[str] | None) -> tuple[tuple[str, ...], str | None]:
     """(poses, problem): names split on | ; or , and normalised; unknown names are the problem."""
     poses = tuple(
@@ -113,7 +114,7 @@ def validate_product(product: RawProduct, checks: ValidationContext) -> ProductR
         if not product.image:
             reason += " Give a file path relative to the CSV (e.g. images/shirt.jpg) or an http(s) link."
         problems.append(("image", reason))
-    category = match_category(product.category) if product.category else None
+    category = _match_category_cached(product.category) if product.category else None
     if category is None:
         problems.append(("category", unknown_category_reason(product.category)))
     poses, problem = _parse_poses(product.poses, checks.known_poses)
@@ -193,14 +194,8 @@ def read_catalog(
     products, mapping_rejects = dialect.to_products(table)
 
     # 5. Validate each product, and skip repeated SKUs (the first row wins, even when it is itself rejected).
-    checks = ValidationContext(
-        csv_dir=csv_path.parent,
-        policy=policy,
-        known_poses=frozenset(normalise_pose(pose) for pose in known_poses)
-        if known_poses is not None
-        else None,
-        roots=allowed_roots(csv_path.parent, policy),
-    )
+    poses = frozenset(normalise_pose(pose) for pose in known_poses) if known_poses is not None else None
+    checks = ValidationContext(resolver=ImageRefResolver(csv_path.parent, policy), known_poses=poses)
     first_row_of_sku: dict[str, int] = {}
     rejects: list[Reject] = [*table.rejects, *mapping_rejects]
     for product in products:

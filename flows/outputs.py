@@ -119,7 +119,7 @@ class JobOutcome:
     output: str = ""
     sidecar: str = ""
     flags: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for benchmarks
 
 
 @dataclass

@@ -321,7 +321,9 @@ def render_batch_sync(items: list[BatchItem], ctx: RunContext) -> list[JobOutcom
     # 1. Build every job's canvas and masks; a job whose placement fails is recorded, the rest go on.
     built: list[tuple[BatchItem, RenderJob, tuple[str, ...]]] = []
     cutouts: dict[str, np.ndarray] = {}
+    timings: dict[str, dict[str, float]] = {item.plan.job_id: {} for item in items}
     for item in items:
+        started = time.perf_counter()
         try:
             job, flags = build_job(item, ctx, cutouts)
         except Exception as error:  # noqa: BLE001 - isolate: one bad product must not stop the batch
@@ -330,24 +332,31 @@ def render_batch_sync(items: list[BatchItem], ctx: RunContext) -> list[JobOutcom
             outcomes[item.plan.job_id] = failed_outcome(item, f"placement failed: {error}", ctx)
         else:
             built.append((item, job, flags))
+        timings[item.plan.job_id]["place_masks"] = time.perf_counter() - started
     # 2. Render on the resident renderer (one batch at a time per device); on a non-transient error,
     #    render the jobs one by one so only the job that breaks fails.
     if built:
         renderer, lock = caches.renderer(ctx.profile.renderer_name, ctx.profile.renderer_options, ctx.device)
         renderer_info = renderer.describe()
+        started = time.perf_counter()
         rendered = _render_isolating_failures(renderer, lock, built, outcomes, ctx)
+        per_job = (time.perf_counter() - started) / len(built)
         # 3. Preset, metadata, atomic writes and the state record.
         for item, _job, flags in built:
             if item.plan.job_id in outcomes:
                 continue
+            started = time.perf_counter()
             try:
                 outcomes[item.plan.job_id] = write_output(
                     item, rendered[item.plan.job_id], renderer_info, ctx, flags
                 )
+                timings[item.plan.job_id].update(render=per_job, write=time.perf_counter() - started)
             except Exception as error:  # noqa: BLE001
                 if is_transient(error):
                     raise
                 outcomes[item.plan.job_id] = failed_outcome(item, f"writing the image failed: {error}", ctx)
+    for item in items:
+        outcomes[item.plan.job_id].timings.update(timings[item.plan.job_id])
     return [outcomes[item.plan.job_id] for item in items]
 
 

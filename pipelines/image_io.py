@@ -21,7 +21,10 @@ JPEG_COMMENT_PREFIX = "onmodel:"
 _KNOWN_NON_IMAGES: tuple[tuple[bytes, str], ...] = (
     (b"%PDF", "a PDF document, not an image file; export the page as JPEG or PNG"),
     (b"PK\x03\x04", "a ZIP archive (or Office document), not an image file; unzip it and use the photo"),
-    (b"<!doctype html", "a web page (HTML), not an image file; the link probably points to a page, not the photo"),
+    (
+        b"<!doctype html",
+        "a web page (HTML), not an image file; the link probably points to a page, not the photo",
+    ),
     (b"<html", "a web page (HTML), not an image file; the link probably points to a page, not the photo"),
     (b"<?xml", "an XML/SVG document, not a photo; export it as PNG"),
     (b"<svg", "an SVG drawing, not a photo; export it as PNG"),
@@ -53,7 +56,9 @@ def load_image(path: Path, max_pixels: int = 40_000_000) -> np.ndarray:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise ImageLoadError(f"{path}: cannot be read ({error.strerror or error}); check file permissions.") from error
+        raise ImageLoadError(
+            f"{path}: cannot be read ({error.strerror or error}); check file permissions."
+        ) from error
     return load_image_bytes(data, max_pixels=max_pixels, name=str(path))
 
 
@@ -62,7 +67,7 @@ def load_image_bytes(data: bytes, max_pixels: int = 40_000_000, name: str = "ima
     check_inputs(data, max_pixels, name)
     data = bytes(data)
     # 1. Open the header only: size and format are known before any pixel is decoded.
-    image = _open_header(data, name)
+    image = _open_header(data, max_pixels, name)
     if image is None:
         return _decode_with_opencv(data, max_pixels, name)
     # 2. Refuse oversized images before decoding (decompression bombs, 100 MP scans).
@@ -75,7 +80,7 @@ def load_image_bytes(data: bytes, max_pixels: int = 40_000_000, name: str = "ima
     return _finish(_to_rgb_or_rgba(image), name)
 
 
-def _open_header(data: bytes, name: str) -> Image.Image | None:
+def _open_header(data: bytes, max_pixels: int, name: str) -> Image.Image | None:
     """Image.open with clear errors; None means 'a TIFF Pillow cannot decode' (OpenCV may)."""
     try:
         with warnings.catch_warnings():
@@ -83,18 +88,38 @@ def _open_header(data: bytes, name: str) -> Image.Image | None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as error:
+        size = _header_size(data)
+        if size is not None:
+            _check_pixel_count(size[0], size[1], max_pixels, name)
         found = re.search(r"\((\d+) pixels\)", str(error))
-        size = f"{_megapixels(int(found.group(1)))} MP" if found else "too large"
+        pixels = f"{_megapixels(int(found.group(1)))} MP" if found else "too large"
         raise ImageLoadError(
-            f"{name}: image is {size}, far over the pixel limit (possible decompression bomb); "
-            "use a photo under 40 MP."
+            f"{name}: image is {pixels}, over Pillow's safety limit (possible decompression bomb); "
+            "resize it (e.g. to 4000 px on the long side) and upload again."
         ) from error
     except UnidentifiedImageError as error:
         if data[:4] in (b"II*\x00", b"MM\x00*"):
             return None  # a TIFF layout Pillow lacks (e.g. float RGB): OpenCV gets a try, size checked first
         raise ImageLoadError(f"{name}: {_describe_non_image(data)}.") from error
-    except (OSError, ValueError, SyntaxError) as error:
-        raise ImageLoadError(f"{name}: the image header is damaged ({error}); export the photo again.") from error
+    except Exception as error:  # untrusted bytes: plugins raise struct/index/value errors alike
+        raise ImageLoadError(
+            f"{name}: the image header is damaged ({error}); export the photo again."
+        ) from error
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the header by the format plugins directly, skipping Pillow's bomb check."""
+    Image.init()
+    prefix = data[:16]
+    for format_id in Image.ID:
+        factory, accept = Image.OPEN[format_id]
+        if accept is not None and not accept(prefix):
+            continue
+        try:
+            return factory(io.BytesIO(data), "").size
+        except Exception:  # a plugin that cannot parse it is simply not the format
+            continue
+    return None
 
 
 def _describe_non_image(data: bytes) -> str:
@@ -122,8 +147,9 @@ def _looks_like_text(head: bytes) -> bool:
 
 
 def _megapixels(pixels: int) -> str:
-    """900000000 -> '900', 40500000 -> '40.5'."""
-    return f"{pixels / 1e6:.1f}".rstrip("0").rstrip(".")
+    """900000000 -> '900', 40500000 -> '40.5', 5000 -> '0.005'."""
+    value = pixels / 1e6
+    return str(round(value)) if value >= 100 else f"{value:.3g}"
 
 
 def _check_pixel_count(width: int, height: int, max_pixels: int, name: str) -> None:
@@ -151,7 +177,7 @@ def _decode_pixels(image: Image.Image, name: str) -> None:
                 "export or download it again."
             ) from error
         raise ImageLoadError(f"{name}: corrupt {kind} data ({error}); export the photo again.") from error
-    except (ValueError, SyntaxError, EOFError, Image.UnidentifiedImageError) as error:
+    except Exception as error:  # untrusted bytes: decoders raise many kinds
         raise ImageLoadError(f"{name}: corrupt {kind} data ({error}); export the photo again.") from error
 
 
@@ -212,11 +238,15 @@ def _finish(pixels: np.ndarray, name: str) -> np.ndarray:
     """Drop a constant alpha channel; refuse a fully transparent image; return a contiguous uint8 copy."""
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
-        raise ImageLoadError(f"{name}: unsupported pixel layout {pixels.shape}; export the photo as JPEG or PNG.")
+        raise ImageLoadError(
+            f"{name}: unsupported pixel layout {pixels.shape}; export the photo as JPEG or PNG."
+        )
     if pixels.shape[2] == 4:
         alpha = pixels[..., 3]
         if int(alpha.max()) == 0:
-            raise ImageLoadError(f"{name}: the image is fully transparent; export it with its pixels visible.")
+            raise ImageLoadError(
+                f"{name}: the image is fully transparent; export it with its pixels visible."
+            )
         if int(alpha.min()) == int(alpha.max()):
             return np.ascontiguousarray(pixels[..., :3])
     # Pillow's buffers can be read-only views; callers get an array they own.
@@ -231,7 +261,7 @@ def _tiff_size(data: bytes) -> tuple[int, int] | None:
         stream.seek(directory.next)
         directory.load(stream)
         return int(directory[256]), int(directory[257])
-    except (KeyError, OSError, ValueError, SyntaxError, TypeError, IndexError):
+    except Exception:  # untrusted bytes: any parser failure means "unreadable header"
         return None
 
 
@@ -243,7 +273,10 @@ def _decode_with_opencv(data: bytes, max_pixels: int, name: str) -> np.ndarray:
         raise ImageLoadError(f"{name}: damaged TIFF header; export the photo again as JPEG or PNG.")
     _check_pixel_count(size[0], size[1], max_pixels, name)
     # 2. Decode everything (bit depth, channels) as stored.
-    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        decoded = None
     if decoded is None:
         raise ImageLoadError(f"{name}: a TIFF layout that cannot be read; export it as 8-bit JPEG or PNG.")
     # 3. Scale to 8 bits and reorder OpenCV's BGR(A) to RGB(A).
@@ -350,7 +383,9 @@ def read_jpeg_comment(path: Path) -> str:
     """The JPEG comment (COM segment) as text; "" when there is none."""
     with Image.open(path) as image:
         if image.format != "JPEG":
-            raise ValueError(f"{path}: is {image.format}, not JPEG; read_jpeg_comment reads JPEG comments only.")
+            raise ValueError(
+                f"{path}: is {image.format}, not JPEG; read_jpeg_comment reads JPEG comments only."
+            )
         comment = image.info.get("comment", b"")
     return comment.decode("utf-8", errors="replace") if isinstance(comment, bytes) else str(comment)
 

@@ -64,9 +64,13 @@ def check_inputs(options: Mapping[str, Any]) -> None:
         if entry is None:
             continue
         if not isinstance(entry, Mapping) or not str(entry.get("id", "")).strip():
-            raise ValueError(f"models.{role} needs an id (a Hugging Face repo id or a local folder); got {entry!r}.")
+            raise ValueError(
+                f"models.{role} needs an id (a Hugging Face repo id or a local folder); got {entry!r}."
+            )
     if options.get("family", "sd15") not in PIPELINE_COMPONENTS:
-        raise ValueError(f"family must be one of {sorted(PIPELINE_COMPONENTS)}; got {options.get('family')!r}.")
+        raise ValueError(
+            f"family must be one of {sorted(PIPELINE_COMPONENTS)}; got {options.get('family')!r}."
+        )
 
 
 def model_refs(options: Mapping[str, Any]) -> list[ModelRef]:
@@ -164,9 +168,7 @@ def resolve_models(
 ) -> dict[str, ResolvedModel]:
     """Resolve every model of a renderer's options offline, before anything is built."""
     family = str(options.get("family", "sd15"))
-    return {
-        ref.role: resolve_model(ref, family, cache_dir, profile_hint) for ref in model_refs(options)
-    }
+    return {ref.role: resolve_model(ref, family, cache_dir, profile_hint) for ref in model_refs(options)}
 
 
 def download_models(
@@ -198,7 +200,9 @@ def download_models(
                     endpoint=endpoint,
                 )
             )
-        except Exception as error:  # the hub client raises many kinds (network, auth, gated, missing revision)
+        except (
+            Exception
+        ) as error:  # the hub client raises many kinds (network, auth, gated, missing revision)
             cache = Path(cache_dir) if cache_dir else Path(constants.HF_HUB_CACHE)
             raise ModelNotAvailableError(
                 f"Could not download {ref.id!r} (revision {ref.revision!r}, {ref.role}) into {cache}: "

@@ -22,7 +22,7 @@ UPPER_WIDTH_PER_SHOULDER = 1.7  # flat-lay tops with sleeves span ~1.5-1.8 shoul
 UPPER_MIN_SHOULDER_PER_TORSO = 0.62  # turned poses foreshorten shoulders; the chest still has depth
 COLLAR_ABOVE_SHOULDERS = 0.06  # of the torso length: shoulder keypoints are joint centres, seams sit higher
 WAIST_ABOVE_HIPS = 0.25  # of hip-to-knee: a mid-rise waistband sits above the hip joints
-LONG_LOWER_ASPECT = 1.8  # height / width of a flat-lay: trousers ~2.5-3.5, shorts and skirts ~0.8-1.5
+LONG_LOWER_ASPECT = 1.5  # height / width of a flat-lay: trousers ~1.6-3.5, shorts and skirts ~0.8-1.4
 LONG_DRESS_ASPECT = 2.3  # maxi dresses are much taller than wide; knee-length ones ~1.4-2.0
 SHORT_LOWER_REACH = 0.9  # shorts and skirts end a little above the knee
 UPSCALE_FLAG_FACTOR = 2.5  # enlarging the source more than this shows its low resolution
@@ -45,16 +45,24 @@ def check_inputs(
 ) -> None:
     """Raise a ValueError that says what is wrong with the cutout, class, pose or canvas."""
     if not isinstance(cutout_rgba, np.ndarray) or cutout_rgba.dtype != np.uint8:
-        raise ValueError(f"cutout_rgba must be a uint8 array; got {getattr(cutout_rgba, 'dtype', type(cutout_rgba))}.")
+        raise ValueError(
+            f"cutout_rgba must be a uint8 array; got {getattr(cutout_rgba, 'dtype', type(cutout_rgba))}."
+        )
     if cutout_rgba.ndim != 3 or cutout_rgba.shape[2] != 4:
-        raise ValueError(f"cutout_rgba must be RGBA (H, W, 4); got shape {cutout_rgba.shape}. Segment the photo first.")
+        raise ValueError(
+            f"cutout_rgba must be RGBA (H, W, 4); got shape {cutout_rgba.shape}. Segment the photo first."
+        )
     if not cutout_rgba[..., 3].any():
-        raise ValueError("the garment cutout is fully transparent: segmentation found no garment in the photo.")
+        raise ValueError(
+            "the garment cutout is fully transparent: segmentation found no garment in the photo."
+        )
     if garment_class not in GARMENT_CLASSES:
         raise ValueError(f"unknown garment class {garment_class!r}; use one of {sorted(GARMENT_CLASSES)}.")
     keypoints = np.asarray(keypoints_px)
     if keypoints.shape != (len(KEYPOINT_NAMES), 3):
-        raise ValueError(f"keypoints_px must be (18, 3) OpenPose-18 [x, y, confidence]; got {keypoints.shape}.")
+        raise ValueError(
+            f"keypoints_px must be (18, 3) OpenPose-18 [x, y, confidence]; got {keypoints.shape}."
+        )
     absent = [KEYPOINT_NAMES[i] for i in REQUIRED_KEYPOINTS[garment_class] if not keypoints[i, 2] > 0]
     if absent:
         raise ValueError(
@@ -89,7 +97,10 @@ def place_garment(
         flags.append("garment_clipped_by_canvas")
     if scale > UPSCALE_FLAG_FACTOR:
         flags.append("garment_upscaled")
-    return Placement(placed, matrix, tuple(flags), scale=scale, angle_deg=math.degrees(angle), length=length)
+    applied = math.sqrt(abs(float(np.linalg.det(matrix[:, :2]))))  # after rounding to whole pixels
+    return Placement(
+        placed, matrix, tuple(flags), scale=applied, angle_deg=math.degrees(angle), length=length
+    )
 
 
 def _midpoint(keypoints: np.ndarray, a: int, b: int) -> np.ndarray:

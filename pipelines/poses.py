@@ -55,10 +55,14 @@ class Pose:
 def check_inputs(document: Any, source: str) -> None:
     """Raise a ValueError that names the file and what to fix in it."""
     if not isinstance(document, dict):
-        raise ValueError(f"{source}: a pose file must hold a JSON object with name, description, suits, keypoints.")
+        raise ValueError(
+            f"{source}: a pose file must hold a JSON object with name, description, suits, keypoints."
+        )
     missing = [key for key in ("name", "description", "suits", "keypoints") if key not in document]
     if missing:
-        raise ValueError(f"{source}: missing {', '.join(missing)}; see configs/poses/front.json for the shape.")
+        raise ValueError(
+            f"{source}: missing {', '.join(missing)}; see configs/poses/front.json for the shape."
+        )
     if not isinstance(document["name"], str) or not document["name"].strip():
         raise ValueError(f"{source}: 'name' must be a non-empty string such as \"front\".")
     suits = document["suits"]
@@ -75,7 +79,11 @@ def check_inputs(document: Any, source: str) -> None:
         )
     for index, point in enumerate(keypoints):
         label = f"{source}: keypoint {index} ({KEYPOINT_NAMES[index]})"
-        if not isinstance(point, list) or len(point) != 3 or not all(isinstance(v, int | float) for v in point):
+        if (
+            not isinstance(point, list)
+            or len(point) != 3
+            or not all(isinstance(v, int | float) for v in point)
+        ):
             raise ValueError(f"{label} must be [x, y, confidence] numbers; got {point!r}.")
         x, y, confidence = (float(v) for v in point)
         if not 0.0 <= confidence <= 1.0:
@@ -95,7 +103,9 @@ def load_pose(path: Path) -> Pose:
         raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}).") from error
     check_inputs(document, str(path))
     if document["name"] != path.stem:
-        raise ValueError(f"{path}: 'name' is {document['name']!r} but the file is named {path.stem!r}; make them match.")
+        raise ValueError(
+            f"{path}: 'name' is {document['name']!r} but the file is named {path.stem!r}; make them match."
+        )
     return Pose(
         name=document["name"],
         description=str(document["description"]),
@@ -109,11 +119,15 @@ def load_pose_library(directory: Path | None = None) -> dict[str, Pose]:
     # 1. Find the folder.
     directory = Path(directory) if directory is not None else DEFAULT_POSE_DIR
     if not directory.is_dir():
-        raise ValueError(f"pose folder {directory} does not exist; point to a folder of <pose name>.json files.")
+        raise ValueError(
+            f"pose folder {directory} does not exist; point to a folder of <pose name>.json files."
+        )
     # 2. Load and validate every file.
     files = sorted(directory.glob("*.json"))
     if not files:
-        raise ValueError(f"pose folder {directory} holds no .json pose files; copy configs/poses/front.json there.")
+        raise ValueError(
+            f"pose folder {directory} holds no .json pose files; copy configs/poses/front.json there."
+        )
     return {pose.name: pose for pose in (load_pose(path) for path in files)}
 
 
@@ -128,7 +142,9 @@ def render_openpose(keypoints_px: np.ndarray, width: int, height: int, stick_wid
     if points.shape != (len(KEYPOINT_NAMES), 3):
         raise ValueError(f"keypoints_px must be (18, 3) [x, y, confidence] in pixels; got {points.shape}.")
     if width <= 0 or height <= 0 or stick_width <= 0:
-        raise ValueError(f"width, height and stick_width must be positive; got {width}, {height}, {stick_width}.")
+        raise ValueError(
+            f"width, height and stick_width must be positive; got {width}, {height}, {stick_width}."
+        )
     scale = min(width, height) / REFERENCE_SIDE
     stick = max(1, round(stick_width * scale))
     radius = max(1, round(4 * scale))

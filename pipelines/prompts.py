@@ -51,7 +51,9 @@ class PromptPair:
 
 def check_inputs(template: str, diversity: Sequence[Mapping[str, str]]) -> None:
     """Raise a ValueError that names the unknown placeholder or the empty diversity list."""
-    unknown = [name for _, name, _, _ in string.Formatter().parse(template) if name and name not in TEMPLATE_FIELDS]
+    unknown = [
+        name for _, name, _, _ in string.Formatter().parse(template) if name and name not in TEMPLATE_FIELDS
+    ]
     if unknown:
         raise ValueError(
             f"prompt template uses unknown placeholder(s) {unknown}; use only {{{'}, {'.join(TEMPLATE_FIELDS)}}}."
@@ -89,7 +91,8 @@ def build_prompts(
         "body": descriptor.get("body", "average"),
         "person": PERSON_BY_GENDER.get(gender, "person"),
         "color": str(attributes.get("color", "")).strip(),
-        "title": str(attributes.get("title", "")).strip() or str(attributes.get("category", "garment")).strip(),
+        "title": str(attributes.get("title", "")).strip()
+        or str(attributes.get("category", "garment")).strip(),
         "category": str(attributes.get("category", "")).strip(),
     }
     prompt = _tidy(template.format(**values))

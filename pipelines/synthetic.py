@@ -24,6 +24,7 @@ GROUPS = (
     "jpeg_rotated",
 )
 DEFAULT_SIZES = (512, 640, 768, 1024, 1280, 1536, 2048)
+MIN_CONTRAST = 4.0  # delta-E between a garment's base colour and its background in sampled specs
 _NOISE_TILE = 256  # sensor noise is tiled from one small tile: generating full-size noise costs ~25 ms
 
 # Garment outlines in a unit box (x right, y down); width/height is the box aspect used when placing.
@@ -191,7 +192,7 @@ def _garment_texture(spec: FlatlaySpec, rng: np.random.Generator, mask: np.ndarr
                 org = (int(cx - 110 * scale), int(cy + line * 40 * scale))
                 cv2.putText(texture, text, org, cv2.FONT_HERSHEY_DUPLEX, scale, accent.tolist(),
                             max(1, int(2 * scale)), cv2.LINE_AA)
-    shading = 1.0 + 0.035 * _smooth_field(rng, (h, w), 6)
+    shading = 1.0 - 0.02 * (1.0 + _smooth_field(rng, (h, w), 6))  # folds only darken: 0.96..1.0
     return texture.astype(np.float32) * shading[..., None]
 
 
@@ -237,6 +238,13 @@ def make_flatlay(spec: FlatlaySpec) -> tuple[np.ndarray, np.ndarray]:
         ok, encoded = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, spec.jpeg_quality])
         rgb = np.ascontiguousarray(cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1])
     return rgb, mask
+
+
+def _delta_e(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    """CIELAB distance between two RGB colours."""
+    pair = np.array([[a, b]], dtype=np.float32) / 255.0
+    lab = cv2.cvtColor(pair, cv2.COLOR_RGB2Lab)[0]
+    return float(np.linalg.norm(lab[0] - lab[1]))
 
 
 def _hsv_rgb(h: float, s: float, v: float) -> tuple[int, int, int]:
@@ -322,6 +330,12 @@ def _spec_for_group(group: str, index: int, rng: np.random.Generator, sizes: tup
         offset = (rng.uniform(-0.08, 0.08), rng.uniform(-0.06, 0.06))
     bg1 = _colour(rng, f"bg_{background}") if background != "gradient" else _colour(rng, "bg_light_grey")
     bg2 = _colour(rng, "bg_white") if background == "gradient" else bg1
+    # A packshot always shows the garment somehow: at least MIN_CONTRAST delta-E against the background.
+    family = {"white_on_white": "white", "pale_on_pale": "light_grey", "black_on_dark": "black"}.get(group)
+    for _ in range(50):
+        if min(_delta_e(garment, bg1), _delta_e(garment, bg2)) >= MIN_CONTRAST:
+            break
+        garment = _colour(rng, family or "saturated")
     strap_px = max(3, int(min(width, height) * rng.uniform(0.005, 0.012)))
     fill = rng.uniform(0.62, 0.80) if group != "jpeg_rotated" else rng.uniform(0.55, 0.70)
     return FlatlaySpec(

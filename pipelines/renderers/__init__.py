@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from pipelines.renderers.base import Renderer, RenderedImage, RenderJob
+from pipelines.renderers.base import RenderedImage, Renderer, RenderJob
 
 # name -> "module:Class"; imported lazily so the draft renderer never loads torch or diffusers.
 RENDERERS: dict[str, str] = {

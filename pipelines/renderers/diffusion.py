@@ -34,8 +34,14 @@ logger = logging.getLogger(__name__)
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 SCHEDULERS: dict[str, tuple[type, dict[str, Any]]] = {
-    "dpmpp_2m_karras": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True}),
-    "dpmpp_2m": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": False}),
+    "dpmpp_2m_karras": (
+        DPMSolverMultistepScheduler,
+        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
+    ),
+    "dpmpp_2m": (
+        DPMSolverMultistepScheduler,
+        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": False},
+    ),
     "unipc": (UniPCMultistepScheduler, {}),
     "euler": (EulerDiscreteScheduler, {}),
     "euler_a": (EulerAncestralDiscreteScheduler, {}),
@@ -77,9 +83,13 @@ def check_inputs(options: Mapping[str, Any], device: str) -> DiffusionSettings:
     if str(options.get("compile", "off")) not in COMPILE_MODES:
         raise ValueError(f"compile must be one of {list(COMPILE_MODES)}; got {options.get('compile')!r}.")
     if options.get("attention", "sdpa") not in ("sdpa", "eager"):
-        raise ValueError(f"attention must be 'sdpa' (fused kernels) or 'eager'; got {options.get('attention')!r}.")
+        raise ValueError(
+            f"attention must be 'sdpa' (fused kernels) or 'eager'; got {options.get('attention')!r}."
+        )
     scheduler = options.get("scheduler", {}) or {}
-    scheduler_name = scheduler.get("name", "dpmpp_2m_karras") if isinstance(scheduler, Mapping) else str(scheduler)
+    scheduler_name = (
+        scheduler.get("name", "dpmpp_2m_karras") if isinstance(scheduler, Mapping) else str(scheduler)
+    )
     if scheduler_name not in SCHEDULERS:
         raise ValueError(f"scheduler.name must be one of {list(SCHEDULERS)}; got {scheduler_name!r}.")
     steps = int(options.get("steps", 25))
@@ -88,7 +98,9 @@ def check_inputs(options: Mapping[str, Any], device: str) -> DiffusionSettings:
     if int(options.get("max_attempts", 3)) < 1:
         raise ValueError(f"max_attempts must be >= 1; got {options.get('max_attempts')}.")
     if options.get("garment_control", "canny") not in ("canny", "silhouette"):
-        raise ValueError(f"garment_control must be 'canny' or 'silhouette'; got {options.get('garment_control')!r}.")
+        raise ValueError(
+            f"garment_control must be 'canny' or 'silhouette'; got {options.get('garment_control')!r}."
+        )
     resolution = options.get("resolution")
     if resolution is not None:
         width, height = int(resolution["width"]), int(resolution["height"])
@@ -96,7 +108,9 @@ def check_inputs(options: Mapping[str, Any], device: str) -> DiffusionSettings:
             raise ValueError(f"resolution must be positive multiples of 8; got {width}x{height}.")
         resolution = (width, height)
     if DTYPES[options.get("dtype", "float16")] == torch.float16 and not str(device).startswith("cuda"):
-        raise ValueError(f"dtype float16 needs a CUDA device; on {device!r} set dtype: float32 (or bfloat16).")
+        raise ValueError(
+            f"dtype float16 needs a CUDA device; on {device!r} set dtype: float32 (or bfloat16)."
+        )
     scales = options.get("controlnet_scales", {}) or {}
     prompts = options.get("prompts", {}) or {}
     return DiffusionSettings(
@@ -146,11 +160,15 @@ class _FastMaskEncodeMixin:
         latents = vae.encode(image[distinct].to(vae.dtype)).latent_dist.mode()
         return (vae.config.scaling_factor * latents)[index].to(image.dtype)
 
-    def prepare_mask_latents(self, mask, masked_image, batch_size, height, width, dtype, device, generator, cfg):  # noqa: ANN001
+    def prepare_mask_latents(
+        self, mask, masked_image, batch_size, height, width, dtype, device, generator, cfg
+    ):  # noqa: ANN001
         if self.onmodel_fast_encode and self.unet.config.in_channels == 4:  # type: ignore[attr-defined]
             # A 4-channel UNet never reads the masked-image latents: skip the second VAE encode.
             factor = self.vae_scale_factor  # type: ignore[attr-defined]
-            masked_image = torch.zeros(masked_image.shape[0], 4, height // factor, width // factor, device=device)
+            masked_image = torch.zeros(
+                masked_image.shape[0], 4, height // factor, width // factor, device=device
+            )
         return super().prepare_mask_latents(  # type: ignore[misc]
             mask, masked_image, batch_size, height, width, dtype, device, generator, cfg
         )
@@ -201,7 +219,9 @@ class DiffusionRenderer:
         self.dtype = DTYPES[self.settings.dtype]
         self.quality_check = quality_check
         # 1. Find every model offline first: a missing one fails here, naming the model and the fetch command.
-        self.models: dict[str, ResolvedModel] = resolve_models(options, profile_hint=str(options.get("profile", "")))
+        self.models: dict[str, ResolvedModel] = resolve_models(
+            options, profile_hint=str(options.get("profile", ""))
+        )
         # 2. Build the pipeline from the resolved folders (never the network).
         self.pipe = self._load_pipeline()
         # 3. Performance levers, each switchable from the profile.
@@ -273,7 +293,13 @@ class DiffusionRenderer:
             "renderer": self.name,
             "family": s.family,
             "models": {
-                role: {"id": m.ref.id, "revision": m.ref.revision, "commit": m.commit, "subfolder": m.ref.subfolder, "variant": m.ref.variant}
+                role: {
+                    "id": m.ref.id,
+                    "revision": m.ref.revision,
+                    "commit": m.commit,
+                    "subfolder": m.ref.subfolder,
+                    "variant": m.ref.variant,
+                }
                 for role, m in self.models.items()
             },
             "dtype": s.dtype,
@@ -281,7 +307,10 @@ class DiffusionRenderer:
             "scheduler": s.scheduler,
             "steps": s.steps,
             "guidance_scale": s.guidance_scale,
-            "controlnet_scales": {"pose": s.pose_scale, "garment": s.garment_scale if "controlnet_garment" in self.models else None},
+            "controlnet_scales": {
+                "pose": s.pose_scale,
+                "garment": s.garment_scale if "controlnet_garment" in self.models else None,
+            },
             "garment_control": s.garment_control,
             "resolution": list(s.resolution) if s.resolution else None,
             "fast_vae_encode": s.fast_vae_encode,
@@ -324,13 +353,24 @@ class DiffusionRenderer:
         """Prompts, control images and the init image for one job, at render resolution."""
         s = self.settings
         pair = build_prompts(
-            job.attributes, job.sku, job.variant, job.prompt, job.negative_prompt, s.template, s.negative_prompt, s.diversity
+            job.attributes,
+            job.sku,
+            job.variant,
+            job.prompt,
+            job.negative_prompt,
+            s.template,
+            s.negative_prompt,
+            s.diversity,
         )
         prompt, cut = fit_prompt(pair.prompt, self.pipe.tokenizer, f"prompt of {job.job_id}")
-        negative, cut_negative = fit_prompt(pair.negative_prompt, self.pipe.tokenizer, f"negative prompt of {job.job_id}")
+        negative, cut_negative = fit_prompt(
+            pair.negative_prompt, self.pipe.tokenizer, f"negative prompt of {job.job_id}"
+        )
         width, height = s.resolution or job.size
         if width % 8 or height % 8:
-            raise ValueError(f"canvas {job.size[0]}x{job.size[1]} of {job.job_id} is not a multiple of 8; set resolution.")
+            raise ValueError(
+                f"canvas {job.size[0]}x{job.size[1]} of {job.job_id} is not a multiple of 8; set resolution."
+            )
         # Init image: the garment over neutral grey (only the garment survives the mask, so grey is never seen).
         rgb = job.placed_rgba[..., :3].astype(np.float32)
         alpha = job.placed_rgba[..., 3:].astype(np.float32) / 255.0
@@ -339,7 +379,11 @@ class DiffusionRenderer:
         if "controlnet_garment" in self.models:
             garment = garment_control_map(job.placed_rgba, s.garment_control)
             controls.append(Image.fromarray(garment).resize((width, height), Image.NEAREST))
-        flags = [f"{what} truncated to the text encoder's window" for what, c in (("prompt", cut), ("negative prompt", cut_negative)) if c]
+        flags = [
+            f"{what} truncated to the text encoder's window"
+            for what, c in (("prompt", cut), ("negative prompt", cut_negative))
+            if c
+        ]
         return {
             "job": job,
             "seed": int(job.seed),
@@ -353,7 +397,9 @@ class DiffusionRenderer:
             "flags": flags,
         }
 
-    def _render_split(self, jobs: list[RenderJob], seeds: list[int], prepared: list[dict[str, Any]]) -> list[np.ndarray]:
+    def _render_split(
+        self, jobs: list[RenderJob], seeds: list[int], prepared: list[dict[str, Any]]
+    ) -> list[np.ndarray]:
         """Render, halving the batch on CUDA out-of-memory down to one image, then re-raising."""
         try:
             return self._render_batch(seeds, prepared)
@@ -363,7 +409,9 @@ class DiffusionRenderer:
             if len(jobs) == 1:
                 raise
             half = len(jobs) // 2
-            logger.warning("CUDA out of memory at batch %d; retrying as %d + %d.", len(jobs), half, len(jobs) - half)
+            logger.warning(
+                "CUDA out of memory at batch %d; retrying as %d + %d.", len(jobs), half, len(jobs) - half
+            )
             return self._render_split(jobs[:half], seeds[:half], prepared[:half]) + self._render_split(
                 jobs[half:], seeds[half:], prepared[half:]
             )
@@ -376,7 +424,9 @@ class DiffusionRenderer:
             out: dict[int, np.ndarray] = {}
             for size in sizes:
                 idx = [i for i, p in enumerate(prepared) if p["size"] == size]
-                for i, image in zip(idx, self._render_batch([seeds[i] for i in idx], [prepared[i] for i in idx]), strict=True):
+                for i, image in zip(
+                    idx, self._render_batch([seeds[i] for i in idx], [prepared[i] for i in idx]), strict=True
+                ):
                     out[i] = image
             return [out[i] for i in range(len(prepared))]
         width, height = prepared[0]["size"]
@@ -384,7 +434,10 @@ class DiffusionRenderer:
         n_controls = len(prepared[0]["controls"])
         # Each ControlNet gets its batch as one (B, 3, H, W) 0..1 tensor: diffusers refuses nested image lists.
         controls = [
-            torch.from_numpy(np.stack([np.asarray(p["controls"][k]) for p in prepared])).permute(0, 3, 1, 2).float() / 255.0
+            torch.from_numpy(np.stack([np.asarray(p["controls"][k]) for p in prepared]))
+            .permute(0, 3, 1, 2)
+            .float()
+            / 255.0
             for k in range(n_controls)
         ]
         scales = [self.settings.pose_scale, self.settings.garment_scale][:n_controls]
@@ -414,7 +467,9 @@ class DiffusionRenderer:
         images[nan_rows] = np.nan  # clamp keeps NaN, but make it explicit for the check
         return list(images)
 
-    def _finish(self, item: dict[str, Any], image: np.ndarray, seed: int, attempts: int, flags: list[str]) -> RenderedImage:
+    def _finish(
+        self, item: dict[str, Any], image: np.ndarray, seed: int, attempts: int, flags: list[str]
+    ) -> RenderedImage:
         """Back to canvas size, garment composited back, parameters recorded."""
         job: RenderJob = item["job"]
         pixels = np.round(np.nan_to_num(image, nan=0.0) * 255.0).astype(np.uint8)
@@ -436,4 +491,6 @@ class DiffusionRenderer:
             "steps": s.steps,
             "guidance_scale": s.guidance_scale,
         }
-        return RenderedImage(job_id=job.job_id, image=composited, seed=seed, params=params, flags=[*item["flags"], *flags])
+        return RenderedImage(
+            job_id=job.job_id, image=composited, seed=seed, params=params, flags=[*item["flags"], *flags]
+        )

@@ -5,6 +5,7 @@ It needs no weights and runs in milliseconds on a CPU: for proofing placement be
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
@@ -23,7 +24,18 @@ OPTION_NAMES = ("skin_tones", "backdrops", "floor_shadow", "garment_shadow")
 
 # OpenPose-18 indices.
 NOSE, NECK, R_SHOULDER, R_ELBOW, R_WRIST, L_SHOULDER, L_ELBOW, L_WRIST = 0, 1, 2, 3, 4, 5, 6, 7
-R_HIP, R_KNEE, R_ANKLE, L_HIP, L_KNEE, L_ANKLE, R_EYE, L_EYE, R_EAR, L_EAR = 8, 9, 10, 11, 12, 13, 14, 15, 16, 17
+R_HIP, R_KNEE, R_ANKLE, L_HIP, L_KNEE, L_ANKLE, R_EYE, L_EYE, R_EAR, L_EAR = (
+    8,
+    9,
+    10,
+    11,
+    12,
+    13,
+    14,
+    15,
+    16,
+    17,
+)
 # Body part radii as fractions of the torso length (neck to mid-hip), from adult proportions.
 UPPER_ARM = (0.085, 0.068)
 FOREARM = (0.066, 0.048)
@@ -32,7 +44,7 @@ THIGH = (0.15, 0.095)
 CALF = (0.09, 0.055)
 NECK_RADIUS = 0.095
 HEAD_AXES = (0.145, 0.19)
-MIN_TORSO_HALF_WIDTH = 0.17  # a side view still shows the chest's depth
+MIN_TORSO_HALF_WIDTH = 0.2  # a side view still shows the chest's depth
 
 
 def _hex_to_rgb(value: str) -> tuple[int, int, int]:
@@ -45,7 +57,9 @@ def check_inputs(options: Mapping[str, Any]) -> None:
     """Raise a ValueError naming an unknown option or a colour that is not #RRGGBB."""
     unknown = sorted(set(options) - set(OPTION_NAMES))
     if unknown:
-        raise ValueError(f"unknown draft renderer option(s) {unknown}; the draft renderer takes {list(OPTION_NAMES)}.")
+        raise ValueError(
+            f"unknown draft renderer option(s) {unknown}; the draft renderer takes {list(OPTION_NAMES)}."
+        )
     for key in ("skin_tones", "backdrops"):
         colours = options.get(key)
         if colours is None:
@@ -54,7 +68,11 @@ def check_inputs(options: Mapping[str, Any]) -> None:
             raise ValueError(f"{key} must be a non-empty list of '#RRGGBB' colours; got {colours!r}.")
         for colour in colours:
             text = str(colour).strip()
-            if len(text) != 7 or not text.startswith("#") or any(c not in "0123456789abcdefABCDEF" for c in text[1:]):
+            if (
+                len(text) != 7
+                or not text.startswith("#")
+                or any(c not in "0123456789abcdefABCDEF" for c in text[1:])
+            ):
                 raise ValueError(f"{key}: {colour!r} is not a '#RRGGBB' colour such as '#E9C6A9'.")
 
 
@@ -101,24 +119,29 @@ class DraftRenderer:
         """One image: backdrop, floor shadow, mannequin, garment shadow, garment."""
         width, height = job.size
         keypoints = np.asarray(job.keypoints, dtype=np.float64)
-        rng = np.random.default_rng(job.seed)
         skin = self.skin_tones[job.variant % len(self.skin_tones)]
         backdrop = self.backdrops[job.variant % len(self.backdrops)]
-        # 1. Studio backdrop: seamless sweep, vignette, a little grain (seeded).
-        image = _backdrop(width, height, _hex_to_rgb(backdrop), rng)
+        # 1. Studio backdrop: seamless sweep, vignette, fine grain (cached per size and tone; we own the copy).
+        image = _backdrop(width, height, backdrop).copy()
         unit = _torso_length(keypoints, height)
         # 2. Soft contact shadow on the floor under the feet.
         if self.floor_shadow:
-            image = _floor_shadow(image, keypoints, unit)
+            _floor_shadow(image, keypoints, unit)
         # 3. Mannequin: far arm, body, near arm, each a shaded layer over the last.
-        image = _mannequin(image, keypoints, unit, np.asarray(_hex_to_rgb(skin), dtype=np.float32))
+        _mannequin(image, keypoints, unit, np.asarray(_hex_to_rgb(skin), dtype=np.float32))
         # 4. The garment casts a soft shadow onto the body and backdrop.
         if self.garment_shadow:
-            image = _garment_shadow(image, job.placed_rgba[..., 3], unit)
-        generated = np.clip(image + 0.5, 0, 255).astype(np.uint8)
-        # 5. The original garment pixels on top, exactly.
-        final = composite_garment(generated, job.placed_rgba, job.keep_mask)
-        params = {"renderer": "draft", "version": VERSION, "skin_tone": skin, "backdrop": backdrop, "seed": job.seed}
+            _garment_shadow(image, job.placed_rgba[..., 3], unit)
+        generated = cv2.convertScaleAbs(image)  # rounds and saturates to uint8 in one pass
+        # 5. The original garment pixels on top, exactly (only the garment's box can change).
+        final = _composite_in_box(generated, job.placed_rgba, job.keep_mask)
+        params = {
+            "renderer": "draft",
+            "version": VERSION,
+            "skin_tone": skin,
+            "backdrop": backdrop,
+            "seed": job.seed,
+        }
         flags = [] if keypoints[NECK, 2] > 0 and _visible(keypoints, R_HIP, L_HIP) else ["pose_without_torso"]
         return RenderedImage(job_id=job.job_id, image=final, seed=job.seed, params=params, flags=flags)
 
@@ -138,40 +161,71 @@ def _torso_length(keypoints: np.ndarray, height: int) -> float:
     return 0.31 * height
 
 
-def _backdrop(width: int, height: int, tone: tuple[int, int, int], rng: np.random.Generator) -> np.ndarray:
-    """float32 (H, W, 3): lighter at the top, a floor that darkens toward the camera, vignette and grain."""
+@functools.lru_cache(maxsize=16)
+def _backdrop(width: int, height: int, tone: str) -> np.ndarray:
+    """float32 (H, W, 3), read-only: lighter at the top, a floor darker toward the camera, vignette, grain."""
     y = np.linspace(0.0, 1.0, height, dtype=np.float32)
-    # Wall brightens upward; below the sweep (~82 %) the floor turns slightly darker and warmer.
+    # Wall brightens upward; below the sweep (~82 %) the floor turns slightly darker.
     wall = 1.03 - 0.06 * y
     floor = np.clip((y - 0.8) / 0.12, 0.0, 1.0)
     floor = floor * floor * (3.0 - 2.0 * floor)  # smoothstep: a seamless cyclorama, no horizon line
     rows = wall - 0.05 * floor
     x = np.linspace(-1.0, 1.0, width, dtype=np.float32)
-    vignette = 1.0 - 0.07 * x * x  # per column; the vertical fall-off is in `rows`
-    light = rows[:, None] * vignette[None, :]
-    colour = np.asarray(tone, dtype=np.float32)
-    image = light[..., None] * colour
-    # Grain breaks up 8-bit banding in the gradient; tiled from a small seeded tile (full-size noise is slow).
+    vignette = 1.0 - 0.07 * x * x
+    image = (rows[:, None] * vignette[None, :])[..., None] * np.asarray(_hex_to_rgb(tone), dtype=np.float32)
+    # Grain breaks up 8-bit banding in the gradient; fixed (seeded by the tone) so images stay deterministic.
+    rng = np.random.default_rng(int(tone.lstrip("#"), 16))
     tile = rng.normal(0.0, 0.9, (64, 64)).astype(np.float32)
-    grain = np.tile(tile, (height // 64 + 1, width // 64 + 1))[:height, :width]
-    image += grain[..., None]
+    image += np.tile(tile, (height // 64 + 1, width // 64 + 1))[:height, :width, None]
+    image.setflags(write=False)
     return image
 
 
-def _floor_shadow(image: np.ndarray, keypoints: np.ndarray, unit: float) -> np.ndarray:
-    """Darken an ellipse under the ankles, blurred at quarter size."""
+def _composite_in_box(generated: np.ndarray, placed_rgba: np.ndarray, keep_mask: np.ndarray) -> np.ndarray:
+    """composite_garment on the keep mask's bounding box only; outside it keep = 0 leaves generated as is."""
+    x, y, w, h = cv2.boundingRect((keep_mask > 0).view(np.uint8))
+    if w == 0 or h == 0:
+        return composite_garment(generated, placed_rgba, keep_mask)
+    box = (slice(y, y + h), slice(x, x + w))
+    out = generated.copy()
+    out[box] = composite_garment(generated[box], placed_rgba[box], keep_mask[box])
+    return out
+
+
+def _box_around(
+    centre_box: tuple[float, float, float, float], margin: float, shape: tuple[int, ...]
+) -> tuple[slice, slice]:
+    """(rows, cols) slices of x0, y0, x1, y1 grown by margin and clipped to the image."""
+    x0, y0, x1, y1 = centre_box
+    height, width = shape[:2]
+    return (
+        slice(max(0, int(y0 - margin)), min(height, int(math.ceil(y1 + margin)) + 1)),
+        slice(max(0, int(x0 - margin)), min(width, int(math.ceil(x1 + margin)) + 1)),
+    )
+
+
+def _floor_shadow(image: np.ndarray, keypoints: np.ndarray, unit: float) -> None:
+    """Darken a blurred ellipse under the ankles, in place."""
     feet = [keypoints[i, :2] for i in (R_ANKLE, L_ANKLE) if keypoints[i, 2] > 0]
     if not feet:
-        return image
-    height, width = image.shape[:2]
-    small = np.zeros((max(1, height // 4), max(1, width // 4)), dtype=np.float32)
+        return
     centre = np.mean(feet, axis=0) + np.array([0.0, 0.09 * unit])
-    spread = max(abs(float(feet[0][0] - feet[-1][0])) / 2.0, 0.0)
-    axes = (max(1, round((0.5 * unit + spread) / 4)), max(1, round(0.06 * unit / 4)))
-    cv2.ellipse(small, (round(centre[0] / 4), round(centre[1] / 4)), axes, 0, 0, 360, 1.0, -1, cv2.LINE_AA)
-    small = cv2.GaussianBlur(small, (0, 0), max(1.0, 0.05 * unit / 4))
-    shadow = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
-    return image * (1.0 - 0.32 * shadow)[..., None]
+    half_width = 0.5 * unit + abs(float(feet[0][0] - feet[-1][0])) / 2.0
+    half_height = 0.06 * unit
+    blur = max(1.0, 0.05 * unit)
+    rows, cols = _box_around(
+        (centre[0] - half_width, centre[1] - half_height, centre[0] + half_width, centre[1] + half_height),
+        3 * blur,
+        image.shape,
+    )
+    if rows.start >= rows.stop or cols.start >= cols.stop:
+        return
+    region = np.zeros((rows.stop - rows.start, cols.stop - cols.start), dtype=np.float32)
+    local = (round(centre[0]) - cols.start, round(centre[1]) - rows.start)
+    axes = (max(1, round(half_width)), max(1, round(half_height)))
+    cv2.ellipse(region, local, axes, 0, 0, 360, 1.0, -1, cv2.LINE_AA)
+    region = _soft_blur(region, blur)
+    image[rows, cols] *= (1.0 - 0.32 * region)[..., None]
 
 
 def _capsule(mask: np.ndarray, p0: np.ndarray, p1: np.ndarray, r0: float, r1: float) -> None:
@@ -188,7 +242,9 @@ def _arm(mask: np.ndarray, keypoints: np.ndarray, side: tuple[int, int, int], un
     """Upper arm, forearm and hand of one side (shoulder, elbow, wrist), as far as the keypoints go."""
     shoulder, elbow, wrist = side
     if _visible(keypoints, shoulder, elbow):
-        _capsule(mask, keypoints[shoulder, :2], keypoints[elbow, :2], UPPER_ARM[0] * unit, UPPER_ARM[1] * unit)
+        _capsule(
+            mask, keypoints[shoulder, :2], keypoints[elbow, :2], UPPER_ARM[0] * unit, UPPER_ARM[1] * unit
+        )
     if _visible(keypoints, elbow, wrist):
         _capsule(mask, keypoints[elbow, :2], keypoints[wrist, :2], FOREARM[0] * unit, FOREARM[1] * unit)
         direction = keypoints[wrist, :2] - keypoints[elbow, :2]
@@ -231,7 +287,9 @@ def _torso_polygon(keypoints: np.ndarray, unit: float) -> np.ndarray | None:
     for sign, shoulder_w, hip_w in ((-1.0, shoulder_left, hip_left), (1.0, shoulder_right, hip_right)):
         sides.append(
             [
-                neck + axis * t + across * sign * ((shoulder_w * factor if factor is not None else hip_w) + extra)
+                neck
+                + axis * t
+                + across * sign * ((shoulder_w * factor if factor is not None else hip_w) + extra)
                 for t, factor, extra in profile
             ]
         )
@@ -257,7 +315,9 @@ def _head(mask: np.ndarray, keypoints: np.ndarray, unit: float) -> None:
     if neck is not None:
         tilt = centre - neck
         angle = math.degrees(math.atan2(tilt[0], -tilt[1]))
-        _capsule(mask, neck + np.array([0.0, 0.05 * unit]), centre, NECK_RADIUS * unit, NECK_RADIUS * unit * 0.9)
+        _capsule(
+            mask, neck + np.array([0.0, 0.05 * unit]), centre, NECK_RADIUS * unit, NECK_RADIUS * unit * 0.9
+        )
     axes = (round(HEAD_AXES[0] * unit), round(HEAD_AXES[1] * unit))
     cv2.ellipse(mask, (round(centre[0]), round(centre[1])), axes, angle, 0, 360, 255, -1, cv2.LINE_AA)
 
@@ -287,8 +347,8 @@ def _far_side(keypoints: np.ndarray) -> int | None:
     return None
 
 
-def _mannequin(image: np.ndarray, keypoints: np.ndarray, unit: float, skin: np.ndarray) -> np.ndarray:
-    """Three shaded layers (far arm, body, near arms) composited over the image."""
+def _mannequin(image: np.ndarray, keypoints: np.ndarray, unit: float, skin: np.ndarray) -> None:
+    """Three shaded layers (far arm, body, near arms) composited over the image, in place."""
     height, width = image.shape[:2]
     arms = ((R_SHOULDER, R_ELBOW, R_WRIST), (L_SHOULDER, L_ELBOW, L_WRIST))
     far = _far_side(keypoints)
@@ -301,46 +361,50 @@ def _mannequin(image: np.ndarray, keypoints: np.ndarray, unit: float, skin: np.n
         cv2.fillPoly(body, [polygon], 255, cv2.LINE_AA)
     _head(body, keypoints, unit)
     for layer, tint in ((back, 0.86), (body, 1.0), (front, 1.0)):
-        image = _shade_layer(image, layer, skin * tint, unit)
-    return image
+        _shade_layer(image, layer, skin * tint, unit)
 
 
-def _shade_layer(image: np.ndarray, mask: np.ndarray, colour: np.ndarray, unit: float) -> np.ndarray:
-    """Composite one body layer: rounded shading from the distance to its edge, key light from the upper left."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return image
-    cols = np.flatnonzero(mask.any(axis=0))
-    pad = 4
-    y0, y1 = max(0, rows[0] - pad), min(mask.shape[0], rows[-1] + pad + 1)
-    x0, x1 = max(0, cols[0] - pad), min(mask.shape[1], cols[-1] + pad + 1)
-    region = mask[y0:y1, x0:x1]
-    alpha = region.astype(np.float32) / 255.0
+def _soft_blur(values: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur computed at half size when the blur is wide (the result is smooth either way)."""
+    if sigma < 3.0 or min(values.shape[:2]) < 8:
+        return cv2.GaussianBlur(values, (0, 0), sigma)
+    height, width = values.shape[:2]
+    small = cv2.resize(values, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma / 2.0)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _shade_layer(image: np.ndarray, mask: np.ndarray, colour: np.ndarray, unit: float) -> None:
+    """Composite one body layer in place: rounded shading from the edge distance, key light from the upper left."""
+    x, y, w, h = cv2.boundingRect(mask)
+    if w == 0 or h == 0:
+        return
+    halo_blur = max(1.0, 0.02 * unit)
+    rows, cols = _box_around((x, y, x + w, y + h), 3 * halo_blur, mask.shape)
+    region = mask[rows, cols]
+    alpha = region.astype(np.float32) * (1.0 / 255.0)
     # 1. Depth from the distance to the silhouette: edges turn away from the light, like a cylinder.
-    distance = cv2.distanceTransform((region > 127).astype(np.uint8), cv2.DIST_L2, 3)
-    roundness = np.sqrt(np.clip(distance / (0.09 * unit), 0.0, 1.0))
-    # 2. A key light from the upper left, and an occlusion shadow where this layer meets the one below.
-    xs = np.linspace(0.0, 1.0, x1 - x0, dtype=np.float32)[None, :]
-    ys = np.linspace(0.0, 1.0, y1 - y0, dtype=np.float32)[:, None]
-    light = (0.7 + 0.3 * roundness) * (1.04 - 0.08 * xs - 0.05 * ys)
-    shaded = light[..., None] * colour[None, None, :]
-    # 3. Contact shadow on what lies below, just outside this layer's edge.
-    halo = cv2.GaussianBlur(alpha, (0, 0), max(1.0, 0.02 * unit))
-    below = image[y0:y1, x0:x1] * (1.0 - 0.22 * np.clip(halo - alpha, 0.0, 1.0))[..., None]
-    out = image.copy()
-    out[y0:y1, x0:x1] = below * (1.0 - alpha[..., None]) + shaded * alpha[..., None]
-    return out
+    distance = cv2.distanceTransform(cv2.threshold(region, 127, 1, cv2.THRESH_BINARY)[1], cv2.DIST_L2, 3)
+    roundness = np.sqrt(np.minimum(distance * (1.0 / (0.09 * unit)), 1.0))
+    # 2. A key light from the upper left.
+    xs = np.linspace(0.0, 1.0, region.shape[1], dtype=np.float32)[None, :]
+    ys = np.linspace(0.0, 1.0, region.shape[0], dtype=np.float32)[:, None]
+    lit = alpha * (0.7 + 0.3 * roundness) * (1.04 - 0.08 * xs - 0.05 * ys)
+    # 3. A contact shadow on what lies below, just outside this layer's edge; then one blend.
+    halo = _soft_blur(alpha, halo_blur)
+    kept = (1.0 - alpha) * (1.0 - 0.22 * np.clip(halo - alpha, 0.0, 1.0))
+    image[rows, cols] = image[rows, cols] * kept[..., None] + lit[..., None] * colour
 
 
-def _garment_shadow(image: np.ndarray, alpha: np.ndarray, unit: float) -> np.ndarray:
-    """A soft shadow of the garment, offset down-right, blurred at quarter size."""
-    if not alpha.any():
-        return image
-    height, width = image.shape[:2]
-    small = cv2.resize(alpha, (max(1, width // 4), max(1, height // 4)), interpolation=cv2.INTER_AREA)
-    small = small.astype(np.float32) / 255.0
-    shift = np.float32([[1, 0, 0.012 * unit / 4], [0, 1, 0.03 * unit / 4]])
-    small = cv2.warpAffine(small, shift, (small.shape[1], small.shape[0]))
-    small = cv2.GaussianBlur(small, (0, 0), max(0.8, 0.025 * unit / 4))
-    shadow = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
-    return image * (1.0 - 0.28 * shadow)[..., None]
+def _garment_shadow(image: np.ndarray, alpha: np.ndarray, unit: float) -> None:
+    """A soft shadow of the garment, offset down-right, in place (only around the garment's box)."""
+    x, y, w, h = cv2.boundingRect(alpha)
+    if w == 0 or h == 0:
+        return
+    blur = max(1.0, 0.025 * unit)
+    shift = (0.012 * unit, 0.03 * unit)
+    rows, cols = _box_around((x, y, x + w + shift[0], y + h + shift[1]), 3 * blur, image.shape)
+    region = alpha[rows, cols].astype(np.float32) * (1.0 / 255.0)
+    moved = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])
+    region = _soft_blur(cv2.warpAffine(region, moved, (region.shape[1], region.shape[0])), blur)
+    image[rows, cols] *= (1.0 - 0.28 * region)[..., None]

@@ -27,7 +27,12 @@ SD15_UNET_FULL: dict[str, Any] = {
     "out_channels": 4,
     "block_out_channels": (320, 640, 1280, 1280),
     "layers_per_block": 2,
-    "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    "down_block_types": (
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "DownBlock2D",
+    ),
     "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
     "cross_attention_dim": 768,
     "attention_head_dim": 8,
@@ -37,7 +42,12 @@ SD15_CONTROLNET_FULL: dict[str, Any] = {
     "in_channels": 4,
     "block_out_channels": (320, 640, 1280, 1280),
     "layers_per_block": 2,
-    "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    "down_block_types": (
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "DownBlock2D",
+    ),
     "cross_attention_dim": 768,
     "attention_head_dim": 8,
     "conditioning_embedding_out_channels": (16, 32, 96, 256),
@@ -231,7 +241,9 @@ def write_clip_tokenizer_files(directory: Path, num_merges: int = 300) -> tuple[
             splits[word] = merged
     # 3. Write the two files CLIPTokenizer reads.
     vocab_path, merges_path = directory / "vocab.json", directory / "merges.txt"
-    vocab_path.write_text(json.dumps({token: i for i, token in enumerate(dict.fromkeys(vocab))}), encoding="utf-8")
+    vocab_path.write_text(
+        json.dumps({token: i for i, token in enumerate(dict.fromkeys(vocab))}), encoding="utf-8"
+    )
     merges_path.write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
     return vocab_path, merges_path
 
@@ -240,8 +252,18 @@ def _configs(family: Family, size: Size) -> dict[str, dict[str, Any]]:
     """The component configs for one family and size."""
     if family == "sd15":
         if size == "tiny":
-            return {"unet": SD15_UNET_TINY, "controlnet": SD15_CONTROLNET_TINY, "vae": SD15_VAE_TINY, "text": SD15_TEXT_TINY}
-        return {"unet": SD15_UNET_FULL, "controlnet": SD15_CONTROLNET_FULL, "vae": SD15_VAE_FULL, "text": SD15_TEXT_FULL}
+            return {
+                "unet": SD15_UNET_TINY,
+                "controlnet": SD15_CONTROLNET_TINY,
+                "vae": SD15_VAE_TINY,
+                "text": SD15_TEXT_TINY,
+            }
+        return {
+            "unet": SD15_UNET_FULL,
+            "controlnet": SD15_CONTROLNET_FULL,
+            "vae": SD15_VAE_FULL,
+            "text": SD15_TEXT_FULL,
+        }
     if size == "tiny":
         return {
             "unet": SDXL_UNET_TINY,
@@ -264,7 +286,9 @@ def check_inputs(family: str, size: str) -> None:
     if family not in ("sd15", "sdxl"):
         raise ValueError(f"family must be 'sd15' or 'sdxl'; got {family!r}.")
     if size not in ("tiny", "full"):
-        raise ValueError(f"size must be 'tiny' (CPU tests) or 'full' (real architecture, GPU benchmarks); got {size!r}.")
+        raise ValueError(
+            f"size must be 'tiny' (CPU tests) or 'full' (real architecture, GPU benchmarks); got {size!r}."
+        )
 
 
 def save_random_components(directory: Path, family: Family, size: Size, seed: int = 0) -> dict[str, Path]:
@@ -286,7 +310,11 @@ def save_random_components(directory: Path, family: Family, size: Size, seed: in
     tokenizer = CLIPTokenizer.from_pretrained(inpaint_dir / "tokenizer", model_max_length=77)
     tokenizer.save_pretrained(inpaint_dir / "tokenizer")
     vocab_size = len(tokenizer)
-    special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": 1}
+    special = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": 1,
+    }
     # 2. Random weights, seeded, one component at a time (the full UNet is 0.9-2.6 B parameters).
     torch.manual_seed(seed)
     UNet2DConditionModel(**configs["unet"]).save_pretrained(inpaint_dir / "unet")
@@ -313,7 +341,9 @@ def save_random_components(directory: Path, family: Family, size: Size, seed: in
 def _write_model_index(directory: Path, family: Family) -> None:
     """A model_index.json so the folder loads like a hub pipeline repository."""
     index: dict[str, Any] = {
-        "_class_name": "StableDiffusionInpaintPipeline" if family == "sd15" else "StableDiffusionXLInpaintPipeline",
+        "_class_name": "StableDiffusionInpaintPipeline"
+        if family == "sd15"
+        else "StableDiffusionXLInpaintPipeline",
         "_diffusers_version": "0.42.0",
         "unet": ["diffusers", "UNet2DConditionModel"],
         "vae": ["diffusers", "AutoencoderKL"],

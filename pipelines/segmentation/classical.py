@@ -24,11 +24,16 @@ class ClassicalOptions:
     grabcut_side: int = 320  # long side for the GrabCut refinement (0 = off)
     grabcut_iterations: int = 2
     border_fraction: float = 0.03  # width of the frame band the background model is learned from
-    colour_sigmas: float = 5.0  # colour evidence threshold, in background noise units
-    colour_floor: float = 2.5  # ... and never below this CIELAB delta-E
-    edge_sigmas: float = 3.0  # edge evidence threshold, in units of the frame's median edge response
-    edge_floor: float = 0.3
+    colour_margin: float = 1.5  # colour evidence threshold: this times its 99th percentile on the frame
+    colour_floor: float = 1.2  # ... and never below this CIELAB delta-E
+    edge_margin: float = 1.5  # edge evidence threshold: this times its 99th percentile on the frame
+    edge_floor: float = 0.06  # ... and never below this many delta-E per pixel
+    edge_sigma: float = 1.5  # smoothing before the gradient: larger finds fainter rims, blurs thin gaps
     shadow_allowance: float = 0.10  # darkening (fraction of background L*) forgiven as a possible shadow
+    watershed_band: float = 0.012  # boundary search band (JPEG ringing, edge blur), fraction of work_side
+    ringing_fraction: float = 0.2  # evidence below this share of the nearby peak is ringing, not an edge
+    sure_colour: float = 3.0  # colour evidence this strong is garment for sure (keeps thin coloured parts)
+    speck_pixels: int = 24  # evidence blobs smaller than this (at work_side) are noise, not garment edges
     min_component_fraction: float = 0.002  # garment parts smaller than this share of the image are dropped
     edge_softness_px: float = 0.8  # soft alpha edge width at full resolution
     alpha_matting: bool = False  # guided-filter matting for fur / knit edges (slower)
@@ -67,10 +72,28 @@ def _border_band(shape: tuple[int, int], fraction: float) -> np.ndarray:
     return frame
 
 
-def _high_pass(lab: np.ndarray) -> np.ndarray:
-    """Sharp-edge strength: distance of each pixel from its blurred surroundings (blind to soft shading)."""
-    detail = lab - cv2.GaussianBlur(lab, (0, 0), 1.5)
-    return np.sqrt((detail * detail).sum(axis=2))
+def _edge_strength(lab: np.ndarray, sigma: float) -> np.ndarray:
+    """Gradient magnitude at a small scale: a garment rim is a step, shadows and vignettes are ramps."""
+    smooth = cv2.GaussianBlur(lab, (0, 0), sigma)
+    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
+    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+    return np.sqrt((gx * gx + gy * gy).sum(axis=2))
+
+
+def _watershed(rgb: np.ndarray, fg: np.ndarray, sure_fg: np.ndarray, band_px: int) -> np.ndarray:
+    """Move the boundary onto the strongest colour step within band_px of it (the barrier is a few px thick)."""
+    size = 2 * band_px + 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    fg8 = fg.astype(np.uint8)
+    markers = np.zeros(fg.shape, np.int32)
+    markers[~cv2.dilate(fg8, kernel).astype(bool)] = 1
+    markers[cv2.erode(fg8, kernel).astype(bool) | (sure_fg & fg)] = 2
+    if not (markers == 1).any() or not (markers == 2).any():
+        return fg
+    relief = cv2.GaussianBlur(np.ascontiguousarray(rgb), (0, 0), 0.7)
+    cv2.watershed(relief, markers)
+    # Ridge pixels (-1) go to the garment side: thin parts are all ridge.
+    return (markers == 2) | ((markers == -1) & fg)
 
 
 def _colour_evidence(lab: np.ndarray, background: np.ndarray, allowance: float) -> np.ndarray:
@@ -81,14 +104,14 @@ def _colour_evidence(lab: np.ndarray, background: np.ndarray, allowance: float) 
     return np.sqrt(diff[..., 1] ** 2 + diff[..., 2] ** 2 + darker**2 + lighter**2)
 
 
-def _keep_components(fg: np.ndarray, min_pixels: int) -> np.ndarray:
+def _keep_components(fg: np.ndarray, min_pixels: int, keep_one: bool = True) -> np.ndarray:
     """Drop foreground components smaller than min_pixels (dust, noise), keep every real garment part."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
     if count <= 1:
         return fg
     keep = stats[:, cv2.CC_STAT_AREA] >= min_pixels
     keep[0] = False
-    if not keep[1:].any():  # never return nothing when something was found: keep the largest
+    if keep_one and not keep[1:].any():  # never return nothing when something was found: keep the largest
         keep[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))] = True
     return keep[labels]
 
@@ -125,18 +148,30 @@ def segment_classical(
     frame = _border_band((sh, sw), options.border_fraction)
     # 2. Background model from the frame: a smooth surface (gradients, vignetting) and its noise level.
     ys, xs = np.nonzero(frame)
-    background, residual = smooth_surface_fit(lab[ys, xs], ys, xs, (sh, sw))
-    noise = float(np.median(np.linalg.norm(residual, axis=1))) if len(residual) else 1.0
-    # 3. Colour evidence (far from the background colour) and edge evidence (a sharp step), in noise units.
-    colour = _colour_evidence(lab, background, options.shadow_allowance)
-    colour /= max(options.colour_sigmas * noise, options.colour_floor)
-    edges = cv2.GaussianBlur(_high_pass(lab), (0, 0), 1.0)  # averages noise away, keeps edge ridges
-    edge_noise = float(np.median(edges[frame]))
-    edges /= max(options.edge_sigmas * edge_noise, options.edge_floor)
-    evidence = np.maximum(colour, edges)
+    background, residual, inlier = smooth_surface_fit(lab[ys, xs], ys, xs, (sh, sw))
+    calm = np.zeros((sh, sw), dtype=bool)
+    calm[ys[inlier], xs[inlier]] = True  # frame pixels that really are background (a garment may reach it)
+    # 3. Colour evidence (far from the background colour) and edge evidence (a sharp step), each scaled by
+    #    how high it runs on the calm frame: that adapts to sensor noise, JPEG blocking and clipped whites.
+    colour = cv2.GaussianBlur(_colour_evidence(lab, background, options.shadow_allowance), (0, 0), 1.0)
+    colour_level = float(np.percentile(colour[calm], 99)) if calm.any() else 1.0
+    colour /= max(options.colour_margin * colour_level, options.colour_floor)
+    edges = _edge_strength(lab, options.edge_sigma)
+    edge_level = float(np.percentile(edges[calm], 99)) if calm.any() else 1.0
+    edges /= max(options.edge_margin * edge_level, options.edge_floor)
+    # JPEG ringing and colour bleeding beside a strong edge are a fraction of it: judge evidence locally.
+    band = max(2, round(options.watershed_band * max(sh, sw)))
+    window = np.ones((2 * band + 1, 2 * band + 1), np.uint8)
+    colour_peak, edge_peak = cv2.dilate(colour, window), cv2.dilate(edges, window)
+    evidence = np.maximum(
+        colour / np.maximum(1.0, options.ringing_fraction * colour_peak),
+        edges / np.maximum(1.0, options.ringing_fraction * edge_peak),
+    )
     # 4. Background = what the frame reaches without crossing evidence; the rest (holes filled) is garment.
     # A one-pixel-thicker barrier closes pinholes in faint edges; the ring it took is given back after.
-    barrier = cv2.dilate((evidence >= 1.0).astype(np.uint8), np.ones((3, 3), np.uint8))
+    # Specks of noise or JPEG blocking in the background are dropped first so they cannot wall it off.
+    barrier = _keep_components(evidence >= 1.0, options.speck_pixels, keep_one=False).astype(np.uint8)
+    barrier = cv2.dilate(barrier, np.ones((3, 3), np.uint8))
     count, labels = cv2.connectedComponents(1 - barrier, connectivity=4)
     reached = np.unique(labels[frame & (barrier == 0)])
     background_region = np.isin(labels, reached[reached > 0]).astype(np.uint8)
@@ -147,19 +182,23 @@ def segment_classical(
         colour >= 2.0
     ) & fg
     fg = _keep_components(fg, max(4, int(options.min_component_fraction * sh * sw)))
-    # 6. GrabCut refinement at reduced resolution, in a band around the boundary.
+    # 6. Boundary onto the colour step (watershed), then GrabCut refinement at reduced resolution, in a band around the boundary.
+    if fg.any() and not fg.all():
+        # Sure garment: strong colour evidence that is also near the local peak (JPEG ringing is not).
+        sure = (colour >= options.sure_colour) & (colour >= 0.5 * colour_peak)
+        fg = _watershed(small, fg, sure, band)
     if options.grabcut_side > 0 and fg.any() and not fg.all():
         gc_rgb = _resize_long(small, options.grabcut_side)
         gh, gw = gc_rgb.shape[:2]
         gc_fg = cv2.resize(fg.astype(np.uint8), (gw, gh), interpolation=cv2.INTER_NEAREST).astype(bool)
-        gc_sure = cv2.resize((colour >= 2.0).astype(np.uint8), (gw, gh), interpolation=cv2.INTER_NEAREST)
+        gc_sure = cv2.resize((colour >= options.sure_colour).astype(np.uint8), (gw, gh), interpolation=cv2.INTER_NEAREST)
         refined = _grabcut(gc_rgb, gc_fg, gc_sure.astype(bool), options.grabcut_iterations)
         # Only accept changes near the old boundary at the evidence resolution.
         refined_small = cv2.resize(refined.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_LINEAR) > 0
         band = cv2.dilate(fg.astype(np.uint8), np.ones((5, 5), np.uint8)) > cv2.erode(
             fg.astype(np.uint8), np.ones((5, 5), np.uint8)
         )
-        fg = np.where(band, refined_small | (colour >= 2.0) & fg, fg)
+        fg = np.where(band, refined_small | (colour >= options.sure_colour) & fg, fg)
     # 7. Full resolution: a smooth upsampled boundary and a soft alpha edge.
     soft = cv2.resize(fg.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     if options.edge_softness_px > 0:
@@ -170,7 +209,7 @@ def segment_classical(
     mask = np.where(alpha >= 128, 255, 0).astype(np.uint8)
     # 8. Quality flags, shared with every backend.
     flags, details = assess_quality(image, mask, limits)
-    details = {**details, "background_noise": noise, "edge_noise": edge_noise}
+    details = {**details, "colour_level": colour_level, "edge_level": edge_level}
     cutout = np.dstack([image, alpha])
     return Segmentation(cutout=cutout, mask=mask, flags=flags, bbox=mask_bbox(mask), details=details)
 

@@ -50,8 +50,8 @@ def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 def smooth_surface_fit(
     values: np.ndarray, ys: np.ndarray, xs: np.ndarray, shape: tuple[int, int], rounds: int = 2
-) -> tuple[np.ndarray, np.ndarray]:
-    """Robust quadratic surface per channel through samples; returns (surface (H, W, C), inlier residuals)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Robust quadratic surface per channel through samples: (surface (H, W, C), residuals, inlier mask)."""
     h, w = shape
     u, v = xs / max(w - 1, 1) * 2.0 - 1.0, ys / max(h - 1, 1) * 2.0 - 1.0
     design = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1).astype(np.float64)
@@ -69,7 +69,7 @@ def smooth_surface_fit(
     gu, gv = gx / max(w - 1, 1) * 2.0 - 1.0, gy / max(h - 1, 1) * 2.0 - 1.0
     basis = np.stack([np.ones_like(gu), gu, gv, gu * gu, gu * gv, gv * gv], axis=-1)
     surface = (basis.reshape(-1, 6) @ coeffs.astype(np.float32)).reshape(h, w, -1)
-    return surface.astype(np.float32), (values - design @ coeffs)[keep]
+    return surface.astype(np.float32), values - design @ coeffs, keep
 
 
 def to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -123,10 +123,9 @@ def assess_quality(
     ys, xs = np.nonzero(far)
     if len(ys) >= 50:
         step = max(1, len(ys) // 4000)
-        _, residual = smooth_surface_fit(lab[ys[::step], xs[::step]], ys[::step], xs[::step], lab.shape[:2])
-        details["background_residual"] = float(np.percentile(np.linalg.norm(residual, axis=1), 90))
-        outliers = len(ys[::step]) - len(residual)
-        details["background_outlier_fraction"] = float(outliers / max(1, len(ys[::step])))
+        _, residual, inlier = smooth_surface_fit(lab[ys[::step], xs[::step]], ys[::step], xs[::step], lab.shape[:2])
+        details["background_residual"] = float(np.percentile(np.linalg.norm(residual[inlier], axis=1), 90))
+        details["background_outlier_fraction"] = float(1.0 - inlier.mean())
         if (
             details["background_residual"] > limits.max_background_residual
             or details["background_outlier_fraction"] > 0.15

@@ -12,6 +12,7 @@ import pytest
 
 from pipelines.masks import build_masks
 from pipelines.renderers.base import RenderJob
+from tests.pipelines.renderers.tiny_models import printed_garment, tiny_options
 
 
 @pytest.fixture(scope="session")
@@ -30,47 +31,12 @@ def tiny_sdxl(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return save_random_components(tmp_path_factory.mktemp("sdxl"), "sdxl", "tiny")
 
 
-def tiny_options(
-    paths: dict[str, Path], family: str = "sd15", garment: bool = True, **extra: Any
-) -> dict[str, Any]:
-    """Renderer options pointing at the tiny folders: float32, 2 steps."""
-    models: dict[str, Any] = {
-        "inpaint": {"id": str(paths["inpaint"]), "revision": "main"},
-        "controlnet_pose": {"id": str(paths["controlnet"]), "revision": "main"},
-        "controlnet_garment": {"id": str(paths["controlnet_garment"])} if garment else None,
-    }
-    return {
-        "family": family,
-        "models": models,
-        "dtype": "float32",
-        "steps": 2,
-        "channels_last": False,
-        **extra,
-    }
-
-
 @pytest.fixture(scope="session")
 def sd15_renderer(tiny_sd15: dict[str, Path]) -> Any:
     """One loaded tiny SD 1.5 renderer shared by the read-only tests."""
     from pipelines.renderers.diffusion import DiffusionRenderer
 
     return DiffusionRenderer.from_options(tiny_options(tiny_sd15), "cpu")
-
-
-def printed_garment(size: int = 64, seed: int = 0) -> np.ndarray:
-    """A synthetic placed garment with fine printed text and noise: RGBA uint8 on a transparent canvas."""
-    rng = np.random.default_rng(seed)
-    rgba = np.zeros((size, size, 4), np.uint8)
-    top, bottom, left, right = size // 4, size * 3 // 4, size // 4 + 2, size * 3 // 4 - 2
-    rgba[top:bottom, left:right, :3] = rng.integers(180, 255, (bottom - top, right - left, 3), dtype=np.uint8)
-    text = np.ascontiguousarray(rgba[..., :3])
-    cv2.putText(
-        text, "ABC", (left + 1, size // 2 + 2), cv2.FONT_HERSHEY_PLAIN, 0.6, (10, 20, 200), 1, cv2.LINE_AA
-    )
-    rgba[..., :3] = text
-    rgba[top:bottom, left:right, 3] = 255
-    rgba[rgba[..., 3] == 0, :3] = 0
-    return rgba
 
 
 @pytest.fixture

@@ -1,0 +1,216 @@
+"""Benchmark: a generated catalogue through the real flow with the draft renderer.
+
+Prints per-stage time per job, jobs per second, peak memory, and the share of wall time spent in Prefect
+orchestration: the same catalogue runs once through `produce_catalog` with one worker and once through the
+same task bodies in a plain loop; the difference is what Prefect costs. Then a run with the profile's
+workers shows throughput. Usage: python bench/catalog_flow.py --products 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+import cv2  # noqa: E402
+import yaml  # noqa: E402
+
+from pipelines.image_io import write_png_atomic  # noqa: E402
+from pipelines.synthetic import make_flatlay, sample_specs  # noqa: E402
+
+CATEGORIES = {
+    "tee": "t-shirt",
+    "shirt": "shirt",
+    "tank": "tank top",
+    "dress": "dress",
+    "trousers": "trousers",
+    "skirt": "skirt",
+}
+
+
+def write_catalogue(folder: Path, products: int, width: int, height: int) -> Path:
+    """Generated flat-lays at width x height and an onmodel CSV."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for index, spec in enumerate(sample_specs(products, seed=11, sizes=(max(width, height),))):
+        spec = dataclasses.replace(spec, width=width, height=height, jpeg_quality=0)
+        image, _ = make_flatlay(spec)
+        name = f"p{index:04d}.png"
+        write_png_atomic(folder / name, image, compress_level=1)
+        rows.append({"sku": f"BENCH-{index:04d}", "image": name, "category": CATEGORIES[spec.kind]})
+    path = folder / "products.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["sku", "image", "category"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def bench_profile(folder: Path, workers: int, poses: int, variants: int) -> Path:
+    """The demo profile with a chosen worker count, poses per class and variants."""
+    data = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
+    data["run"]["max_workers"] = workers
+    data["variants"] = variants
+    data["poses"] = {key: value[:poses] for key, value in data["poses"].items()}
+    path = folder / f"bench-{workers}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run_plain(csv_path: Path, profile_path: Path, out: Path) -> tuple[float, list]:
+    """The flow's task bodies in a plain loop, no Prefect: the pipeline-work baseline."""
+    from catalog import read_catalog
+    from flows import caches
+    from flows.outputs import ProductOutcome, product_state
+    from flows.profile import load_profile
+    from flows.tasks import (
+        BatchItem,
+        RunContext,
+        image_policy,
+        prepare_product_sync,
+        publish_sheet_sync,
+        render_batch_sync,
+    )
+
+    started = time.perf_counter()
+    profile = load_profile(profile_path)
+    ctx = RunContext(
+        run_id="plain",
+        out_dir=str(out),
+        profile=profile,
+        fingerprint=profile.fingerprint(caches.pose_library_digest()),
+    )
+    result = read_catalog(
+        csv_path, image_policy(profile, str(csv_path.parent)), known_poses=set(caches.pose_library())
+    )
+    outcomes = []
+    for record in result.records:
+        prepared = prepare_product_sync(record, ctx, str(csv_path.parent))
+        items = [BatchItem(plan, prepared) for plan in prepared.todo]
+        jobs = []
+        for start in range(0, len(items), profile.batch_size):
+            jobs += render_batch_sync(items[start : start + profile.batch_size], ctx)
+        product = ProductOutcome(record.sku, record.row, product_state(jobs), jobs=jobs)
+        publish_sheet_sync(product, prepared, ctx)
+        outcomes.append((prepared, jobs))
+    return time.perf_counter() - started, outcomes
+
+
+def run_flow(csv_path: Path, profile_path: Path, out: Path) -> tuple[float, object]:
+    from flows.produce import run_catalog
+
+    started = time.perf_counter()
+    summary = run_catalog(str(csv_path), str(profile_path), str(out), show_progress=False)
+    return time.perf_counter() - started, summary
+
+
+def stage_table(outcomes: list) -> dict[str, float]:
+    """Mean milliseconds per product (load, segment, cutout) and per job (place+masks, render, write)."""
+    per_product: dict[str, list[float]] = {}
+    per_job: dict[str, list[float]] = {}
+    for prepared, jobs in outcomes:
+        for key, value in prepared.seconds.items():
+            per_product.setdefault(key, []).append(value)
+        for job in jobs:
+            for key, value in job.timings.items():
+                per_job.setdefault(key, []).append(value)
+    table = {f"product.{k}": 1000 * statistics.mean(v) for k, v in per_product.items()}
+    table.update({f"job.{k}": 1000 * statistics.mean(v) for k, v in per_job.items()})
+    return table
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--products", type=int, default=200)
+    parser.add_argument("--width", type=int, default=1000)
+    parser.add_argument("--height", type=int, default=1334)
+    parser.add_argument("--poses", type=int, default=3)
+    parser.add_argument("--variants", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None, help="keep outputs here (default: a temp folder)")
+    parser.add_argument("--json", type=Path, help="also write the numbers as JSON")
+    args = parser.parse_args()
+
+    work = args.out or Path(tempfile.mkdtemp(prefix="onmodel-bench-"))
+    cv2.setNumThreads(1)  # one core per worker: the per-product numbers are single-core numbers
+    t = time.perf_counter()
+    csv_path = write_catalogue(work / "input", args.products, args.width, args.height)
+    print(
+        f"generated {args.products} flat-lays at {args.width}x{args.height} in {time.perf_counter() - t:.1f} s"
+    )
+    serial, parallel = (
+        bench_profile(work, 1, args.poses, args.variants),
+        bench_profile(work, args.workers, args.poses, args.variants),
+    )
+
+    # Warm caches (imports, pose library, segmenter, renderer, Prefect's ephemeral API) on a 2-product slice.
+    warm_csv = work / "input" / "warm.csv"
+    warm_csv.write_text("\n".join(csv_path.read_text().splitlines()[:3]) + "\n")
+    run_plain(warm_csv, serial, work / "warm-plain")
+    run_flow(warm_csv, serial, work / "warm-flow")
+
+    plain_s, outcomes = run_plain(csv_path, serial, work / "plain")
+    flow_s, summary = run_flow(csv_path, serial, work / "flow-1")
+    parallel_s, parallel_summary = run_flow(csv_path, parallel, work / f"flow-{args.workers}")
+    jobs = sum(len(j) for _, j in outcomes)
+    stages = stage_table(outcomes)
+    prep_ms = (
+        stages.get("product.load", 0) + stages.get("product.segment", 0) + stages.get("job.place_masks", 0)
+    )
+    orchestration = max(0.0, flow_s - plain_s) / flow_s
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"\n{args.products} products x {args.poses} poses x {args.variants} variants = {jobs} jobs, draft renderer"
+    )
+    print("per-stage time (ms, mean, one core):")
+    for key, value in stages.items():
+        print(f"  {key:<22} {value:8.1f}")
+    print(
+        f"  {'CPU preparation':<22} {prep_ms:8.1f}  (load + segment + place + masks; target < 60 per product)"
+    )
+    print(f"plain loop, no Prefect, 1 worker : {plain_s:7.1f} s  {jobs / plain_s:6.1f} jobs/s")
+    print(f"produce_catalog, 1 worker        : {flow_s:7.1f} s  {jobs / flow_s:6.1f} jobs/s")
+    print(
+        f"produce_catalog, {args.workers} workers       : {parallel_s:7.1f} s  {jobs / parallel_s:6.1f} jobs/s"
+    )
+    print(f"Prefect orchestration share      : {100 * orchestration:6.1f} % of wall time (target < 10 %)")
+    print(f"peak memory (RSS)                : {peak_mb:7.0f} MiB")
+    print(f"counts: {summary.counts}  /  {parallel_summary.counts}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "stages_ms": stages,
+                    "prep_ms": prep_ms,
+                    "plain_s": plain_s,
+                    "flow_s": flow_s,
+                    "parallel_s": parallel_s,
+                    "jobs": jobs,
+                    "orchestration_share": orchestration,
+                    "peak_mib": peak_mb,
+                },
+                indent=2,
+            )
+        )
+    if args.out is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

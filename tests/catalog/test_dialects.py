@@ -1,0 +1,124 @@
+"""Header dialect detection and the mapping of native, Shopify and Merchant rows to raw products."""
+
+from __future__ import annotations
+
+import pytest
+
+from catalog.csv_reading import decode_csv_bytes, split_csv_text
+from catalog.dialects import GOOGLE_MERCHANT, NATIVE, SHOPIFY, detect_dialect, split_image_links
+from catalog.errors import CatalogError
+
+
+def _table(text: str):
+    return split_csv_text(decode_csv_bytes(text.encode()))
+
+
+@pytest.mark.parametrize(
+    ("header", "dialect"),
+    [
+        ("sku,image,category", NATIVE),
+        ("SKU, Image ,Category,Title,Poses", NATIVE),
+        ("Handle,Title,Body (HTML),Type,Tags,Variant SKU,Image Src,Image Position", SHOPIFY),
+        ("id,title,image_link,product_type", GOOGLE_MERCHANT),
+        ("g:id,g:title,g:image_link,g:google_product_category", GOOGLE_MERCHANT),
+    ],
+)
+def test_dialect_detected_from_header(header: str, dialect) -> None:
+    assert detect_dialect(_table(header + "\n" + "x," * 7 + "\n").headers) is dialect
+
+
+def test_unrecognised_header_lists_the_three_layouts() -> None:
+    with pytest.raises(CatalogError) as caught:
+        detect_dialect(_table("name,picture,kind\na,b,c\n").headers)
+    message = str(caught.value)
+    assert "Found columns: name, picture, kind" in message
+    for phrase in ("onmodel CSV: sku, image, category", "Shopify product export: Handle", "Google Merchant"):
+        assert phrase in message
+
+
+@pytest.mark.parametrize(
+    ("header", "missing"),
+    [
+        ("sku,image,title", "category"),
+        ("Handle,Title,Type,Variant SKU", "image_src"),
+        ("Handle,Title,Variant SKU,Image Src", "type or product_category or tags"),
+        ("id,title,image_link", "google_product_category or product_type"),
+    ],
+)
+def test_missing_required_columns_are_named(header: str, missing: str) -> None:
+    with pytest.raises(CatalogError, match="lacks the column") as caught:
+        detect_dialect(_table(header + "\na,b,c,d\n").headers)
+    assert missing in str(caught.value)
+
+
+SHOPIFY_CSV = (
+    "Handle,Title,Type,Tags,Option1 Name,Option1 Value,Variant SKU,Image Src,Image Position\n"
+    "linen-shirt,Linen Shirt,Shirts,summer,Colour,Sand,LS-S,https://cdn.shop/b.jpg,2\n"  # row 2
+    "linen-shirt,,,,,Sand,LS-M,,\n"  # row 3: variant row
+    "linen-shirt,,,,,,,https://cdn.shop/a.jpg,1\n"  # row 4: image-only row, position 1
+    'wrap-dress,Wrap Dress,,"Top Seller, Summer Dress",Size,S,,https://cdn.shop/d.jpg,1\n'  # row 5
+    "linen-shirt,,,,,,,https://cdn.shop/c.jpg,3\n"  # row 6: late image row of the first product
+    ",,,,,,ORPHAN,,\n"  # row 7: no handle
+)
+
+
+def test_shopify_rows_fold_into_one_product_per_handle() -> None:
+    table = _table(SHOPIFY_CSV)
+    products, rejects = SHOPIFY.to_products(table)
+    assert [(r.row, r.column, r.sku) for r in rejects] == [(7, "Handle", "ORPHAN")]
+    shirt, dress = products
+    assert shirt.sku == "LS-S"
+    assert shirt.image == "https://cdn.shop/a.jpg"  # lowest Image Position
+    assert shirt.extra_images == ("https://cdn.shop/b.jpg", "https://cdn.shop/c.jpg")
+    assert (shirt.category, shirt.columns["category"]) == ("Shirts", "Type")
+    assert (shirt.title, shirt.color) == ("Linen Shirt", "Sand")
+    assert (shirt.row, shirt.source_rows) == (2, (2, 3, 4, 6))
+    # No Variant SKU: the handle; no Type: the first tag that is itself a garment ('Top Seller' is not).
+    assert (dress.sku, dress.columns["sku"]) == ("wrap-dress", "Handle")
+    assert (dress.category, dress.columns["category"]) == ("Summer Dress", "Tags")
+    assert dress.color == ""  # the option is Size, not Colour
+    assert dress.source_rows == (5,)
+
+
+MERCHANT_TSV = (
+    "id\ttitle\timage_link\tadditional_image_link\tgoogle_product_category\tproduct_type\tgender\tcolor\n"
+    "M1\tMaxi\thttps://c.example/1.jpg\thttps://c.example/2.jpg,https://c.example/w_10,h_10/3.jpg\t2271\t\tfemale\tred\n"
+    "M2\tTee\thttps://c.example/4.jpg\t\tApparel & Accessories > Clothing\tWomen > Tops > T-Shirts\t\t\n"
+    "M3\tShoe\thttps://c.example/5.jpg\t\t187\t\t\t\n"
+)
+
+
+def test_merchant_feed_maps_items_and_prefers_a_garment_google_category() -> None:
+    table = _table(MERCHANT_TSV)
+    assert table.delimiter == "\t"
+    products, rejects = GOOGLE_MERCHANT.to_products(table)
+    assert rejects == []
+    first, second, third = products
+    assert (first.sku, first.category, first.columns["category"]) == ("M1", "2271", "google_product_category")
+    assert first.extra_images == ("https://c.example/2.jpg", "https://c.example/w_10,h_10/3.jpg")
+    assert (first.gender, first.color) == ("female", "red")
+    # 'Clothing' is too general, so the merchant's own product_type decides.
+    assert (second.category, second.columns["category"]) == ("Women > Tops > T-Shirts", "product_type")
+    assert (third.category, third.columns["category"]) == ("187", "google_product_category")
+
+
+def test_native_rows_keep_header_cells_as_written_for_messages() -> None:
+    products, rejects = NATIVE.to_products(_table("SKU,Image,Category,Variants\nA,a.png,dress,2\n"))
+    assert rejects == []
+    (product,) = products
+    assert (product.sku, product.image, product.category, product.variants) == ("A", "a.png", "dress", "2")
+    assert product.columns["category"] == "Category"
+    assert product.columns["poses"] == "poses"  # absent column: its expected name
+
+
+@pytest.mark.parametrize(
+    ("text", "links"),
+    [
+        ("", ()),
+        ("a.jpg, b.jpg", ("a.jpg", "b.jpg")),
+        ("https://x/a.jpg,https://x/b.jpg", ("https://x/a.jpg", "https://x/b.jpg")),
+        ("https://x/c_1,w_2/a.jpg, http://y/b.jpg", ("https://x/c_1,w_2/a.jpg", "http://y/b.jpg")),
+    ],
+)
+def test_split_image_links(text: str, links: tuple[str, ...]) -> None:
+    assert split_image_links(text) == links
