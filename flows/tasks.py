@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pipelines.contact_sheet import Tile, make_contact_sheet
-from pipelines.presets import apply_preset, load_presets
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -21,7 +19,9 @@ from flows.errors import is_transient, retry_only_transient
 from flows.outputs import JobOutcome, OutputLayout, ProductOutcome, write_json_atomic
 from flows.plan import JobPlan, plan_product
 from flows.profile import Profile, code_version
+from pipelines.contact_sheet import Tile, make_contact_sheet
 from pipelines.image_io import load_image, load_image_bytes, write_jpeg_atomic, write_png_atomic
+from pipelines.presets import apply_preset, load_presets
 from pipelines.render_inputs import build_render_job
 from pipelines.renderers.base import RenderedImage, RenderJob
 from pipelines.segmentation import get_segmenter

@@ -208,7 +208,7 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(printable, [chr(c) for c in chars], strict=True))
 
 
-def write_clip_tokenizer_files(directory: Path, num_merges: int = 300) -> tuple[Path, Path]:
+def write_clip_tokenizer_files(directory: Path, num_merges: int = 1000) -> tuple[Path, Path]:
     """Write a byte-level BPE vocab.json + merges.txt for CLIPTokenizer, learned from a small built-in corpus."""
     directory.mkdir(parents=True, exist_ok=True)
     # 1. The alphabet: every byte as a character, alone and as a word end ("</w>").

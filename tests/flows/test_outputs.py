@@ -42,7 +42,7 @@ def test_atomic_write_failure_keeps_the_old_file(tmp_path: Path, monkeypatch: py
     def broken_replace(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("flows.outputs.os.replace", broken_replace)
+    monkeypatch.setattr("pipelines.image_io.os.replace", broken_replace)
     with pytest.raises(OSError):
         write_bytes_atomic(target, b"new")
     assert target.read_bytes() == b"old"
