@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import random
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -263,7 +262,7 @@ def test_verdict_for_an_unreadable_file(catalog_dir: Path, write_csv) -> None:
     ]
 
 
-def test_100k_rows_read_in_seconds(tmp_path: Path, write_png) -> None:
+def test_100k_rows_are_all_read(tmp_path: Path, write_png) -> None:
     n_rows, n_images = 100_000, 200
     for index in range(n_images):
         (tmp_path / "images").mkdir(exist_ok=True)
@@ -272,12 +271,8 @@ def test_100k_rows_read_in_seconds(tmp_path: Path, write_png) -> None:
     lines += [f"SKU-{i},images/{i % n_images}.png,T-Shirts,Title {i},front|walking,2" for i in range(n_rows)]
     csv_path = tmp_path / "big.csv"
     csv_path.write_text("\n".join(lines) + "\n")
-    started = time.perf_counter()
+    # Speed is measured by bench/catalog_flow.py, not asserted here (no timed tests).
     result = read_catalog(csv_path, known_poses={"front", "walking"})
-    elapsed = time.perf_counter() - started
     assert result.rejects == []
     assert result.rows_read == n_rows and len(result.records) == n_rows
     assert result.records[-1].sku == f"SKU-{n_rows - 1}" and result.records[-1].row == n_rows + 1
-    assert elapsed < 20, (
-        f"{elapsed:.1f} s for {n_rows} rows"
-    )  # ~2-4 s on 2 shared cores; generous for CI noise
