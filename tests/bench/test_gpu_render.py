@@ -20,7 +20,10 @@ def test_tiny_cpu_run_writes_a_complete_table(tmp_path: Path, capsys: pytest.Cap
     assert report["matmul_tflops"] > 0 and report["models"] == "tiny"
     assert [(r["levers"], r["batch"]) for r in report["rows"]] == [("vanilla", 1), ("tuned", 1), ("tuned", 2)]
     for row in report["rows"]:
-        assert row["images_per_s"] > 0 and row["tflop_per_image"] > 0 and 0 < row["floor_fraction"] < 1
+        assert row["images_per_s"] > 0 and row["tflop_per_image"] > 0
+        # On a noisy CPU the fraction can pass 1; what must hold is that it is FLOPs / rate / seconds.
+        expected = row["tflop_per_image"] / report["matmul_tflops"] * row["images_per_s"]
+        assert row["floor_fraction"] == pytest.approx(expected)
         assert row["gpu_s_per_image"] == pytest.approx(1 / row["images_per_s"])
     assert report["rows"][0]["speedup_vs_vanilla"] == pytest.approx(1.0)
     assert "floor%" in capsys.readouterr().out
