@@ -21,7 +21,7 @@ class ClassicalOptions:
     """Knobs of the classical cutter; the defaults are what the benchmark measured."""
 
     work_side: int = 512  # long side of the evidence image
-    grabcut_side: int = 320  # long side for the GrabCut refinement (0 = off)
+    grabcut_side: int = 0  # long side for an extra GrabCut pass (0 = off: measured no gain, 2.4x slower)
     grabcut_iterations: int = 2
     border_fraction: float = 0.03  # width of the frame band the background model is learned from
     colour_margin: float = 1.5  # colour evidence threshold: this times its 99th percentile on the frame
@@ -54,13 +54,14 @@ def check_inputs(image: np.ndarray, options: ClassicalOptions) -> None:
         raise ValueError(f"work_side must be >= 64 px; got {options.work_side}.")
 
 
-def _resize_long(image: np.ndarray, side: int) -> np.ndarray:
-    """Shrink so the long side is at most `side` (area averaging also lowers noise)."""
+def _resize_long(image: np.ndarray, side: int, upscale: bool = False) -> np.ndarray:
+    """Scale so the long side is `side` (shrinking uses area averaging, which also lowers noise)."""
     h, w = image.shape[:2]
     scale = side / max(h, w)
-    if scale >= 1.0:
+    if scale == 1.0 or (scale > 1.0 and not upscale):
         return image
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    method = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=method)
 
 
 def _border_band(shape: tuple[int, int], fraction: float) -> np.ndarray:
@@ -142,7 +143,7 @@ def segment_classical(
     check_inputs(image, options)
     h, w = image.shape[:2]
     # 1. Evidence image: shrunk (speed, less noise), in CIELAB (distances match what people see).
-    small = _resize_long(image, options.work_side)
+    small = _resize_long(image, options.work_side, upscale=True)  # fixed scale: thresholds are in work pixels
     sh, sw = small.shape[:2]
     lab = to_lab(small)
     frame = _border_band((sh, sw), options.border_fraction)
@@ -200,7 +201,8 @@ def segment_classical(
         )
         fg = np.where(band, refined_small | (colour >= options.sure_colour) & fg, fg)
     # 7. Full resolution: a smooth upsampled boundary and a soft alpha edge.
-    soft = cv2.resize(fg.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    shrink = cv2.INTER_AREA if max(h, w) < max(sh, sw) else cv2.INTER_LINEAR
+    soft = cv2.resize(fg.astype(np.float32), (w, h), interpolation=shrink)
     if options.edge_softness_px > 0:
         soft = cv2.GaussianBlur(soft, (0, 0), options.edge_softness_px)
     alpha = np.clip(soft * 255.0 + 0.5, 0, 255).astype(np.uint8)

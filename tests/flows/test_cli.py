@@ -1,0 +1,106 @@
+"""The `onmodel` command line, run as a user would: a subprocess against a real Prefect server."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL
+
+from flows.cli import main
+from tests.flows.helpers import small_profile, write_csv, write_flatlays
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _onmodel(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_validate_prints_the_verdict_and_runs_nothing(tmp_path: Path, capsys) -> None:
+    rows = write_flatlays(tmp_path, 1)
+    rows.append({"sku": "BAD", "image": "g00.png", "category": "umbrella"})
+    csv_path = write_csv(tmp_path / "p.csv", rows)
+    assert main(["validate", str(csv_path)]) == 1
+    printed = capsys.readouterr().out
+    assert "1 products ok, 1 rows rejected" in printed
+    assert "Row 3, column 'category' (SKU BAD): 'umbrella' is not a garment category" in printed
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_run_against_a_real_prefect_server(tmp_path: Path) -> None:
+    rows = write_flatlays(tmp_path / "in", 2)
+    csv_path = write_csv(tmp_path / "in" / "products.csv", rows)
+    profile = small_profile(tmp_path, variants=1)
+    api_url = PREFECT_API_URL.value()  # the test harness's server on 127.0.0.1
+    assert api_url and "127.0.0.1" in api_url
+    env = {**os.environ, "PREFECT_API_URL": api_url}
+    done = _onmodel(
+        "run",
+        str(csv_path),
+        "--config",
+        str(profile),
+        "--out",
+        str(tmp_path / "out"),
+        "--no-progress",
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "produced 4 · skipped 0 · rejected 0 · failed 0" in done.stdout
+    assert f"run index: {(tmp_path / 'out' / 'index.html').resolve()}" in done.stdout
+
+    async def server_records() -> tuple[list, list]:
+        async with get_client() as client:
+            runs = await client.read_flow_runs()
+            artifacts = await client.read_latest_artifacts()
+            return runs, artifacts
+
+    runs, artifacts = asyncio.run(server_records())
+    assert any(
+        run.state_name == "Completed" and run.parameters.get("out_dir") == str(tmp_path / "out")
+        for run in runs
+    )
+    assert {"onmodel-run-summary", "onmodel-run-index"} <= {a.key for a in artifacts}
+
+
+def test_run_exits_non_zero_when_something_failed(tmp_path: Path) -> None:
+    rows = write_flatlays(tmp_path / "in", 1)
+    csv_path = write_csv(tmp_path / "in" / "products.csv", rows)
+    profile = small_profile(
+        tmp_path,
+        variants=1,
+        renderer={"name": "draft", "batch_size": 2, "options": {"skin_tones": ["not-a-colour"]}},
+    )
+    done = _onmodel(
+        "run",
+        str(csv_path),
+        "--config",
+        str(profile),
+        "--out",
+        str(tmp_path / "out"),
+        "--no-progress",
+        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "failed 2" in done.stdout
+    manifest = list(csv.DictReader((tmp_path / "out" / "manifest.csv").open()))
+    assert {r["state"] for r in manifest if r["kind"] == "job"} == {"failed"}
+
+
+def test_missing_csv_is_a_clear_error(tmp_path: Path) -> None:
+    done = _onmodel("run", str(tmp_path / "nope.csv"))
+    assert done.returncode == 2
+    assert "does not exist" in done.stderr
