@@ -64,10 +64,17 @@ def print_table(backend: str, rows: dict[str, list[tuple[float, float, float]]])
     summary: dict = {"backend": backend, "groups": {}}
     for group, values in [*sorted(rows.items()), ("ALL", everything)]:
         ious, bfs = [v[0] for v in values], [v[1] for v in values]
-        print(f"{group:18s} {len(values):4d} {statistics.mean(ious):9.4f} {min(ious):10.4f} "
-              f"{statistics.mean(bfs):8.4f} {min(bfs):9.4f}")
-        summary["groups"][group] = {"n": len(values), "iou_mean": statistics.mean(ious), "iou_min": min(ious),
-                                    "bf_mean": statistics.mean(bfs), "bf_min": min(bfs)}
+        print(
+            f"{group:18s} {len(values):4d} {statistics.mean(ious):9.4f} {min(ious):10.4f} "
+            f"{statistics.mean(bfs):8.4f} {min(bfs):9.4f}"
+        )
+        summary["groups"][group] = {
+            "n": len(values),
+            "iou_mean": statistics.mean(ious),
+            "iou_min": min(ious),
+            "bf_mean": statistics.mean(bfs),
+            "bf_min": min(bfs),
+        }
     seconds = sum(v[2] for v in everything)
     summary["images_per_second_per_core"] = len(everything) / seconds
     print(f"speed: {len(everything) / seconds:.1f} images/s per core (mixed sizes, OpenCV 1 thread)")
@@ -96,12 +103,17 @@ def real_photo_sheet(segmenter, out: Path, tile: int = 360) -> Path | None:
         result = segmenter(image)
         shown = over_checkerboard(result.cutout)
         scale = tile / max(shown.shape[:2])
-        shown = cv2.resize(shown, (round(shown.shape[1] * scale), round(shown.shape[0] * scale)),
-                           interpolation=cv2.INTER_AREA)
+        shown = cv2.resize(
+            shown,
+            (round(shown.shape[1] * scale), round(shown.shape[0] * scale)),
+            interpolation=cv2.INTER_AREA,
+        )
         canvas = np.full((tile + 40, tile, 3), 255, np.uint8)
         canvas[: shown.shape[0], : shown.shape[1]] = shown
         label = f"{photo.stem[:18]} {','.join(result.flags) or 'ok'}"
-        cv2.putText(canvas, label[:48], (4, tile + 26), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            canvas, label[:48], (4, tile + 26), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA
+        )
         tiles.append(canvas)
     while len(tiles) % 4:
         tiles.append(np.full_like(tiles[0], 255))

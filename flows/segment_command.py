@@ -46,7 +46,9 @@ def collect_images(inputs: list[Path]) -> list[Path]:
     found: list[Path] = []
     for item in inputs:
         if item.is_dir():
-            found.extend(sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+            found.extend(
+                sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            )
         else:
             found.append(item)  # a missing file is reported per image, not by crashing the run
     return list(dict.fromkeys(found))
@@ -105,7 +107,9 @@ def _unique_stem(path: Path, used: set[str]) -> str:
     return stem
 
 
-def segment_one(path: Path, stem: str, segmenter: Segmenter, backend: str, out: Path, max_pixels: int) -> dict:
+def segment_one(
+    path: Path, stem: str, segmenter: Segmenter, backend: str, out: Path, max_pixels: int
+) -> dict:
     """Segment one file and write its outputs; returns its report row (error set instead of raising)."""
     row: dict[str, Any] = {"file": str(path), "backend": backend, "flags": [], "bbox": None}
     row.update({"area_fraction": None, "seconds": None, "error": None})

@@ -31,35 +31,103 @@ _NOISE_TILE = 256  # sensor noise is tiled from one small tile: generating full-
 _OUTLINES: dict[str, tuple[float, list[tuple[float, float]]]] = {
     "tee": (
         1.0,
-        [(0.38, 0.04), (0.20, 0.09), (0.02, 0.30), (0.14, 0.40), (0.25, 0.31), (0.25, 0.98), (0.75, 0.98),
-         (0.75, 0.31), (0.86, 0.40), (0.98, 0.30), (0.80, 0.09), (0.62, 0.04), (0.56, 0.10), (0.50, 0.12),
-         (0.44, 0.10)],
+        [
+            (0.38, 0.04),
+            (0.20, 0.09),
+            (0.02, 0.30),
+            (0.14, 0.40),
+            (0.25, 0.31),
+            (0.25, 0.98),
+            (0.75, 0.98),
+            (0.75, 0.31),
+            (0.86, 0.40),
+            (0.98, 0.30),
+            (0.80, 0.09),
+            (0.62, 0.04),
+            (0.56, 0.10),
+            (0.50, 0.12),
+            (0.44, 0.10),
+        ],
     ),
     "shirt": (
         0.95,
-        [(0.38, 0.05), (0.20, 0.09), (0.08, 0.40), (0.02, 0.95), (0.12, 0.96), (0.22, 0.45), (0.25, 0.98),
-         (0.75, 0.98), (0.78, 0.45), (0.88, 0.96), (0.98, 0.95), (0.92, 0.40), (0.80, 0.09), (0.62, 0.05),
-         (0.50, 0.14)],
+        [
+            (0.38, 0.05),
+            (0.20, 0.09),
+            (0.08, 0.40),
+            (0.02, 0.95),
+            (0.12, 0.96),
+            (0.22, 0.45),
+            (0.25, 0.98),
+            (0.75, 0.98),
+            (0.78, 0.45),
+            (0.88, 0.96),
+            (0.98, 0.95),
+            (0.92, 0.40),
+            (0.80, 0.09),
+            (0.62, 0.05),
+            (0.50, 0.14),
+        ],
     ),
     "tank": (
         0.72,
-        [(0.22, 0.22), (0.30, 0.36), (0.40, 0.40), (0.60, 0.40), (0.70, 0.36), (0.78, 0.22), (0.86, 0.42),
-         (0.90, 0.98), (0.10, 0.98), (0.14, 0.42)],
+        [
+            (0.22, 0.22),
+            (0.30, 0.36),
+            (0.40, 0.40),
+            (0.60, 0.40),
+            (0.70, 0.36),
+            (0.78, 0.22),
+            (0.86, 0.42),
+            (0.90, 0.98),
+            (0.10, 0.98),
+            (0.14, 0.42),
+        ],
     ),
     "dress": (
         0.62,
-        [(0.24, 0.16), (0.34, 0.24), (0.50, 0.27), (0.66, 0.24), (0.76, 0.16), (0.80, 0.30), (0.72, 0.45),
-         (0.98, 0.98), (0.02, 0.98), (0.28, 0.45), (0.20, 0.30)],
+        [
+            (0.24, 0.16),
+            (0.34, 0.24),
+            (0.50, 0.27),
+            (0.66, 0.24),
+            (0.76, 0.16),
+            (0.80, 0.30),
+            (0.72, 0.45),
+            (0.98, 0.98),
+            (0.02, 0.98),
+            (0.28, 0.45),
+            (0.20, 0.30),
+        ],
     ),
     "trousers": (
         0.62,
-        [(0.12, 0.02), (0.88, 0.02), (0.94, 0.40), (0.98, 0.98), (0.60, 0.98), (0.52, 0.36), (0.48, 0.36),
-         (0.40, 0.98), (0.02, 0.98), (0.06, 0.40)],
+        [
+            (0.12, 0.02),
+            (0.88, 0.02),
+            (0.94, 0.40),
+            (0.98, 0.98),
+            (0.60, 0.98),
+            (0.52, 0.36),
+            (0.48, 0.36),
+            (0.40, 0.98),
+            (0.02, 0.98),
+            (0.06, 0.40),
+        ],
     ),
     "skirt": (
         1.05,
-        [(0.26, 0.04), (0.74, 0.04), (0.80, 0.30), (0.98, 0.96), (0.75, 0.99), (0.50, 1.00), (0.25, 0.99),
-         (0.02, 0.96), (0.20, 0.30)],
+        [
+            (0.26, 0.04),
+            (0.74, 0.04),
+            (0.80, 0.30),
+            (0.98, 0.96),
+            (0.75, 0.99),
+            (0.50, 1.00),
+            (0.25, 0.99),
+            (0.02, 0.96),
+            (0.20, 0.30),
+        ],
     ),
 }
 _STRAPS: dict[str, list[tuple[tuple[float, float], tuple[float, float]]]] = {
@@ -126,7 +194,9 @@ def _garment_geometry(spec: FlatlaySpec, rng: np.random.Generator) -> tuple[list
 
     polygons = [to_pixels(points)]
     if spec.kind == "shirt":  # a pointed collar that overlaps the neckline
-        collar = np.array([(0.36, 0.03), (0.50, 0.10), (0.64, 0.03), (0.60, 0.15), (0.50, 0.20), (0.40, 0.15)])
+        collar = np.array(
+            [(0.36, 0.03), (0.50, 0.10), (0.64, 0.03), (0.60, 0.15), (0.50, 0.20), (0.40, 0.15)]
+        )
         polygons.append(to_pixels(collar))
     straps = []
     if spec.straps and spec.kind in _STRAPS:
@@ -184,14 +254,24 @@ def _garment_texture(spec: FlatlaySpec, rng: np.random.Generator, mask: np.ndarr
                 k = int(rng.integers(len(xs)))
                 colour = accent if rng.random() < 0.5 else rng.integers(0, 256, 3)
                 radius = int(size * rng.uniform(0.01, 0.05))
-                cv2.circle(texture, (int(xs[k]), int(ys[k])), max(2, radius), colour.tolist(), -1, cv2.LINE_AA)
+                cv2.circle(
+                    texture, (int(xs[k]), int(ys[k])), max(2, radius), colour.tolist(), -1, cv2.LINE_AA
+                )
         else:
             cx, cy = int(np.median(xs)), int(np.percentile(ys, 35))
             scale = size / 500.0
             for line, text in enumerate(("ONMODEL", "SKI CLUB 95")):
                 org = (int(cx - 110 * scale), int(cy + line * 40 * scale))
-                cv2.putText(texture, text, org, cv2.FONT_HERSHEY_DUPLEX, scale, accent.tolist(),
-                            max(1, int(2 * scale)), cv2.LINE_AA)
+                cv2.putText(
+                    texture,
+                    text,
+                    org,
+                    cv2.FONT_HERSHEY_DUPLEX,
+                    scale,
+                    accent.tolist(),
+                    max(1, int(2 * scale)),
+                    cv2.LINE_AA,
+                )
     shading = 1.0 - 0.02 * (1.0 + _smooth_field(rng, (h, w), 6))  # folds only darken: 0.96..1.0
     return texture.astype(np.float32) * shading[..., None]
 
@@ -215,7 +295,9 @@ def make_flatlay(spec: FlatlaySpec) -> tuple[np.ndarray, np.ndarray]:
     image = _background(spec, shape)
     light = np.ones(shape, dtype=np.float32)
     if spec.shadow > 0:
-        small = cv2.resize(mask, (max(1, spec.width // 4), max(1, spec.height // 4)), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(
+            mask, (max(1, spec.width // 4), max(1, spec.height // 4)), interpolation=cv2.INTER_AREA
+        )
         blur = max(3, int(min(small.shape) * 0.03)) | 1
         small = cv2.GaussianBlur(small.astype(np.float32) / 255.0, (0, 0), blur)
         shift = np.float32([[1, 0, small.shape[1] * 0.012], [0, 1, small.shape[0] * 0.018]])

@@ -9,7 +9,15 @@ from pipelines.segmentation.quality import FLAG_NAMES, QualityLimits, assess_qua
 
 BACKENDS = ("classical", "rembg", "alpha")
 
-__all__ = ["BACKENDS", "FLAG_NAMES", "QualityLimits", "Segmentation", "Segmenter", "assess_quality", "get_segmenter"]
+__all__ = [
+    "BACKENDS",
+    "FLAG_NAMES",
+    "QualityLimits",
+    "Segmentation",
+    "Segmenter",
+    "assess_quality",
+    "get_segmenter",
+]
 
 
 def get_segmenter(name: str, device: str = "cpu", **options: Any) -> Segmenter:
@@ -22,10 +30,14 @@ def get_segmenter(name: str, device: str = "cpu", **options: Any) -> Segmenter:
         try:
             from pipelines.segmentation.rembg_backend import RembgSegmenter
         except ImportError as error:  # pragma: no cover - depends on the install
-            raise ValueError("the 'rembg' backend needs the rembg extra: pip install 'onmodel[rembg]'.") from error
+            raise ValueError(
+                "the 'rembg' backend needs the rembg extra: pip install 'onmodel[rembg]'."
+            ) from error
         return RembgSegmenter(device=device, **options)
     if name == "alpha":
         from pipelines.segmentation.alpha import AlphaSegmenter
 
         return AlphaSegmenter(device=device, **options)
-    raise ValueError(f"segmentation backend {name!r} is unknown; choose one of {BACKENDS} (profile: segmentation.backend).")
+    raise ValueError(
+        f"segmentation backend {name!r} is unknown; choose one of {BACKENDS} (profile: segmentation.backend)."
+    )

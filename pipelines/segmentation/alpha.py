@@ -11,7 +11,9 @@ from pipelines.segmentation.quality import QualityLimits, assess_quality, mask_b
 def check_inputs(image: np.ndarray) -> None:
     """Raise a ValueError a merchandiser can act on."""
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be a uint8 RGBA array (H, W, 4); got {getattr(image, 'shape', type(image))}.")
+        raise ValueError(
+            f"image must be a uint8 RGBA array (H, W, 4); got {getattr(image, 'shape', type(image))}."
+        )
     if image.shape[2] != 4:
         raise ValueError(
             f"the 'alpha' backend needs a cut-out image with transparency (RGBA); this one has {image.shape[2]} "
@@ -24,7 +26,9 @@ def check_inputs(image: np.ndarray) -> None:
         )
 
 
-def segment_alpha(image: np.ndarray, threshold: int = 128, limits: QualityLimits | None = None) -> Segmentation:
+def segment_alpha(
+    image: np.ndarray, threshold: int = 128, limits: QualityLimits | None = None
+) -> Segmentation:
     """Cutout = the RGBA image itself; mask = alpha >= threshold."""
     check_inputs(image)
     # 1. The supplier's alpha is the truth; pixels are copied, never changed.
@@ -40,7 +44,9 @@ class AlphaSegmenter:
 
     name = "alpha"
 
-    def __init__(self, device: str = "cpu", threshold: int = 128, limits: QualityLimits | None = None) -> None:
+    def __init__(
+        self, device: str = "cpu", threshold: int = 128, limits: QualityLimits | None = None
+    ) -> None:
         if not 1 <= threshold <= 255:
             raise ValueError(f"threshold must be 1..255; got {threshold}.")
         self.device = device

@@ -13,7 +13,13 @@ import numpy as np
 
 from pipelines.segmentation.base import Segmentation
 from pipelines.segmentation.matting import refine_alpha
-from pipelines.segmentation.quality import QualityLimits, assess_quality, mask_bbox, smooth_surface_fit, to_lab
+from pipelines.segmentation.quality import (
+    QualityLimits,
+    assess_quality,
+    mask_bbox,
+    smooth_surface_fit,
+    to_lab,
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,9 @@ def check_inputs(image: np.ndarray, options: ClassicalOptions) -> None:
     if image.dtype != np.uint8:
         raise ValueError(f"image must be uint8 0..255; got {image.dtype}.")
     if min(image.shape[:2]) < 16:
-        raise ValueError(f"image is {image.shape[1]}x{image.shape[0]} px; a garment photo needs at least 16 px.")
+        raise ValueError(
+            f"image is {image.shape[1]}x{image.shape[0]} px; a garment photo needs at least 16 px."
+        )
     if options.work_side < 64:
         raise ValueError(f"work_side must be >= 64 px; got {options.work_side}.")
 
@@ -176,12 +184,15 @@ def segment_classical(
     count, labels = cv2.connectedComponents(1 - barrier, connectivity=4)
     reached = np.unique(labels[frame & (barrier == 0)])
     background_region = np.isin(labels, reached[reached > 0]).astype(np.uint8)
-    background_region = cv2.dilate(background_region, np.ones((3, 3), np.uint8)).astype(bool) & (evidence < 1.0)
+    background_region = cv2.dilate(background_region, np.ones((3, 3), np.uint8)).astype(bool) & (
+        evidence < 1.0
+    )
     fg = ~background_region
     # 5. Morphology: open away one-pixel specks only (straps survive), drop dust below the size floor.
-    fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool) | (
-        colour >= 2.0
-    ) & fg
+    fg = (
+        cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
+        | (colour >= 2.0) & fg
+    )
     fg = _keep_components(fg, max(4, int(options.min_component_fraction * sh * sw)))
     # 6. Boundary onto the colour step (watershed), then GrabCut refinement at reduced resolution, in a band around the boundary.
     if fg.any() and not fg.all():
@@ -192,7 +203,9 @@ def segment_classical(
         gc_rgb = _resize_long(small, options.grabcut_side)
         gh, gw = gc_rgb.shape[:2]
         gc_fg = cv2.resize(fg.astype(np.uint8), (gw, gh), interpolation=cv2.INTER_NEAREST).astype(bool)
-        gc_sure = cv2.resize((colour >= options.sure_colour).astype(np.uint8), (gw, gh), interpolation=cv2.INTER_NEAREST)
+        gc_sure = cv2.resize(
+            (colour >= options.sure_colour).astype(np.uint8), (gw, gh), interpolation=cv2.INTER_NEAREST
+        )
         refined = _grabcut(gc_rgb, gc_fg, gc_sure.astype(bool), options.grabcut_iterations)
         # Only accept changes near the old boundary at the evidence resolution.
         refined_small = cv2.resize(refined.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_LINEAR) > 0

@@ -123,7 +123,9 @@ def assess_quality(
     ys, xs = np.nonzero(far)
     if len(ys) >= 50:
         step = max(1, len(ys) // 4000)
-        _, residual, inlier = smooth_surface_fit(lab[ys[::step], xs[::step]], ys[::step], xs[::step], lab.shape[:2])
+        _, residual, inlier = smooth_surface_fit(
+            lab[ys[::step], xs[::step]], ys[::step], xs[::step], lab.shape[:2]
+        )
         details["background_residual"] = float(np.percentile(np.linalg.norm(residual[inlier], axis=1), 90))
         details["background_outlier_fraction"] = float(1.0 - inlier.mean())
         if (

@@ -109,7 +109,9 @@ def get_session(model: str, model_file: Path, providers: list[Any]) -> Any:
                 (session_class,),
                 {"download_models": classmethod(lambda cls, *a, **k: str(model_file))},
             )
-            _SESSIONS[key] = local_class(model, ort.SessionOptions(), providers=providers, model_path=str(model_file))
+            _SESSIONS[key] = local_class(
+                model, ort.SessionOptions(), providers=providers, model_path=str(model_file)
+            )
         return _SESSIONS[key]
 
 
@@ -133,7 +135,9 @@ class RembgSegmenter:
         if model == "u2net_cloth_seg" and cloth_category not in CLOTH_CATEGORIES:
             raise ValueError(f"cloth_category must be one of {CLOTH_CATEGORIES}; got {cloth_category!r}.")
         if not 1 <= threshold <= 254:
-            raise ValueError(f"threshold must be 1..254 (alpha level that counts as garment); got {threshold}.")
+            raise ValueError(
+                f"threshold must be 1..254 (alpha level that counts as garment); got {threshold}."
+            )
         self.model = model
         self.cloth_category = cloth_category
         self.alpha_matting = alpha_matting
@@ -146,7 +150,12 @@ class RembgSegmenter:
         """Cut one RGB uint8 image (H, W, 3)."""
         from PIL import Image
 
-        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        if (
+            not isinstance(image, np.ndarray)
+            or image.ndim != 3
+            or image.shape[2] != 3
+            or image.dtype != np.uint8
+        ):
             raise ValueError(
                 f"image must be uint8 RGB (H, W, 3); got {getattr(image, 'dtype', type(image))} "
                 f"{getattr(image, 'shape', '')}. Use the 'alpha' backend for cut-out RGBA PNGs."

@@ -40,8 +40,17 @@ def test_make_flatlay_is_deterministic_and_shaped() -> None:
 )
 def test_mask_matches_the_drawn_garment(kind: str, garment: tuple[int, int, int], shadow: float) -> None:
     # A dark garment on white without noise or JPEG: the pixels tell exactly where the garment was drawn.
-    spec = FlatlaySpec(group="plain", kind=kind, width=200, height=240, garment_rgb=garment,
-                       background_rgb=(255, 255, 255), noise_sigma=0.0, shadow=shadow, straps=kind == "tank")
+    spec = FlatlaySpec(
+        group="plain",
+        kind=kind,
+        width=200,
+        height=240,
+        garment_rgb=garment,
+        background_rgb=(255, 255, 255),
+        noise_sigma=0.0,
+        shadow=shadow,
+        straps=kind == "tank",
+    )
     image, mask = make_flatlay(spec)
     drawn = image.astype(int).sum(axis=2) < 3 * 185  # far darker than the lightest shadow (1 - 0.2) * 255
     core = cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0  # one-pixel anti-aliased rim may go either way
@@ -52,7 +61,9 @@ def test_mask_matches_the_drawn_garment(kind: str, garment: tuple[int, int, int]
 
 
 def test_straps_are_in_the_mask() -> None:
-    with_straps = FlatlaySpec(group="thin_straps", kind="tank", straps=True, strap_px=4, width=300, height=400)
+    with_straps = FlatlaySpec(
+        group="thin_straps", kind="tank", straps=True, strap_px=4, width=300, height=400
+    )
     without = dataclasses.replace(with_straps, straps=False)
     assert (make_flatlay(with_straps)[1] > 0).sum() > (make_flatlay(without)[1] > 0).sum()
 

@@ -1,0 +1,136 @@
+"""The classical cutter: IoU floors per hard-case group on a fixed synthetic set, and image-step properties."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipelines.segmentation.classical import ClassicalOptions, segment_classical
+from pipelines.segmentation.metrics import iou
+from pipelines.synthetic import GROUPS, FlatlaySpec, make_flatlay, sample_specs
+
+# Regression floors measured on this fixed set (seed 7, 60 images, 384-512 px) minus a small margin.
+# They sit BELOW the issue's targets (mean >= 0.97, each group >= 0.93): see docs/SEGMENTATION.md.
+MEAN_FLOOR = 0.91
+GROUP_FLOORS = {
+    "plain": 0.93,
+    "white_on_white": 0.83,
+    "pale_on_pale": 0.93,
+    "black_on_dark": 0.94,
+    "thin_straps": 0.94,
+    "striped": 0.80,
+    "printed_logo": 0.91,
+    "gradient_bg": 0.95,
+    "shadow_vignette": 0.91,
+    "jpeg_rotated": 0.87,
+}
+
+
+@pytest.fixture(scope="module")
+def group_ious() -> dict[str, list[float]]:
+    """IoU of every image of the fixed set, by group."""
+    scores: dict[str, list[float]] = defaultdict(list)
+    for spec in sample_specs(60, seed=7, sizes=(384, 512)):
+        image, truth = make_flatlay(spec)
+        scores[spec.group].append(iou(segment_classical(image).mask, truth))
+    return scores
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_group_mean_iou_floor(group_ious: dict[str, list[float]], group: str) -> None:
+    assert statistics.mean(group_ious[group]) >= GROUP_FLOORS[group], group_ious[group]
+
+
+def test_overall_mean_iou_floor(group_ious: dict[str, list[float]]) -> None:
+    everything = [v for values in group_ious.values() for v in values]
+    assert statistics.mean(everything) >= MEAN_FLOOR
+    assert min(everything) >= 0.5  # no catastrophic leak into the garment on this set
+
+
+def test_white_on_white_and_black_on_dark_are_found() -> None:
+    white = FlatlaySpec(
+        group="white_on_white",
+        kind="tee",
+        width=384,
+        height=512,
+        garment_rgb=(238, 238, 236),
+        background_rgb=(253, 253, 253),
+        noise_sigma=1.0,
+        seed=1,
+    )
+    black = FlatlaySpec(
+        group="black_on_dark",
+        kind="dress",
+        width=384,
+        height=512,
+        garment_rgb=(16, 16, 18),
+        background_rgb=(60, 60, 62),
+        noise_sigma=1.0,
+        seed=2,
+    )
+    for spec in (white, black):
+        image, truth = make_flatlay(spec)
+        assert iou(segment_classical(image).mask, truth) >= 0.93, spec.group
+
+
+def test_thin_straps_are_kept() -> None:
+    spec = FlatlaySpec(
+        group="thin_straps",
+        kind="tank",
+        straps=True,
+        strap_px=4,
+        width=384,
+        height=512,
+        garment_rgb=(200, 30, 60),
+        seed=3,
+    )
+    image, truth = make_flatlay(spec)
+    mask = segment_classical(image).mask
+    top = int(np.nonzero(truth.any(axis=1))[0][0])
+    strap_rows = slice(top + 4, top + 40)  # above the body: only the straps are there
+    assert (mask[strap_rows] > 0).sum() >= 0.7 * (truth[strap_rows] > 0).sum()
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000), side=st.sampled_from([96, 160, 257]))
+def test_outputs_are_well_formed_and_input_untouched(seed: int, side: int) -> None:
+    spec = sample_specs(1, seed=seed, sizes=(side,))[0]
+    image, _ = make_flatlay(spec)
+    before = image.copy()
+    result = segment_classical(image)
+    np.testing.assert_array_equal(image, before)
+    assert result.cutout.shape == (*image.shape[:2], 4) and result.cutout.dtype == np.uint8
+    np.testing.assert_array_equal(result.cutout[..., :3], image)  # only alpha is added
+    assert set(np.unique(result.mask)) <= {0, 255}
+    np.testing.assert_array_equal(result.mask > 0, result.cutout[..., 3] >= 128)
+    x0, y0, x1, y1 = result.bbox
+    if result.mask.any():
+        assert result.mask[y0:y1, x0:x1].sum() == result.mask.sum()
+
+
+def test_alpha_matting_option_changes_only_the_edge_band() -> None:
+    image, _ = make_flatlay(sample_specs(1, seed=4, sizes=(256,))[0])
+    plain = segment_classical(image)
+    matted = segment_classical(image, ClassicalOptions(alpha_matting=True))
+    changed = plain.cutout[..., 3] != matted.cutout[..., 3]
+    assert changed.any()
+    interior = (plain.cutout[..., 3] == 255) & (matted.cutout[..., 3] == 255)
+    assert interior.sum() > 0.5 * (plain.mask > 0).sum()
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.zeros((64, 64, 4), np.uint8), "RGB array"),
+        (np.zeros((64, 64, 3), np.float32), "uint8"),
+        (np.zeros((8, 8, 3), np.uint8), "at least 16 px"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(image: np.ndarray, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        segment_classical(image)
