@@ -117,6 +117,12 @@ def produce_catalog(
     )
     csv_dir = str(Path(csv_path).resolve().parent)
 
+    # Retries for transient faults only (retry_only_transient); counts and delay come from the profile.
+    retries = int(loaded.run.get("task_retries", 2))
+    delay = float(loaded.run.get("retry_delay_s", 1))
+    prepare = prepare_product.with_options(retries=retries, retry_delay_seconds=delay)
+    render = render_batch.with_options(retries=retries, retry_delay_seconds=delay)
+
     # 2. Prepare every product (load, segment, cutout) and render jobs in micro-batches as they come in.
     prepared: dict[str, PreparedProduct] = {}
     outcomes: dict[str, list[JobOutcome]] = defaultdict(list)
@@ -129,7 +135,7 @@ def produce_catalog(
     with _progress(show_progress) as progress:
         prep_bar = progress.add_task("prepare", total=len(records))
         job_bar = progress.add_task("render", total=0)
-        prep_futures = {prepare_product.submit(record, ctx, csv_dir): record for record in records}
+        prep_futures = {prepare.submit(record, ctx, csv_dir): record for record in records}
         for future in as_completed(list(prep_futures)):
             record = prep_futures[future]
             progress.advance(prep_bar)
@@ -170,13 +176,13 @@ def produce_catalog(
             pending.extend(BatchItem(plan, item) for plan in item.todo)
             while len(pending) >= loaded.batch_size:
                 batch, pending = pending[: loaded.batch_size], pending[loaded.batch_size :]
-                render_futures.append(render_batch.submit(batch, ctx))
+                render_futures.append(render.submit(batch, ctx))
                 batch_of[id(render_futures[-1])] = batch
             if not item.todo:
                 sheet_futures[record.sku] = _submit_sheet(record.sku, prepared, outcomes, products, ctx)
         for start in range(0, len(pending), loaded.batch_size):
             batch = pending[start : start + loaded.batch_size]
-            render_futures.append(render_batch.submit(batch, ctx))
+            render_futures.append(render.submit(batch, ctx))
             batch_of[id(render_futures[-1])] = batch
 
         # 3. As batches finish, publish each product's contact sheet once all its jobs are in.

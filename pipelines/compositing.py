@@ -10,7 +10,9 @@ def check_inputs(generated: np.ndarray, placed_rgba: np.ndarray, keep_mask: np.n
     if generated.ndim != 3 or generated.shape[2] != 3 or generated.dtype != np.uint8:
         raise ValueError(f"generated must be uint8 RGB (H, W, 3); got {generated.dtype} {generated.shape}.")
     if placed_rgba.ndim != 3 or placed_rgba.shape[2] != 4 or placed_rgba.dtype != np.uint8:
-        raise ValueError(f"placed_rgba must be uint8 RGBA (H, W, 4); got {placed_rgba.dtype} {placed_rgba.shape}.")
+        raise ValueError(
+            f"placed_rgba must be uint8 RGBA (H, W, 4); got {placed_rgba.dtype} {placed_rgba.shape}."
+        )
     if generated.shape[:2] != placed_rgba.shape[:2] or keep_mask.shape != generated.shape[:2]:
         raise ValueError(
             "generated, placed_rgba and keep_mask must share one canvas size; got "

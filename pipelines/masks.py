@@ -20,9 +20,13 @@ class MaskSet:
 def check_inputs(alpha: np.ndarray, erode_px: int, feather_px: int) -> None:
     """Raise a ValueError that says what to pass instead."""
     if not isinstance(alpha, np.ndarray) or alpha.ndim != 2:
-        raise ValueError(f"alpha must be a 2-D uint8 array (H, W); got {getattr(alpha, 'shape', type(alpha))}.")
+        raise ValueError(
+            f"alpha must be a 2-D uint8 array (H, W); got {getattr(alpha, 'shape', type(alpha))}."
+        )
     if alpha.dtype != np.uint8:
-        raise ValueError(f"alpha must be uint8 0..255; got dtype {alpha.dtype}. Scale a float mask by 255 first.")
+        raise ValueError(
+            f"alpha must be uint8 0..255; got dtype {alpha.dtype}. Scale a float mask by 255 first."
+        )
     if erode_px < 0 or feather_px < 0:
         raise ValueError(f"erode_px and feather_px must be >= 0 pixels; got {erode_px} and {feather_px}.")
 
