@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -235,35 +235,51 @@ def image_metadata(
     }
 
 
-def build_job(
-    item: BatchItem, ctx: RunContext, cutouts: dict[str, np.ndarray]
-) -> tuple[RenderJob, tuple[str, ...]]:
-    """Place one job's garment on its pose canvas and build the masks (each cutout read once per batch)."""
+@dataclass
+class BatchCache:
+    """Within one batch: each cutout is read once, each (cutout, pose) placed once."""
+
+    cutouts: dict[str, np.ndarray] = field(default_factory=dict)
+    placements: dict[tuple[str, str], tuple[RenderJob, tuple[str, ...]]] = field(default_factory=dict)
+
+    def cutout(self, path: str) -> np.ndarray:
+        if path not in self.cutouts:
+            self.cutouts[path] = load_image(Path(path))
+        return self.cutouts[path]
+
+
+def build_job(item: BatchItem, ctx: RunContext, cache: BatchCache) -> tuple[RenderJob, tuple[str, ...]]:
+    """Place one job's garment on its pose canvas and build the masks.
+
+    Variants of one product and pose share the placement, masks and control image (only the seed differs),
+    so each (cutout, pose) is built once per batch.
+    """
     profile = ctx.profile
-    path = item.product.cutout_path
-    if path not in cutouts:
-        cutouts[path] = load_image(Path(path))
     record = item.product.record
-    return build_render_job(
-        job_id=item.plan.job_id,
-        sku=record.sku,
-        pose=caches.pose_library(ctx.pose_dir)[item.plan.pose],
-        variant=item.plan.variant,
-        seed=item.plan.seed,
-        cutout_rgba=cutouts[path],
-        garment_class=record.garment_class.value,
-        canvas_size=profile.canvas,
-        erode_px=profile.erode_px,
-        feather_px=profile.feather_px,
-        prompt=record.prompt,
-        negative_prompt=record.negative_prompt,
-        attributes={
-            "title": record.title,
-            "color": record.color,
-            "gender": record.gender,
-            "category": record.category,
-        },
-    )
+    key = (item.product.cutout_path, item.plan.pose)
+    if key not in cache.placements:
+        cache.placements[key] = build_render_job(
+            job_id=item.plan.job_id,
+            sku=record.sku,
+            pose=caches.pose_library(ctx.pose_dir)[item.plan.pose],
+            variant=item.plan.variant,
+            seed=item.plan.seed,
+            cutout_rgba=cache.cutout(item.product.cutout_path),
+            garment_class=record.garment_class.value,
+            canvas_size=profile.canvas,
+            erode_px=profile.erode_px,
+            feather_px=profile.feather_px,
+            prompt=record.prompt,
+            negative_prompt=record.negative_prompt,
+            attributes={
+                "title": record.title,
+                "color": record.color,
+                "gender": record.gender,
+                "category": record.category,
+            },
+        )
+    job, flags = cache.placements[key]
+    return replace(job, job_id=item.plan.job_id, variant=item.plan.variant, seed=item.plan.seed), flags
 
 
 def write_output(
@@ -320,12 +336,12 @@ def render_batch_sync(items: list[BatchItem], ctx: RunContext) -> list[JobOutcom
     outcomes: dict[str, JobOutcome] = {}
     # 1. Build every job's canvas and masks; a job whose placement fails is recorded, the rest go on.
     built: list[tuple[BatchItem, RenderJob, tuple[str, ...]]] = []
-    cutouts: dict[str, np.ndarray] = {}
+    cache = BatchCache()
     timings: dict[str, dict[str, float]] = {item.plan.job_id: {} for item in items}
     for item in items:
         started = time.perf_counter()
         try:
-            job, flags = build_job(item, ctx, cutouts)
+            job, flags = build_job(item, ctx, cache)
         except Exception as error:  # noqa: BLE001 - isolate: one bad product must not stop the batch
             if is_transient(error):
                 raise
