@@ -21,12 +21,18 @@ $(VENV)/.dev: pyproject.toml $(CONSTRAINTS)
 	$(PIP) install -q -c $(CONSTRAINTS) -e '.[dev]'
 	touch $@ $(VENV)/.core
 
+# The run-index browser test drives Debian's Chromium (Playwright downloads no browser here).
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "Install Chromium at $(CHROMIUM) for the browser test."; exit 1; }
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
 ## demo: set up and run the offline demo catalogue through the real flow (draft renderer, no GPU, no weights)
 demo: $(VENV)/.core
 	$(VENV)/bin/onmodel demo --out $(OUT)
 
 ## test: set up and run the whole test suite (what CI runs)
-test: $(VENV)/.dev
+test: $(VENV)/.dev $(CHROMIUM)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n 2 -q
 
