@@ -9,8 +9,6 @@ workers shows throughput. Usage: python bench/catalog_flow.py --products 200
 from __future__ import annotations
 
 import argparse
-import csv
-import dataclasses
 import json
 import os
 import resource
@@ -28,35 +26,22 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 import cv2  # noqa: E402
 import yaml  # noqa: E402
 
-from pipelines.image_io import write_png_atomic  # noqa: E402
-from pipelines.synthetic import make_flatlay, sample_specs  # noqa: E402
-
-CATEGORIES = {
-    "tee": "t-shirt",
-    "shirt": "shirt",
-    "tank": "tank top",
-    "dress": "dress",
-    "trousers": "trousers",
-    "skirt": "skirt",
-}
+from flows.demo_catalog import write_catalog_csv, write_flatlays  # noqa: E402
 
 
 def write_catalogue(folder: Path, products: int, width: int, height: int) -> Path:
-    """Generated flat-lays at width x height and an onmodel CSV."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for index, spec in enumerate(sample_specs(products, seed=11, sizes=(max(width, height),))):
-        spec = dataclasses.replace(spec, width=width, height=height, jpeg_quality=0)
-        image, _ = make_flatlay(spec)
-        name = f"p{index:04d}.png"
-        write_png_atomic(folder / name, image, compress_level=1)
-        rows.append({"sku": f"BENCH-{index:04d}", "image": name, "category": CATEGORIES[spec.kind]})
-    path = folder / "products.csv"
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["sku", "image", "category"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    """Generated flat-lays at width x height (lossless PNG) and an onmodel CSV."""
+    rows = write_flatlays(
+        folder,
+        products,
+        seed=11,
+        width=width,
+        height=height,
+        sku_format="BENCH-{:04d}",
+        file_format="p{:04d}.png",
+        jpeg_quality=0,
+    )
+    return write_catalog_csv(folder / "products.csv", rows)
 
 
 def bench_profile(folder: Path, workers: int, poses: int, variants: int) -> Path:

@@ -72,7 +72,9 @@ def stages(width: int, height: int) -> dict[str, Callable[[], object]]:
     return {
         f"load_image_bytes png {width}x{height} rgb": lambda: load_image_bytes(png),
         f"load_image_bytes jpeg {width}x{height} q92": lambda: load_image_bytes(jpeg),
-        f"load_image_bytes png cutout {tee.shape[1]}x{tee.shape[0]} rgba": lambda: load_image_bytes(cutout_png),
+        f"load_image_bytes png cutout {tee.shape[1]}x{tee.shape[0]} rgba": lambda: load_image_bytes(
+            cutout_png
+        ),
         "render_openpose 512x768": lambda: render_openpose(front, *CANVAS),
         "place_garment tee front": lambda: place_garment(tee, "upper_body", front, CANVAS),
         "place_garment tee turned (rotated)": lambda: place_garment(tee, "upper_body", turned, CANVAS),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 from pipelines.image_io import write_png_atomic
@@ -41,27 +42,51 @@ def colour_name(rgb: tuple[int, int, int]) -> str:
     )
 
 
-def write_demo_catalog(folder: Path, products: int = 12, seed: int = 7, size: int = 768) -> Path:
-    """Write `products` generated flat-lays and a products.csv naming them; returns the CSV path."""
+def write_flatlays(
+    folder: Path,
+    count: int,
+    *,
+    seed: int = 7,
+    width: int = 576,
+    height: int = 768,
+    sku_format: str = "DEMO-{:03d}",
+    file_format: str = "demo_{:03d}.png",
+    jpeg_quality: int | None = None,
+) -> list[dict[str, str]]:
+    """Write `count` generated flat-lay PNGs into `folder`; returns onmodel CSV rows naming them."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    for index, spec in enumerate(sample_specs(products, seed=seed, sizes=(size,))):
+    for index, spec in enumerate(sample_specs(count, seed=seed, sizes=(max(width, height),))):
+        spec = replace(spec, width=width, height=height)
+        if jpeg_quality is not None:
+            spec = replace(spec, jpeg_quality=jpeg_quality)
         image, _mask = make_flatlay(spec)
-        category, title = CATEGORY_BY_KIND.get(spec.kind, ("t-shirt", "Garment"))
-        name = f"demo_{index:03d}.png"
+        category, title = CATEGORY_BY_KIND[spec.kind]
+        name = file_format.format(index)
         write_png_atomic(folder / name, image, compress_level=1)
         rows.append(
             {
-                "sku": f"DEMO-{index:03d}",
+                "sku": sku_format.format(index),
                 "image": name,
                 "category": category,
                 "title": f"{title} ({spec.group.replace('_', ' ')})",
                 "color": colour_name(spec.garment_rgb),
             }
         )
-    csv_path = folder / "products.csv"
-    with csv_path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["sku", "image", "category", "title", "color"])
+    return rows
+
+
+def write_catalog_csv(path: Path, rows: list[dict[str, str]], columns: list[str] | None = None) -> Path:
+    """An onmodel-columns CSV of `rows`."""
+    columns = columns or ["sku", "image", "category", "title", "color"]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    return csv_path
+    return path
+
+
+def write_demo_catalog(folder: Path, products: int = 12, seed: int = 7) -> Path:
+    """Write `products` generated flat-lays and a products.csv naming them; returns the CSV path."""
+    rows = write_flatlays(folder, products, seed=seed)
+    return write_catalog_csv(folder / "products.csv", rows)

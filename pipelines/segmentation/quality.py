@@ -55,7 +55,9 @@ def smooth_surface_fit(
     h, w = shape
     u, v = xs / max(w - 1, 1) * 2.0 - 1.0, ys / max(h - 1, 1) * 2.0 - 1.0
     design = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1).astype(np.float64)
-    keep = np.ones(len(values), dtype=bool)
+    # Start from the median colour so a garment reaching the frame cannot bend the first fit.
+    start = np.linalg.norm(values - np.median(values, axis=0), axis=1)
+    keep = start < max(3.0 * 1.4826 * float(np.median(start)), 4.0)
     coeffs = np.zeros((6, values.shape[1]))
     # Reweighting drops garment pixels that reach the frame and other outliers.
     for _ in range(max(1, rounds)):
