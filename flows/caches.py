@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from catalog.state import StateStore
-
 from pipelines.poses import Pose, load_pose_library
 from pipelines.renderers import create_renderer
 from pipelines.renderers.base import Renderer
