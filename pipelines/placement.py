@@ -169,17 +169,21 @@ def _warp(
     """Resize (area when shrinking, Lanczos when enlarging) premultiplied, rotate about the top centre, place."""
     width, height = canvas_size
     crop_height, crop_width = crop.shape[:2]
-    # 1. Premultiply so transparent pixels' colours cannot bleed into the edge.
-    alpha = crop[..., 3:4].astype(np.float32) / 255.0
-    premultiplied = np.concatenate([crop[..., :3].astype(np.float32) * alpha, alpha * 255.0], axis=2)
+    # 1. Premultiply so transparent pixels' colours cannot bleed into the edge; values are 255x the 0..255
+    #    scale. Shrinking (area averaging cannot overshoot) runs in 16 bits, exact and faster than float;
+    #    Lanczos overshoots both ways, so enlarging keeps float for the warp and clipping to see it.
+    shrinking = scale < 1.0
+    values = crop.astype(np.uint16 if shrinking else np.float32)
+    alpha = values[..., 3:4]
+    premultiplied = values * np.concatenate([alpha, alpha, alpha, np.full_like(alpha, 255)], axis=2)
     # 2. Resize with the right filter for the direction (warpAffine has no area filter).
     new_width = max(1, round(crop_width * scale))
     new_height = max(1, round(crop_height * scale))
-    interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LANCZOS4
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4
     resized = cv2.resize(premultiplied, (new_width, new_height), interpolation=interpolation)
     resized = resized.reshape(new_height, new_width, 4)
     sx, sy = new_width / crop_width, new_height / crop_height
-    # 3. Rotate about the garment's top centre and move it to the anchor.
+    # 3. Rotate about the garment's top centre and move it to the anchor, only inside its bounding box.
     cos, sin = math.cos(angle), math.sin(angle)
     pivot = np.array([new_width / 2.0, 0.0])
     rotation = np.array([[cos, -sin], [sin, cos]])
@@ -188,28 +192,78 @@ def _warp(
     if abs(angle) < 1e-3:
         # No visible rotation: shift by whole pixels, keeping the resampled pixels untouched.
         warp = np.array([[1.0, 0.0, round(offset[0])], [0.0, 1.0, round(offset[1])]])
-        interpolation = cv2.INTER_NEAREST
+        box, region = _shift_into_canvas(resized, int(warp[0, 2]), int(warp[1, 2]), canvas_size)
     else:
-        interpolation = cv2.INTER_LINEAR
-    warped = cv2.warpAffine(
-        resized, warp, (width, height), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0
-    )
-    warped = warped.reshape(height, width, 4)
+        box, region = _rotate_into_canvas(resized, warp, canvas_size)
     # 4. Un-premultiply; Lanczos overshoot is clipped so colour never exceeds alpha.
-    placed_alpha = np.clip(warped[..., 3], 0.0, 255.0)
-    safe = np.maximum(placed_alpha, 1e-6)[..., None] / 255.0
-    colour = np.clip(np.clip(warped[..., :3], 0.0, None) / safe, 0.0, 255.0)
-    placed = np.empty((height, width, 4), dtype=np.uint8)
-    placed[..., :3] = np.where(placed_alpha[..., None] > 0.5, np.round(colour), 0).astype(np.uint8)
-    placed[..., 3] = np.round(placed_alpha).astype(np.uint8)
+    placed = np.zeros((height, width, 4), dtype=np.uint8)
+    if box is not None:
+        x0, y0, x1, y1 = box
+        placed[y0:y1, x0:x1] = _unpremultiply(region)
     scaling = np.array([[sx, 0.0, 0.0], [0.0, sy, 0.0], [0.0, 0.0, 1.0]])
     matrix = np.vstack([warp, [0.0, 0.0, 1.0]]) @ scaling
     return placed, matrix
 
 
+def _shift_into_canvas(
+    image: np.ndarray, dx: int, dy: int, canvas_size: tuple[int, int]
+) -> tuple[tuple[int, int, int, int] | None, np.ndarray]:
+    """The canvas box (x0, y0, x1, y1) an image moved by whole pixels covers, and its pixels there."""
+    width, height = canvas_size
+    x0, y0 = max(dx, 0), max(dy, 0)
+    x1, y1 = min(dx + image.shape[1], width), min(dy + image.shape[0], height)
+    if x0 >= x1 or y0 >= y1:
+        return None, image[:0, :0]
+    return (x0, y0, x1, y1), image[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
+
+
+def _rotate_into_canvas(
+    image: np.ndarray, warp: np.ndarray, canvas_size: tuple[int, int]
+) -> tuple[tuple[int, int, int, int] | None, np.ndarray]:
+    """Bilinear warpAffine restricted to the canvas box the warped image can touch (zero outside it)."""
+    width, height = canvas_size
+    image_height, image_width = image.shape[:2]
+    # Bilinear samples reach one pixel beyond the source's pixel centres; a pixel of slack for rounding.
+    corners = np.array([[-1.0, -1.0], [image_width, -1.0], [-1.0, image_height], [image_width, image_height]])
+    mapped = corners @ warp[:, :2].T + warp[:, 2]
+    x0, y0 = (max(0, math.floor(v) - 1) for v in mapped.min(axis=0))
+    x1, y1 = min(width, math.ceil(mapped[:, 0].max()) + 2), min(height, math.ceil(mapped[:, 1].max()) + 2)
+    if x0 >= x1 or y0 >= y1:
+        return None, image[:0, :0]
+    shifted = warp.copy()
+    shifted[:, 2] -= (x0, y0)
+    region = cv2.warpAffine(
+        image,
+        shifted,
+        (x1 - x0, y1 - y0),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+    return (x0, y0, x1, y1), region.reshape(y1 - y0, x1 - x0, 4)
+
+
+def _unpremultiply(region: np.ndarray) -> np.ndarray:
+    """Premultiplied RGBA (255x scale) -> uint8 RGBA; colour is 0 where the rounded alpha is 0."""
+    alpha = np.clip(region[..., 3], 0, 255 * 255).astype(np.float32)
+    scale = 255.0 / np.maximum(alpha, 1.0)
+    colour = np.maximum(region[..., :3], 0).astype(np.float32) * scale[..., None]
+    out = np.empty(region.shape, dtype=np.uint8)
+    out[..., :3] = np.where(alpha[..., None] > 127.5, np.minimum(np.round(colour), 255.0), 0.0)
+    out[..., 3] = np.round(alpha / 255.0)
+    return out
+
+
 def _clipped(crop: np.ndarray, matrix: np.ndarray, canvas_size: tuple[int, int]) -> bool:
     """True when part of the opaque garment outline maps outside the canvas."""
     width, height = canvas_size
+    # Every outline point lies in the crop's rectangle: when its corners land inside, the garment does too.
+    corners = np.array(
+        [[0.0, 0.0], [crop.shape[1], 0.0], [0.0, crop.shape[0]], [crop.shape[1], crop.shape[0]]]
+    )
+    mapped = corners @ matrix[:2, :2].T + matrix[:2, 2]
+    if (mapped >= 0).all() and (mapped[:, 0] <= width).all() and (mapped[:, 1] <= height).all():
+        return False
     opaque = (crop[..., 3] >= 128).astype(np.uint8)
     contours, _ = cv2.findContours(opaque, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
