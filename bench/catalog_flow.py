@@ -29,8 +29,8 @@ import yaml  # noqa: E402
 from flows.demo_catalog import write_catalog_csv, write_flatlays  # noqa: E402
 
 
-def write_catalogue(folder: Path, products: int, width: int, height: int) -> Path:
-    """Generated flat-lays at width x height (lossless PNG) and an onmodel CSV."""
+def write_catalogue(folder: Path, products: int, width: int, height: int, image_format: str) -> Path:
+    """Generated flat-lays at width x height (JPEG q92 like real product photos, or PNG) and an onmodel CSV."""
     rows = write_flatlays(
         folder,
         products,
@@ -38,7 +38,7 @@ def write_catalogue(folder: Path, products: int, width: int, height: int) -> Pat
         width=width,
         height=height,
         sku_format="BENCH-{:04d}",
-        file_format="p{:04d}.png",
+        file_format=f"p{{:04d}}.{image_format}",
         jpeg_quality=0,
     )
     return write_catalog_csv(folder / "products.csv", rows)
@@ -127,6 +127,7 @@ def main() -> int:
     parser.add_argument("--poses", type=int, default=3)
     parser.add_argument("--variants", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--format", choices=("jpg", "png"), default="jpg", help="input photo format")
     parser.add_argument("--out", type=Path, default=None, help="keep outputs here (default: a temp folder)")
     parser.add_argument("--json", type=Path, help="also write the numbers as JSON")
     args = parser.parse_args()
@@ -134,7 +135,7 @@ def main() -> int:
     work = args.out or Path(tempfile.mkdtemp(prefix="onmodel-bench-"))
     cv2.setNumThreads(1)  # one core per worker: the per-product numbers are single-core numbers
     t = time.perf_counter()
-    csv_path = write_catalogue(work / "input", args.products, args.width, args.height)
+    csv_path = write_catalogue(work / "input", args.products, args.width, args.height, args.format)
     print(
         f"generated {args.products} flat-lays at {args.width}x{args.height} in {time.perf_counter() - t:.1f} s"
     )

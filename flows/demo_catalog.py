@@ -6,7 +6,7 @@ import csv
 from dataclasses import replace
 from pathlib import Path
 
-from pipelines.image_io import write_png_atomic
+from pipelines.image_io import write_jpeg_atomic, write_png_atomic
 from pipelines.synthetic import make_flatlay, sample_specs
 
 CATEGORY_BY_KIND = {
@@ -63,7 +63,10 @@ def write_flatlays(
         image, _mask = make_flatlay(spec)
         category, title = CATEGORY_BY_KIND[spec.kind]
         name = file_format.format(index)
-        write_png_atomic(folder / name, image, compress_level=1)
+        if name.endswith((".jpg", ".jpeg")):
+            write_jpeg_atomic(folder / name, image, quality=92)
+        else:
+            write_png_atomic(folder / name, image, compress_level=1)
         rows.append(
             {
                 "sku": sku_format.format(index),
