@@ -39,9 +39,13 @@ class ClassicalOptions:
     watershed_band: float = 0.012  # boundary search band (JPEG ringing, edge blur), fraction of work_side
     ringing_fraction: float = 0.2  # evidence below this share of the nearby peak is ringing, not an edge
     sure_colour: float = 3.0  # colour evidence this strong is garment for sure (keeps thin coloured parts)
+    texture_margin: float = 2.0  # texture evidence threshold: this times its 99th percentile on the frame
+    texture_floor: float = 1.5  # ... and never below this local L* standard deviation
+    seal_px: int = 1  # gaps in the garment's outline up to about twice this (work px) are sealed
     speck_pixels: int = 24  # evidence blobs smaller than this (at work_side) are noise, not garment edges
     min_component_fraction: float = 0.002  # garment parts smaller than this share of the image are dropped
     edge_softness_px: float = 0.8  # soft alpha edge width at full resolution
+    edge_inset: float = 0.4  # soft mask values below this are background: pulls the alpha edge inward
     alpha_matting: bool = False  # guided-filter matting for fur / knit edges (slower)
 
 
@@ -87,6 +91,13 @@ def _edge_strength(lab: np.ndarray, sigma: float) -> np.ndarray:
     gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
     gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
     return np.sqrt((gx * gx + gy * gy).sum(axis=2))
+
+
+def _local_std(channel: np.ndarray, radius: int) -> np.ndarray:
+    """Local standard deviation in a (2r+1)^2 box."""
+    size = (2 * radius + 1, 2 * radius + 1)
+    mean = cv2.blur(channel, size)
+    return np.sqrt(np.maximum(cv2.blur(channel * channel, size) - mean * mean, 0.0))
 
 
 def _watershed(rgb: np.ndarray, fg: np.ndarray, sure_fg: np.ndarray, band_px: int) -> np.ndarray:
@@ -160,6 +171,10 @@ def segment_classical(
     background, residual, inlier = smooth_surface_fit(lab[ys, xs], ys, xs, (sh, sw))
     calm = np.zeros((sh, sw), dtype=bool)
     calm[ys[inlier], xs[inlier]] = True  # frame pixels that really are background (a garment may reach it)
+    outlier = np.zeros((sh, sw), dtype=np.uint8)
+    outlier[ys[~inlier], xs[~inlier]] = 1
+    if outlier.any():  # the garment's own rim next to where it reaches the frame is not background noise
+        calm &= cv2.dilate(outlier, np.ones((9, 9), np.uint8)) == 0
     # 3. Colour evidence (far from the background colour) and edge evidence (a sharp step), each scaled by
     #    how high it runs on the calm frame: that adapts to sensor noise, JPEG blocking and clipped whites.
     colour = cv2.GaussianBlur(_colour_evidence(lab, background, options.shadow_allowance), (0, 0), 1.0)
@@ -176,17 +191,22 @@ def segment_classical(
         colour / np.maximum(1.0, options.ringing_fraction * colour_peak),
         edges / np.maximum(1.0, options.ringing_fraction * edge_peak),
     )
+    # Texture evidence: knit, terry and weave vary locally where studio paper is smooth (white on white).
+    if options.texture_margin > 0:
+        texture = _local_std(lab[..., 0], 2)
+        texture_level = float(np.percentile(texture[calm], 99)) if calm.any() else 1.0
+        texture /= max(options.texture_margin * texture_level, options.texture_floor)
+        evidence = np.maximum(evidence, texture / np.maximum(1.0, options.ringing_fraction * edge_peak))
     # 4. Background = what the frame reaches without crossing evidence; the rest (holes filled) is garment.
     # A one-pixel-thicker barrier closes pinholes in faint edges; the ring it took is given back after.
     # Specks of noise or JPEG blocking in the background are dropped first so they cannot wall it off.
     barrier = _keep_components(evidence >= 1.0, options.speck_pixels, keep_one=False).astype(np.uint8)
-    barrier = cv2.dilate(barrier, np.ones((3, 3), np.uint8))
+    seal = np.ones((2 * options.seal_px + 1, 2 * options.seal_px + 1), np.uint8)
+    barrier = cv2.dilate(barrier, seal)
     count, labels = cv2.connectedComponents(1 - barrier, connectivity=4)
     reached = np.unique(labels[frame & (barrier == 0)])
     background_region = np.isin(labels, reached[reached > 0]).astype(np.uint8)
-    background_region = cv2.dilate(background_region, np.ones((3, 3), np.uint8)).astype(bool) & (
-        evidence < 1.0
-    )
+    background_region = cv2.dilate(background_region, seal).astype(bool) & (evidence < 1.0)
     fg = ~background_region
     # 5. Morphology: open away one-pixel specks only (straps survive), drop dust below the size floor.
     fg = (
@@ -218,14 +238,18 @@ def segment_classical(
     soft = cv2.resize(fg.astype(np.float32), (w, h), interpolation=shrink)
     if options.edge_softness_px > 0:
         soft = cv2.GaussianBlur(soft, (0, 0), options.edge_softness_px)
-    alpha = np.clip(soft * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    # The work-resolution boundary is only good to about one work pixel: pulling the alpha ramp inward keeps
+    # that uncertainty on the garment side, so no rim of background (halo) shows on a new backdrop.
+    gain = 255.0 / (1.0 - options.edge_inset)
+    alpha = np.clip(soft * gain + (0.5 - options.edge_inset * gain), 0, 255).astype(np.uint8)
     if options.alpha_matting:
         alpha = refine_alpha(image, alpha)
     mask = np.where(alpha >= 128, 255, 0).astype(np.uint8)
     # 8. Quality flags, shared with every backend.
     flags, details = assess_quality(image, mask, limits)
     details = {**details, "colour_level": colour_level, "edge_level": edge_level}
-    cutout = np.dstack([image, alpha])
+    cutout = np.empty((h, w, 4), np.uint8)
+    cutout[..., :3], cutout[..., 3] = image, alpha
     return Segmentation(cutout=cutout, mask=mask, flags=flags, bbox=mask_bbox(mask), details=details)
 
 

@@ -28,6 +28,8 @@ class QualityLimits:
     max_area_fraction: float = 0.85
     min_contrast: float = 6.0  # CIELAB delta-E between the garment rim and the background next to it
     max_background_residual: float = 6.0  # CIELAB delta-E spread of the background around a smooth fit
+    min_garment_coverage: float = 0.8  # share of the clearly-not-background region the mask must cover
+    garment_evidence: float = 8.0  # delta-E from the background model that is clearly not background
 
 
 def check_inputs(image: np.ndarray, mask: np.ndarray) -> None:
@@ -135,4 +137,31 @@ def assess_quality(
             or details["background_outlier_fraction"] > 0.15
         ):
             flags.append("background_not_uniform")
+    # 5. Lost garment: pixels clearly unlike the background (their outer contour filled) the mask left out.
+    coverage = _garment_coverage(lab, small > 0, limits.garment_evidence)
+    if coverage is not None:
+        details["garment_coverage"] = coverage
+        if coverage < limits.min_garment_coverage and "mask_too_small" not in flags:
+            flags.append("mask_too_small")
     return tuple(flags), details
+
+
+def _garment_coverage(lab: np.ndarray, garment: np.ndarray, evidence: float) -> float | None:
+    """Share of the filled outer contour of clearly-not-background pixels that the mask covers."""
+    h, w = garment.shape
+    band = max(2, round(0.03 * min(h, w)))
+    frame = np.zeros((h, w), dtype=bool)
+    frame[:band], frame[-band:], frame[:, :band], frame[:, -band:] = True, True, True, True
+    ys, xs = np.nonzero(frame)
+    background, _, _ = smooth_surface_fit(lab[ys, xs], ys, xs, (h, w))
+    distinct = (np.linalg.norm(lab - background, axis=2) > evidence).astype(np.uint8)
+    distinct = cv2.morphologyEx(distinct, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    # Fill each outer contour: a garment's plain parts between its coloured parts count too.
+    contours, _ = cv2.findContours(distinct, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    contours = [c for c in contours if cv2.contourArea(c) >= 0.002 * h * w]
+    if not contours:
+        return None
+    filled = np.zeros((h, w), np.uint8)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    region = filled.astype(bool)
+    return float((region & garment).sum() / region.sum())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,19 +16,20 @@ from pipelines.segmentation.metrics import iou
 from pipelines.synthetic import GROUPS, FlatlaySpec, make_flatlay, sample_specs
 
 # Regression floors measured on this fixed set (seed 7, 60 images, 384-512 px) minus a small margin.
-# They sit BELOW the targets (mean >= 0.97, each group >= 0.93): see docs/SEGMENTATION.md.
-MEAN_FLOOR = 0.91
+# They sit BELOW the targets (mean >= 0.97, each group >= 0.93, no image < 0.85) where the classical
+# cutter does not reach them yet (striped, white_on_white, the mean): see docs/SEGMENTATION.md.
+MEAN_FLOOR = 0.925
 GROUP_FLOORS = {
-    "plain": 0.93,
-    "white_on_white": 0.83,
-    "pale_on_pale": 0.93,
-    "black_on_dark": 0.94,
-    "thin_straps": 0.94,
-    "striped": 0.80,
-    "printed_logo": 0.91,
-    "gradient_bg": 0.95,
-    "shadow_vignette": 0.91,
-    "jpeg_rotated": 0.87,
+    "plain": 0.95,
+    "white_on_white": 0.85,
+    "pale_on_pale": 0.95,
+    "black_on_dark": 0.96,
+    "thin_straps": 0.96,
+    "striped": 0.81,
+    "printed_logo": 0.93,
+    "gradient_bg": 0.97,
+    "shadow_vignette": 0.93,
+    "jpeg_rotated": 0.88,
 }
 
 
@@ -134,3 +136,14 @@ def test_alpha_matting_option_changes_only_the_edge_band() -> None:
 def test_bad_input_gets_a_clear_error(image: np.ndarray, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         segment_classical(image)
+
+
+def test_no_background_halo_around_a_dark_garment() -> None:
+    # A black tee on white: the alpha edge sits on the garment side, so no light rim shows on a new backdrop.
+    spec = FlatlaySpec(group="plain", kind="tee", width=768, height=1024, garment_rgb=(18, 18, 20), seed=5)
+    image, truth = make_flatlay(spec)
+    alpha = segment_classical(image).cutout[..., 3]
+    outside = cv2.distanceTransform((truth == 0).astype(np.uint8), cv2.DIST_L2, 3)
+    rim = (outside >= 2) & (outside < 3)
+    assert alpha[rim].mean() < 16  # 2 px out: (almost) transparent
+    assert (alpha[outside >= 3] > 0).mean() < 0.002

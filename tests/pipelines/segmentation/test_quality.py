@@ -94,3 +94,21 @@ def test_mismatched_mask_is_a_clear_error() -> None:
     image, mask = packshot()
     with pytest.raises(ValueError, match="matching the image"):
         assess_quality(image, mask[:10])
+
+
+def test_mask_that_lost_most_of_the_garment_is_flagged() -> None:
+    # A white dress with a coloured band: a cutout keeping only the band is big enough by area but has lost
+    # the rest of the garment (the band's outer contour spans the dress); it must never pass silently.
+    image = np.full((300, 200, 3), 252, np.uint8)
+    dress = np.zeros((300, 200), np.uint8)
+    dress[30:270, 40:160] = 255
+    image[dress > 0] = (222, 222, 218)
+    band = np.zeros_like(dress)
+    band[120:170, 40:160] = 255
+    image[30:45, 40:160] = (200, 40, 60)  # a coloured collar too: the lost part lies between the two
+    image[band > 0] = (40, 160, 90)
+    flags, details = assess_quality(image, band)
+    assert "mask_too_small" in flags
+    assert details["garment_coverage"] < 0.8
+    full_flags, full_details = assess_quality(image, dress)
+    assert "mask_too_small" not in full_flags and full_details["garment_coverage"] > 0.95
