@@ -7,8 +7,12 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flows.profile import REPO_ROOT
+
+if TYPE_CHECKING:
+    from flows.produce import RunSummary
 
 SHARED_DEMO_CSV = REPO_ROOT.parent / "shared" / "data" / "garments" / "products.csv"
 
@@ -21,15 +25,15 @@ def _quiet_prefect(verbose: bool) -> None:
         logging.getLogger("prefect.server").setLevel(logging.CRITICAL)
 
 
-def _print_summary(summary: object) -> None:
-    counts = summary.counts  # type: ignore[attr-defined]
+def _print_summary(summary: RunSummary) -> None:
+    counts = summary.counts
     print(
         f"produced {counts['produced']} · skipped {counts['skipped']} · rejected {counts['rejected']} · "
-        f"failed {counts['failed']}  ({counts['products']} products, {summary.seconds:.1f} s)"  # type: ignore[attr-defined]
+        f"failed {counts['failed']}  ({counts['products']} products, {summary.seconds:.1f} s)"
     )
-    print(f"manifest: {summary.manifest}")  # type: ignore[attr-defined]
-    print(f"rejects:  {summary.rejects}")  # type: ignore[attr-defined]
-    print(f"run index: {Path(summary.index).resolve()}")  # type: ignore[attr-defined]
+    print(f"manifest: {summary.manifest}")
+    print(f"rejects:  {summary.rejects}")
+    print(f"run index: {Path(summary.index).resolve()}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -110,7 +110,12 @@ def produce_catalog(
     # 1. Read and validate the CSV: good rows go on, every problem becomes a reject row.
     csv_dir = str(Path(csv_path).resolve().parent)
     result = read_catalog(Path(csv_path), image_policy(loaded, csv_dir), known_poses=set(poses))
-    records = [r for r in result.records if not only or r.sku in set(only)]
+    wanted = set(only or ())
+    records = [r for r in result.records if not wanted or r.sku in wanted]
+    if missing := wanted - {r.sku for r in records}:
+        logger.warning(
+            "--only names SKUs that are not produced from this CSV: %s", ", ".join(sorted(missing))
+        )
     csv_rejects = [_reject_dict(r) for r in result.rejects]
     logger.info(
         "%s: %d products, %d rejected rows (%s)", csv_path, len(records), len(csv_rejects), result.dialect

@@ -424,6 +424,7 @@ def failed_outcome(item: BatchItem, reason: str, ctx: RunContext | None = None) 
 
 @task(
     name="render-batch",
+    task_run_name="render-{items[0].plan.job_id}",
     retries=2,
     retry_delay_seconds=1,
     retry_condition_fn=retry_only_transient,

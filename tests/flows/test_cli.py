@@ -62,13 +62,17 @@ def test_run_against_a_real_prefect_server(tmp_path: Path) -> None:
     assert "produced 4 · skipped 0 · rejected 0 · failed 0" in done.stdout
     assert f"run index: {(tmp_path / 'out' / 'index.html').resolve()}" in done.stdout
 
-    async def server_records() -> tuple[list, list]:
+    async def server_records() -> tuple[list, list, list]:
         async with get_client() as client:
             runs = await client.read_flow_runs()
             artifacts = await client.read_latest_artifacts()
-            return runs, artifacts
+            task_runs = await client.read_task_runs()
+            return runs, artifacts, task_runs
 
-    runs, artifacts = asyncio.run(server_records())
+    runs, artifacts, task_runs = asyncio.run(server_records())
+    names = {task_run.name for task_run in task_runs}
+    assert {"prepare-SKU-00", "prepare-SKU-01", "sheet-SKU-00", "sheet-SKU-01"} <= names
+    assert any(name.startswith("render-SKU-0") for name in names)
     assert any(
         run.state_name == "Completed" and run.parameters.get("out_dir") == str(tmp_path / "out")
         for run in runs
