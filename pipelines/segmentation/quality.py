@@ -16,6 +16,7 @@ FLAG_NAMES = (
     "background_not_uniform",
 )
 _WORK_SIDE = 256  # flags are judged on a small copy: they describe the photo, not its pixels
+_FIT_SAMPLES = 4000  # points a background surface fit uses at most
 
 
 @dataclass(frozen=True)
@@ -55,25 +56,54 @@ def smooth_surface_fit(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Robust quadratic surface per channel through samples: (surface (H, W, C), residuals, inlier mask)."""
     h, w = shape
+    values = values.astype(np.float64)
     u, v = xs / max(w - 1, 1) * 2.0 - 1.0, ys / max(h - 1, 1) * 2.0 - 1.0
-    design = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1).astype(np.float64)
+    design = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1)
+    # A quadratic has 6 unknowns: an even subsample of the points fits it as well (speed at large frames).
+    step = max(1, len(values) // _FIT_SAMPLES)
+    fit_design, fit_values = design[::step], values[::step]
     # Start from the median colour so a garment reaching the frame cannot bend the first fit.
-    start = np.linalg.norm(values - np.median(values, axis=0), axis=1)
+    start = np.linalg.norm(fit_values - np.median(fit_values, axis=0), axis=1)
     keep = start < max(3.0 * 1.4826 * float(np.median(start)), 4.0)
     coeffs = np.zeros((6, values.shape[1]))
     # Reweighting drops garment pixels that reach the frame and other outliers.
     for _ in range(max(1, rounds)):
         if keep.sum() < 12:
             keep[:] = True
-        coeffs, *_ = np.linalg.lstsq(design[keep], values[keep], rcond=None)
-        residual = np.linalg.norm(values - design @ coeffs, axis=1)
+        kept = fit_design[keep]
+        # Normal equations (6x6) with a tiny ridge: far faster than a least-squares solve on every point.
+        coeffs = np.linalg.solve(kept.T @ kept + 1e-9 * np.eye(6), kept.T @ fit_values[keep])
+        residual = np.linalg.norm(fit_values - fit_design @ coeffs, axis=1)
         spread = 1.4826 * np.median(np.abs(residual[keep])) + 0.5
         keep = residual < 3.0 * spread
-    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-    gu, gv = gx / max(w - 1, 1) * 2.0 - 1.0, gy / max(h - 1, 1) * 2.0 - 1.0
-    basis = np.stack([np.ones_like(gu), gu, gv, gu * gu, gu * gv, gv * gv], axis=-1)
-    surface = (basis.reshape(-1, 6) @ coeffs.astype(np.float32)).reshape(h, w, -1)
-    return surface.astype(np.float32), values - design @ coeffs, keep
+    residuals = values - design @ coeffs
+    inlier = np.linalg.norm(residuals, axis=1) < 3.0 * spread
+    # The surface as separable row and column terms: no (H, W, 6) basis at full size.
+    gu = (np.arange(w, dtype=np.float64) / max(w - 1, 1) * 2.0 - 1.0)[None, :, None]
+    gv = (np.arange(h, dtype=np.float64) / max(h - 1, 1) * 2.0 - 1.0)[:, None, None]
+    c = coeffs.astype(np.float64)
+    row = c[0] + c[2] * gv + c[5] * gv * gv  # (H, 1, C)
+    col = c[1] * gu + c[3] * gu * gu  # (1, W, C)
+    surface = (row + col + (c[4] * gu) * gv).astype(np.float32)
+    return surface, residuals, inlier
+
+
+def shrink_area(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """Area-average down to size (w, h), fast: a whole-factor box shrink first (OpenCV's quick path).
+
+    Returns the small image and the (height, width) of the top-left part of the input it covers (the whole
+    factor drops at most factor - 1 rows / columns at the far edges).
+    """
+    h, w = image.shape[:2]
+    factor = min(h // max(size[1], 1), w // max(size[0], 1))
+    if factor >= 2:
+        ch, cw = h - h % factor, w - w % factor
+        image = cv2.resize(image[:ch, :cw], (cw // factor, ch // factor), interpolation=cv2.INTER_AREA)
+    else:
+        ch, cw = h, w
+    if image.shape[1] != size[0] or image.shape[0] != size[1]:
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return image, (ch, cw)
 
 
 def to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -92,7 +122,7 @@ def assess_quality(
     h, w = mask.shape
     garment = mask >= 128
     # 1. Area and framing, measured on the full mask (cheap and exact).
-    area = float(garment.mean())
+    area = cv2.countNonZero(garment.view(np.uint8)) / float(h * w)
     details["area_fraction"] = area
     edge = np.concatenate([garment[0], garment[-1], garment[:, 0], garment[:, -1]])
     details["border_touch_fraction"] = float(edge.mean())
@@ -105,7 +135,7 @@ def assess_quality(
     # 2. The rest on a small copy.
     scale = min(1.0, _WORK_SIDE / max(h, w))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small_rgb = cv2.resize(image[..., :3], size, interpolation=cv2.INTER_AREA)
+    small_rgb, _ = shrink_area(np.ascontiguousarray(image[..., :3]), size)
     small = cv2.resize(garment.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(small, connectivity=8)
     areas = np.sort(stats[1:, cv2.CC_STAT_AREA])[::-1] if count > 1 else np.zeros(0)

@@ -147,3 +147,22 @@ def test_no_background_halo_around_a_dark_garment() -> None:
     rim = (outside >= 2) & (outside < 3)
     assert alpha[rim].mean() < 16  # 2 px out: (almost) transparent
     assert (alpha[outside >= 3] > 0).mean() < 0.002
+
+
+def test_large_odd_sized_photo_is_cut_whole_to_its_last_row() -> None:
+    # 1537 px: the fast whole-factor shrink leaves out the last row / column, which must still be covered.
+    spec = sample_specs(1, seed=11, sizes=(1537,))[0]
+    image, truth = make_flatlay(spec)
+    result = segment_classical(image)
+    assert result.mask.shape == truth.shape
+    assert iou(result.mask, truth) >= 0.9
+    np.testing.assert_array_equal(result.mask[-1] > 0, result.mask[-2] > 0)
+    np.testing.assert_array_equal(result.mask[:, -1] > 0, result.mask[:, -2] > 0)
+
+
+@pytest.mark.parametrize("options", [{"shadow_depth": 0.3}, {"directional_ringing": True}])
+def test_optional_passes_keep_plain_garments_whole(options: dict[str, object]) -> None:
+    for seed, group in ((21, "plain"), (22, "shadow_vignette")):
+        spec = next(s for s in sample_specs(40, seed=seed, sizes=(384,)) if s.group == group)
+        image, truth = make_flatlay(spec)
+        assert iou(segment_classical(image, ClassicalOptions(**options)).mask, truth) >= 0.9, (options, group)

@@ -6,7 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
-from pipelines.segmentation.quality import FLAG_NAMES, assess_quality, mask_bbox
+from pipelines.segmentation.quality import (
+    FLAG_NAMES,
+    assess_quality,
+    mask_bbox,
+    shrink_area,
+    smooth_surface_fit,
+)
 
 
 def packshot(
@@ -112,3 +118,27 @@ def test_mask_that_lost_most_of_the_garment_is_flagged() -> None:
     assert details["garment_coverage"] < 0.8
     full_flags, full_details = assess_quality(image, dress)
     assert "mask_too_small" not in full_flags and full_details["garment_coverage"] > 0.95
+
+
+def test_shrink_area_matches_a_direct_area_resize_and_says_what_it_covers() -> None:
+    rng = np.random.default_rng(3)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (1335, 1001, 3), dtype=np.uint8), (0, 0), 6)
+    small, covered = shrink_area(image, (384, 512))
+    assert small.shape == (512, 384, 3) and covered == (1334, 1000)  # whole factor 2: one row, one column off
+    direct = cv2.resize(image, (384, 512), interpolation=cv2.INTER_AREA)
+    assert np.abs(small.astype(int) - direct.astype(int)).max() <= 3
+
+
+def test_surface_fit_recovers_a_quadratic_through_outliers() -> None:
+    h, w = 120, 90
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    u, v = xx / (w - 1) * 2 - 1, yy / (h - 1) * 2 - 1
+    truth = np.stack([80 + 6 * u - 4 * v + 3 * u * v, 2 + u * u, -3 + v * v], axis=-1)
+    ys, xs = np.nonzero(np.ones((h, w), bool))
+    values = truth[ys, xs].copy()
+    values[::7] += 40.0  # a garment reaching the samples
+    surface, residual, inlier = smooth_surface_fit(values, ys, xs, (h, w))
+    assert surface.shape == (h, w, 3) and surface.dtype == np.float32
+    np.testing.assert_allclose(surface, truth, atol=1e-3)
+    assert not inlier[::7].any() and inlier.mean() > 0.8
+    assert residual.shape == values.shape
