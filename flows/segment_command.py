@@ -38,7 +38,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--model-path", default=None, type=Path, help="explicit rembg .onnx file")
     parser.add_argument("--alpha-matting", action="store_true", help="soft edges for fur / knit (slower)")
     parser.add_argument("--max-pixels", default=40_000_000, type=int, help="refuse larger images")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(func=run)
 
 
 def collect_images(inputs: list[Path]) -> list[Path]:
@@ -160,15 +160,3 @@ def run(args: argparse.Namespace) -> int:
     flagged = sum(1 for r in rows if r["flags"])
     print(f"{len(rows)} images, {flagged} flagged, {failed} failed; report: {out / REPORT_NAME}")
     return 1 if failed else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (the project CLI calls add_parser/run instead)."""
-    parser = argparse.ArgumentParser(prog="onmodel")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.handler(args))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from flows.segment_command import add_parser, main
+from flows.cli import main
+from flows.segment_command import add_parser
 from pipelines.synthetic import FlatlaySpec, make_flatlay
 
 
@@ -77,4 +78,4 @@ def test_add_parser_registers_the_subcommand() -> None:
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["segment", "x.jpg", "--out", "o", "--backend", "rembg", "--model", "u2net"])
-    assert args.backend == "rembg" and args.model == "u2net" and callable(args.handler)
+    assert args.backend == "rembg" and args.model == "u2net" and callable(args.func)
