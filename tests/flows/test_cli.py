@@ -108,3 +108,12 @@ def test_missing_csv_is_a_clear_error(tmp_path: Path) -> None:
     done = _onmodel("run", str(tmp_path / "nope.csv"))
     assert done.returncode == 2
     assert "does not exist" in done.stderr
+
+
+def test_demo_runs_a_generated_catalogue(tmp_path: Path, capsys) -> None:
+    code = main(["demo", "--synthetic", "--products", "2", "--out", str(tmp_path / "demo"), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "demo catalogue: 2 generated flat-lays" in printed
+    assert f"run index: {(tmp_path / 'demo' / 'index.html').resolve()}" in printed
+    assert len(list((tmp_path / "demo" / "sheets").glob("*.jpg"))) == 2

@@ -9,13 +9,15 @@ import pytest
 import yaml
 
 from flows import models_command
+from flows.cli import build_parser
 from pipelines.renderers.random_models import save_random_components
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="onmodel")
-    models_command.add_parser(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(argv)
+    """Parse with the real `onmodel` parser, so the subcommand's wiring is tested too."""
+    args = build_parser().parse_args(argv)
+    assert args.func is models_command.run
+    return args
 
 
 def write_profile(path: Path, models: dict[str, object]) -> Path:
