@@ -120,7 +120,6 @@ def produce_catalog(
     logger.info(
         "%s: %d products, %d rejected rows (%s)", csv_path, len(records), len(csv_rejects), result.dialect
     )
-    csv_dir = str(Path(csv_path).resolve().parent)
 
     # Retries for transient faults only (retry_only_transient); counts and delay come from the profile.
     retries = int(loaded.run.get("task_retries", 2))
