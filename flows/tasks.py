@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -86,8 +88,6 @@ def image_policy(profile: Profile, csv_dir: str = "") -> ImagePolicy:
 
 
 def _thumbnail(rgb: np.ndarray, long_side: int = THUMB_LONG_SIDE) -> np.ndarray:
-    import cv2
-
     height, width = rgb.shape[:2]
     scale = long_side / max(height, width)
     if scale >= 1:
@@ -326,8 +326,6 @@ def write_output(
 
 
 def _json(payload: dict[str, Any]) -> str:
-    import json
-
     return json.dumps(payload, sort_keys=True, default=str)
 
 
