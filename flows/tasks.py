@@ -14,7 +14,7 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from catalog import ImagePolicy, fetch_image_bytes
+from catalog import ImageFetchError, ImagePolicy, fetch_image_bytes
 from catalog.schema import ProductRecord
 from flows import caches
 from flows.errors import is_transient, retry_only_transient
@@ -22,7 +22,13 @@ from flows.outputs import JobOutcome, OutputLayout, ProductOutcome, write_json_a
 from flows.plan import JobPlan, plan_product
 from flows.profile import Profile, code_version
 from pipelines.contact_sheet import Tile, make_contact_sheet
-from pipelines.image_io import load_image, load_image_bytes, write_jpeg_atomic, write_png_atomic
+from pipelines.image_io import (
+    ImageLoadError,
+    load_image,
+    load_image_bytes,
+    write_jpeg_atomic,
+    write_png_atomic,
+)
 from pipelines.presets import apply_preset, load_presets
 from pipelines.render_inputs import build_render_job
 from pipelines.renderers.base import RenderedImage, RenderJob
@@ -114,9 +120,6 @@ def cut_out_garment(image: np.ndarray, profile: Profile, device: str) -> tuple[n
 
 def prepare_product_sync(record: ProductRecord, ctx: RunContext, csv_dir: str = "") -> PreparedProduct:
     """Load, hash, segment and save the cutout of one product; bad input comes back rejected, not raised."""
-    from catalog import ImageFetchError
-    from pipelines.image_io import ImageLoadError
-
     prepared = PreparedProduct(record=record)
     profile = ctx.profile
     layout = ctx.layout
