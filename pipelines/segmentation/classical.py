@@ -38,19 +38,24 @@ class ClassicalOptions:
     edge_sigma: float = 1.5  # smoothing before the gradient: larger finds fainter rims, blurs thin gaps
     ramp_sigma: float = 4.0  # lightness gradient at this scale is a ramp (shadow), not an edge (0 = off)
     shadow_allowance: float = 0.10  # darkening (fraction of background L*) forgiven as a possible shadow
-    shadow_depth: float = 0.0  # e.g. 0.3: a second flood forgiving this much darkening where the chroma stays
-    # the background's (off: +0.009 mean IoU on the synthetic set, but it cut the real jersey's white stripes)
+    shadow_depth: float = (
+        0.0  # e.g. 0.3: a second flood forgiving this much darkening where the chroma stays the
+    )
+    # background's, edges judged as steps only (0 = off); its freed regions must look like a shadow (below)
     shadow_chroma: float = 3.0  # a* b* distance (delta-E) within which a darker pixel may be shadow
     shadow_min: float = 0.5  # a freed shadow region must be darker than the background by this many L*
     shadow_contact: float = (
         0.25  # a freed shadow region must lie along the background this much of its outline
     )
+    shadow_texture: float = 1.5  # ... and be smooth: mean local L* std at most this (knit is not paper)
+    shadow_min_fraction: float = 0.002  # ... and no smaller than this share of the image (not a stripe's end)
     watershed_band: float = 0.012  # boundary search band (JPEG ringing, edge blur), fraction of work_side
     ringing_fraction: float = 0.2  # evidence below this share of the nearby peak is ringing, not an edge
-    # Judge an edge only against the peak across it (ringing is parallel to its edge): measured +0.012 IoU on
-    # striped and +0.019 on printed_logo, but -0.029 on jpeg_rotated (blocking next to a slanted edge is
-    # axis-aligned, so it escapes), so off.
-    directional_ringing: bool = False
+    # Judge an edge only against the peak across it (ringing is parallel to its edge): +0.016 IoU on striped,
+    # +0.020 on printed_logo (with the shadow pass on, jpeg_rotated is unchanged).
+    directional_ringing: bool = False  # on with shadow_depth=0.3: see docs/SEGMENTATION.md (speed, jersey)
+    # ... and against this share of the peak all round (JPEG blocking beside a slanted edge is axis-aligned)
+    ringing_floor: float = 0.12
     sure_colour: float = 3.0  # colour evidence this strong is garment for sure (keeps thin coloured parts)
     texture_margin: float = 2.0  # texture evidence threshold: this times its 99th percentile on the frame
     texture_floor: float = 1.5  # ... and never below this local L* standard deviation
@@ -213,11 +218,20 @@ def _flood_from_frame(evidence: np.ndarray, frame: np.ndarray, options: Classica
 
 
 def _along(
-    candidate: np.ndarray, region: np.ndarray, min_contact: float, darkening: np.ndarray, min_darkening: float
+    candidate: np.ndarray,
+    region: np.ndarray,
+    min_contact: float,
+    darkening: np.ndarray,
+    min_darkening: float,
+    texture: np.ndarray,
+    max_texture: float,
+    min_pixels: int,
 ) -> np.ndarray:
-    """Components of candidate mostly (60%) darker than min_darkening whose outline runs along region.
+    """Components of candidate that look like a shadow band along region.
 
-    Along = touching region for at least min_contact of the outline's length.
+    Shadow-like = at least min_pixels, mostly (60%) darker than min_darkening, smooth (mean local L* std
+    at most max_texture: a white knit stripe with a shaded rim is not paper in shadow), and touching
+    region for at least min_contact of the outline's length.
     """
     count, labels = cv2.connectedComponents(candidate.astype(np.uint8), connectivity=8)
     if count <= 1:
@@ -229,7 +243,9 @@ def _along(
     touching = np.bincount(labels[contact], minlength=count)
     areas = np.bincount(labels.ravel(), minlength=count)
     dark = np.bincount(labels[darkening >= min_darkening], minlength=count) / np.maximum(areas, 1)
-    keep = (touching >= min_contact * np.maximum(lengths, 1)) & (dark >= 0.6)
+    roughness = np.bincount(labels.ravel(), texture.ravel(), minlength=count) / np.maximum(areas, 1)
+    keep = (touching >= min_contact * np.maximum(lengths, 1)) & (dark >= 0.6) & (roughness <= max_texture)
+    keep &= areas >= min_pixels
     keep[0] = False
     return keep[labels]
 
@@ -306,12 +322,15 @@ def segment_classical(
     across = options.ringing_fraction * (
         _peak_across(edges, direction, band) if direction is not None else edge_peak
     )
+    if direction is not None and options.ringing_floor > 0:
+        across = np.maximum(across, options.ringing_floor * edge_peak)
     other = edges / np.maximum(1.0, across)
     other_steps = steps / np.maximum(1.0, across)
     ringing = np.maximum(1.0, options.ringing_fraction * edge_peak)
     # Texture evidence: knit, terry and weave vary locally where studio paper is smooth (white on white).
+    raw_texture = _local_std(lab[..., 0], 2)
     if options.texture_margin > 0:
-        texture = _local_std(lab[..., 0], 2)
+        texture = raw_texture.copy()
         texture_level = float(np.percentile(texture[calm], 99)) if calm.any() else 1.0
         texture /= max(options.texture_margin * texture_level, options.texture_floor)
         texture /= ringing
@@ -335,7 +354,14 @@ def segment_classical(
         freed = _flood_from_frame(deep_evidence, frame, options) & ~background_region
         darkening = background[..., 0] - lab[..., 0]
         background_region |= _along(
-            freed, background_region, options.shadow_contact, darkening, options.shadow_min
+            freed,
+            background_region,
+            options.shadow_contact,
+            darkening,
+            options.shadow_min,
+            raw_texture,
+            options.shadow_texture,
+            round(options.shadow_min_fraction * sh * sw),
         )
     fg = ~background_region
     # 5. Morphology: open away one-pixel specks only (straps survive), drop dust below the size floor.
