@@ -38,10 +38,9 @@ class ClassicalOptions:
     edge_sigma: float = 1.5  # smoothing before the gradient: larger finds fainter rims, blurs thin gaps
     ramp_sigma: float = 4.0  # lightness gradient at this scale is a ramp (shadow), not an edge (0 = off)
     shadow_allowance: float = 0.10  # darkening (fraction of background L*) forgiven as a possible shadow
-    shadow_depth: float = (
-        0.0  # e.g. 0.3: a second flood forgiving this much darkening where the chroma stays the
-    )
-    # background's, edges judged as steps only (0 = off); its freed regions must look like a shadow (below)
+    # A second flood forgiving this much darkening where the chroma stays the background's, edges judged as
+    # steps only (0 = off); its freed regions must look like a shadow (below). +0.04 IoU on shadow_vignette.
+    shadow_depth: float = 0.3
     shadow_chroma: float = 3.0  # a* b* distance (delta-E) within which a darker pixel may be shadow
     shadow_min: float = 0.5  # a freed shadow region must be darker than the background by this many L*
     shadow_contact: float = (
@@ -51,11 +50,14 @@ class ClassicalOptions:
     shadow_min_fraction: float = 0.002  # ... and no smaller than this share of the image (not a stripe's end)
     watershed_band: float = 0.012  # boundary search band (JPEG ringing, edge blur), fraction of work_side
     ringing_fraction: float = 0.2  # evidence below this share of the nearby peak is ringing, not an edge
-    # Judge an edge only against the peak across it (ringing is parallel to its edge): +0.016 IoU on striped,
-    # +0.020 on printed_logo (with the shadow pass on, jpeg_rotated is unchanged).
-    directional_ringing: bool = False  # on with shadow_depth=0.3: see docs/SEGMENTATION.md (speed, jersey)
+    # Judge an edge only against the peak across it (ringing is parallel to its edge): a light stripe's end
+    # at the garment's side survives (striped, printed_logo).
+    directional_ringing: bool = True
     # ... and against this share of the peak all round (JPEG blocking beside a slanted edge is axis-aligned)
     ringing_floor: float = 0.12
+    # ... unless it continues a faint edge found away from strong edges (a white stripe's rim running into
+    # the dark sleeve: +0.010 on printed_logo, and the real jersey's right sleeve stripe stays whole)
+    rescue_anchored: bool = True
     sure_colour: float = 3.0  # colour evidence this strong is garment for sure (keeps thin coloured parts)
     texture_margin: float = 2.0  # texture evidence threshold: this times its 99th percentile on the frame
     texture_floor: float = 1.5  # ... and never below this local L* standard deviation
@@ -132,12 +134,14 @@ def _edge_strength(
     smooth = cv2.GaussianBlur(lab, (0, 0), sigma)
     gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
     gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
-    gxx, gyy = (gx * gx).sum(axis=2), (gy * gy).sum(axis=2)
-    strength = np.sqrt(gxx + gyy)
+    gxx, gyy = _channel_sum(gx * gx), _channel_sum(gy * gy)
+    strength = cv2.sqrt(gxx + gyy)
     direction = None
     if with_direction:
-        angle = 0.5 * np.arctan2(2.0 * (gx * gy).sum(axis=2), gxx - gyy)  # -pi/2 .. pi/2, 0 = along x
-        direction = (np.round(angle / (np.pi / 4)).astype(np.int8) % 4).astype(np.uint8)
+        # Twice the structure tensor's main angle, 0 .. 2 pi (0 = along x); bins of pi/4 of the angle itself,
+        # the last one (pi) folding back onto 0.
+        doubled = cv2.phase(gxx - gyy, 2.0 * _channel_sum(gx * gy))
+        direction = np.round(doubled * (2.0 / np.pi)).astype(np.uint8) % 4
     if ramp_sigma <= sigma:
         return strength, strength, direction
     wide = cv2.GaussianBlur(
@@ -146,6 +150,11 @@ def _edge_strength(
     wx = cv2.Sobel(wide, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
     wy = cv2.Sobel(wide, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
     return strength, np.maximum(strength - cv2.magnitude(wx, wy), 0.0), direction
+
+
+def _channel_sum(planes: np.ndarray) -> np.ndarray:
+    """Sum over the last axis of a float32 (H, W, C) array (OpenCV: far faster than numpy's sum(axis=2))."""
+    return cv2.transform(planes, np.ones((1, planes.shape[2]), np.float32))
 
 
 def _peak_across(edges: np.ndarray, direction: np.ndarray, band: int) -> np.ndarray:
@@ -160,8 +169,27 @@ def _peak_across(edges: np.ndarray, direction: np.ndarray, band: int) -> np.ndar
     lines[2][:, band] = 1
     np.fill_diagonal(lines[1], 1)
     np.fill_diagonal(np.fliplr(lines[3]), 1)
-    peaks = [cv2.dilate(edges, line) for line in lines]
-    return np.choose(direction, peaks)
+    peak = cv2.dilate(edges, lines[0])
+    for bin_, line in enumerate(lines[1:], start=1):
+        cv2.copyTo(cv2.dilate(edges, line), (direction == bin_).view(np.uint8), peak)
+    return peak
+
+
+def _anchored(loose: np.ndarray, barrier: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Loose-only evidence connected to barrier pixels where no strong edge is near (float32 0 / 1).
+
+    A faint rim (a white stripe's end) runs on into the zone beside a strong edge where the ringing floor
+    drops it; JPEG blocking there hangs on the strong edge alone.
+    """
+    doubtful = loose & ~barrier
+    anchors = barrier & free
+    count, labels = cv2.connectedComponents((doubtful | anchors).view(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros(loose.shape, np.float32)
+    hit = np.zeros(count, dtype=bool)
+    hit[labels[anchors]] = True
+    hit[0] = False
+    return (hit[labels] & doubtful).astype(np.float32)
 
 
 def _local_std(channel: np.ndarray, radius: int) -> np.ndarray:
@@ -188,32 +216,37 @@ def _watershed(rgb: np.ndarray, fg: np.ndarray, sure_fg: np.ndarray, band_px: in
 
 
 def _colour_evidence(
-    lab: np.ndarray, background: np.ndarray, allowance: float, chroma_tolerance: float = 0.0
+    lightness_diff: np.ndarray,
+    chroma_sq: np.ndarray,
+    background_lightness: np.ndarray,
+    allowance: float,
+    same_chroma: np.ndarray | None = None,
 ) -> np.ndarray:
     """CIELAB distance from the background model, forgiving mild darkening (soft shadows, vignetting).
 
-    With a chroma tolerance, the darkening is forgiven only where a* b* stay that close to the background's.
+    Takes the L* difference and the squared a* b* distance (computed once, shared by both floods). With
+    `same_chroma`, the darkening is forgiven only there (where a* b* stay close to the background's).
     """
-    diff = lab - background
-    forgiven = allowance * background[..., 0]
-    if chroma_tolerance > 0:
-        same_chroma = diff[..., 1] ** 2 + diff[..., 2] ** 2 < chroma_tolerance**2
-        forgiven = np.where(same_chroma, forgiven, 0.0)
-    darker = np.maximum(-diff[..., 0] - forgiven, 0.0)
-    lighter = np.maximum(diff[..., 0], 0.0)
-    return np.sqrt(diff[..., 1] ** 2 + diff[..., 2] ** 2 + darker**2 + lighter**2)
+    forgiven = allowance * background_lightness
+    if same_chroma is not None:
+        forgiven = np.where(same_chroma, forgiven, np.float32(0.0))
+    darker = np.maximum(-lightness_diff - forgiven, 0.0)
+    lighter = np.maximum(lightness_diff, 0.0)
+    return cv2.sqrt(chroma_sq + darker * darker + lighter * lighter)
 
 
-def _flood_from_frame(evidence: np.ndarray, frame: np.ndarray, options: ClassicalOptions) -> np.ndarray:
-    """Background region: what the frame reaches without crossing evidence >= 1."""
+def _flood_from_frame(evidence: np.ndarray, seeds: np.ndarray, options: ClassicalOptions) -> np.ndarray:
+    """Background region: what the seeds (the frame) reach without crossing evidence >= 1."""
     # Specks of noise or JPEG blocking in the background are dropped first so they cannot wall it off.
     barrier = _keep_components(evidence >= 1.0, options.speck_pixels, keep_one=False).astype(np.uint8)
     # A one-pixel-thicker barrier closes pinholes in faint edges; the ring it took is given back after.
     seal = np.ones((2 * options.seal_px + 1, 2 * options.seal_px + 1), np.uint8)
     barrier = cv2.dilate(barrier, seal)
     _, labels = cv2.connectedComponents(1 - barrier, connectivity=4)
-    reached = np.unique(labels[frame & (barrier == 0)])
-    region = np.isin(labels, reached[reached > 0]).astype(np.uint8)
+    reached = np.zeros(int(labels.max()) + 1, dtype=bool)
+    reached[labels[seeds & (barrier == 0)]] = True
+    reached[0] = False
+    region = reached[labels].view(np.uint8)
     return cv2.dilate(region, seal).astype(bool) & (evidence < 1.0)
 
 
@@ -241,9 +274,10 @@ def _along(
     contact = outline & cv2.dilate(region.astype(np.uint8), cross).astype(bool)
     lengths = np.bincount(labels[outline], minlength=count)
     touching = np.bincount(labels[contact], minlength=count)
-    areas = np.bincount(labels.ravel(), minlength=count)
-    dark = np.bincount(labels[darkening >= min_darkening], minlength=count) / np.maximum(areas, 1)
-    roughness = np.bincount(labels.ravel(), texture.ravel(), minlength=count) / np.maximum(areas, 1)
+    inside = labels[candidate]  # only candidate pixels are counted (label 0 is the rest)
+    areas = np.bincount(inside, minlength=count)
+    dark = np.bincount(inside, darkening[candidate] >= min_darkening, minlength=count) / np.maximum(areas, 1)
+    roughness = np.bincount(inside, texture[candidate], minlength=count) / np.maximum(areas, 1)
     keep = (touching >= min_contact * np.maximum(lengths, 1)) & (dark >= 0.6) & (roughness <= max_texture)
     keep &= areas >= min_pixels
     keep[0] = False
@@ -304,9 +338,14 @@ def segment_classical(
         calm &= cv2.dilate(outlier, np.ones((9, 9), np.uint8)) == 0
     # 3. Colour evidence (far from the background colour) and edge evidence (a sharp step), each scaled by
     #    how high it runs on the calm frame: that adapts to sensor noise, JPEG blocking and clipped whites.
-    colour = cv2.GaussianBlur(_colour_evidence(lab, background, options.shadow_allowance), (0, 0), 1.0)
+    lightness_diff, diff_a, diff_b = cv2.split(lab - background)
+    chroma_sq = diff_a * diff_a + diff_b * diff_b
+    background_lightness = np.ascontiguousarray(background[..., 0])
+    colour = _colour_evidence(lightness_diff, chroma_sq, background_lightness, options.shadow_allowance)
+    colour = cv2.GaussianBlur(colour, (0, 0), 1.0)
     colour_level = float(np.percentile(colour[calm], 99)) if calm.any() else 1.0
-    colour /= max(options.colour_margin * colour_level, options.colour_floor)
+    colour_scale = max(options.colour_margin * colour_level, options.colour_floor)
+    colour /= colour_scale
     shadow_pass = options.shadow_depth > options.shadow_allowance
     edges, steps, direction = _edge_strength(
         lab, options.edge_sigma, options.ramp_sigma if shadow_pass else 0.0, options.directional_ringing
@@ -322,7 +361,9 @@ def segment_classical(
     across = options.ringing_fraction * (
         _peak_across(edges, direction, band) if direction is not None else edge_peak
     )
-    if direction is not None and options.ringing_floor > 0:
+    floored = direction is not None and options.ringing_floor > 0
+    loose = edges / np.maximum(1.0, across) if floored and options.rescue_anchored else None
+    if floored:
         across = np.maximum(across, options.ringing_floor * edge_peak)
     other = edges / np.maximum(1.0, across)
     other_steps = steps / np.maximum(1.0, across)
@@ -335,7 +376,15 @@ def segment_classical(
         texture /= max(options.texture_margin * texture_level, options.texture_floor)
         texture /= ringing
         other, other_steps = np.maximum(other, texture), np.maximum(other_steps, texture)
-    evidence = np.maximum(colour / np.maximum(1.0, options.ringing_fraction * colour_peak), other)
+    colour_judged = colour / np.maximum(1.0, options.ringing_fraction * colour_peak)
+    evidence = np.maximum(colour_judged, other)
+    if loose is not None:
+        # Edges the floor dropped come back where they continue a faint rim found away from strong edges and
+        # colour (JPEG chroma blotches beside a saturated garment are colour, a white-on-white rim is not).
+        free = (options.ringing_floor * edge_peak < 1.0) & (colour_judged < 1.0)
+        rescued = _anchored(loose >= 1.0, evidence >= 1.0, free)
+        evidence = np.maximum(evidence, rescued)
+        other_steps = np.maximum(other_steps, rescued)
     # 4. Background = what the frame reaches without crossing evidence; the rest (holes filled) is garment.
     background_region = _flood_from_frame(evidence, frame, options)
     first_fg = ~background_region
@@ -343,23 +392,29 @@ def segment_classical(
     #     here are steps only). Forgiving them can also open a gap in a pale garment's soft rim, so a newly
     #     freed region is taken only where it lies along the background found before (a shadow band), not
     #     where it sits behind a thin gap (a leak into the garment).
-    if shadow_pass:
-        deep = _colour_evidence(lab, background, options.shadow_depth, options.shadow_chroma)
-        deep = cv2.GaussianBlur(deep, (0, 0), 1.0) / max(
-            options.colour_margin * colour_level, options.colour_floor
+    if shadow_pass and first_fg.any():
+        # Only where the first flood stopped can a shadow be left: the pass works in that box (plus the
+        # ringing band), flooding from the background already found there. Maps from step 3 are reused.
+        x, y, bw, bh = cv2.boundingRect(first_fg.view(np.uint8))
+        y0, y1, x0, x1 = max(0, y - band), min(sh, y + bh + band), max(0, x - band), min(sw, x + bw + band)
+        box = np.s_[y0:y1, x0:x1]
+        known = background_region[box]
+        same_chroma = chroma_sq[box] < options.shadow_chroma**2
+        deep = _colour_evidence(
+            lightness_diff[box], chroma_sq[box], background_lightness[box], options.shadow_depth, same_chroma
         )
+        deep = cv2.GaussianBlur(deep, (0, 0), 1.0) / colour_scale
         deep_evidence = np.maximum(
-            deep / np.maximum(1.0, options.ringing_fraction * colour_peak), other_steps
+            deep / np.maximum(1.0, options.ringing_fraction * colour_peak[box]), other_steps[box]
         )
-        freed = _flood_from_frame(deep_evidence, frame, options) & ~background_region
-        darkening = background[..., 0] - lab[..., 0]
-        background_region |= _along(
+        freed = _flood_from_frame(deep_evidence, known | frame[box], options) & ~known
+        background_region[box] = known | _along(
             freed,
-            background_region,
+            known,
             options.shadow_contact,
-            darkening,
+            -lightness_diff[box],
             options.shadow_min,
-            raw_texture,
+            raw_texture[box],
             options.shadow_texture,
             round(options.shadow_min_fraction * sh * sw),
         )

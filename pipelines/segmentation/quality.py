@@ -51,6 +51,11 @@ def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     return (int(x), int(y), int(x + w), int(y + h))
 
 
+def _row_norm(rows: np.ndarray) -> np.ndarray:
+    """Euclidean length of each row of an (N, C) array (a product with ones: numpy's axis=1 norm is slow)."""
+    return np.sqrt((rows * rows) @ np.ones(rows.shape[1], dtype=rows.dtype))
+
+
 def smooth_surface_fit(
     values: np.ndarray, ys: np.ndarray, xs: np.ndarray, shape: tuple[int, int], rounds: int = 2
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -63,7 +68,7 @@ def smooth_surface_fit(
     step = max(1, len(values) // _FIT_SAMPLES)
     fit_design, fit_values = design[::step], values[::step]
     # Start from the median colour so a garment reaching the frame cannot bend the first fit.
-    start = np.linalg.norm(fit_values - np.median(fit_values, axis=0), axis=1)
+    start = _row_norm(fit_values - np.median(fit_values, axis=0))
     keep = start < max(3.0 * 1.4826 * float(np.median(start)), 4.0)
     coeffs = np.zeros((6, values.shape[1]))
     # Reweighting drops garment pixels that reach the frame and other outliers.
@@ -73,18 +78,21 @@ def smooth_surface_fit(
         kept = fit_design[keep]
         # Normal equations (6x6) with a tiny ridge: far faster than a least-squares solve on every point.
         coeffs = np.linalg.solve(kept.T @ kept + 1e-9 * np.eye(6), kept.T @ fit_values[keep])
-        residual = np.linalg.norm(fit_values - fit_design @ coeffs, axis=1)
+        residual = _row_norm(fit_values - fit_design @ coeffs)
         spread = 1.4826 * np.median(np.abs(residual[keep])) + 0.5
         keep = residual < 3.0 * spread
     residuals = values - design @ coeffs
-    inlier = np.linalg.norm(residuals, axis=1) < 3.0 * spread
-    # The surface as separable row and column terms: no (H, W, 6) basis at full size.
-    gu = (np.arange(w, dtype=np.float64) / max(w - 1, 1) * 2.0 - 1.0)[None, :, None]
-    gv = (np.arange(h, dtype=np.float64) / max(h - 1, 1) * 2.0 - 1.0)[:, None, None]
-    c = coeffs.astype(np.float64)
-    row = c[0] + c[2] * gv + c[5] * gv * gv  # (H, 1, C)
-    col = c[1] * gu + c[3] * gu * gu  # (1, W, C)
-    surface = (row + col + (c[4] * gu) * gv).astype(np.float32)
+    inlier = _row_norm(residuals) < 3.0 * spread
+    # The surface per channel as a row term, a column term and one cross term: no (H, W, 6) basis, float32.
+    gu = np.arange(w, dtype=np.float64) / max(w - 1, 1) * 2.0 - 1.0
+    gv = np.arange(h, dtype=np.float64) / max(h - 1, 1) * 2.0 - 1.0
+    cross = np.multiply.outer(gv, gu).astype(np.float32)
+    planes = []
+    for c in coeffs.T:
+        row = (c[0] + c[2] * gv + c[5] * gv * gv).astype(np.float32)
+        col = (c[1] * gu + c[3] * gu * gu).astype(np.float32)
+        planes.append(np.add.outer(row, col) + np.float32(c[4]) * cross)
+    surface = cv2.merge(planes) if len(planes) > 1 else planes[0][..., None]
     return surface, residuals, inlier
 
 
@@ -160,7 +168,7 @@ def assess_quality(
         _, residual, inlier = smooth_surface_fit(
             lab[ys[::step], xs[::step]], ys[::step], xs[::step], lab.shape[:2]
         )
-        details["background_residual"] = float(np.percentile(np.linalg.norm(residual[inlier], axis=1), 90))
+        details["background_residual"] = float(np.percentile(_row_norm(residual[inlier]), 90))
         details["background_outlier_fraction"] = float(1.0 - inlier.mean())
         if (
             details["background_residual"] > limits.max_background_residual
@@ -184,7 +192,9 @@ def _garment_coverage(lab: np.ndarray, garment: np.ndarray, evidence: float) -> 
     frame[:band], frame[-band:], frame[:, :band], frame[:, -band:] = True, True, True, True
     ys, xs = np.nonzero(frame)
     background, _, _ = smooth_surface_fit(lab[ys, xs], ys, xs, (h, w))
-    distinct = (np.linalg.norm(lab - background, axis=2) > evidence).astype(np.uint8)
+    diff = lab - background
+    distance2 = cv2.transform(diff * diff, np.ones((1, lab.shape[2]), np.float32))
+    distinct = (distance2 > evidence * evidence).astype(np.uint8)
     distinct = cv2.morphologyEx(distinct, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     # Fill each outer contour: a garment's plain parts between its coloured parts count too.
     contours, _ = cv2.findContours(distinct, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)

@@ -11,25 +11,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.segmentation.classical import ClassicalOptions, segment_classical
+from pipelines.segmentation.classical import ClassicalOptions, _anchored, segment_classical
 from pipelines.segmentation.metrics import iou
 from pipelines.synthetic import GROUPS, FlatlaySpec, make_flatlay, sample_specs
 
 # Regression floors measured on this fixed set (seed 7, 60 images, 384-512 px) minus a small margin.
-# They sit BELOW the targets (mean >= 0.97, each group >= 0.93, no image < 0.85) where the classical
-# cutter does not reach them yet (striped, white_on_white, the mean): see docs/SEGMENTATION.md.
-MEAN_FLOOR = 0.925
+# They sit BELOW the targets (mean >= 0.97, each group >= 0.93, no image < 0.85): on this set of small
+# images jpeg_rotated (0.881), striped (0.861) and white_on_white (0.898) stay under 0.93, though every group
+# reaches it on the 300-image benchmark at 512-2048 px (docs/SEGMENTATION.md).
+MEAN_FLOOR = 0.93
 GROUP_FLOORS = {
-    "plain": 0.95,
-    "white_on_white": 0.85,
+    "plain": 0.955,
+    "white_on_white": 0.885,
     "pale_on_pale": 0.95,
-    "black_on_dark": 0.96,
+    "black_on_dark": 0.965,
     "thin_straps": 0.96,
-    "striped": 0.81,
+    "striped": 0.85,
     "printed_logo": 0.93,
-    "gradient_bg": 0.97,
-    "shadow_vignette": 0.93,
-    "jpeg_rotated": 0.88,
+    "gradient_bg": 0.975,
+    "shadow_vignette": 0.945,
+    "jpeg_rotated": 0.88,  # measured 0.881: the shadow pass and directional ringing cost 0.02 here
 }
 
 
@@ -160,9 +161,25 @@ def test_large_odd_sized_photo_is_cut_whole_to_its_last_row() -> None:
     np.testing.assert_array_equal(result.mask[:, -1] > 0, result.mask[:, -2] > 0)
 
 
-@pytest.mark.parametrize("options", [{"shadow_depth": 0.3}, {"directional_ringing": True}])
-def test_optional_passes_keep_plain_garments_whole(options: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    "options", [{"shadow_depth": 0.0}, {"directional_ringing": False}, {"rescue_anchored": False}]
+)
+def test_each_pass_turned_off_keeps_plain_garments_whole(options: dict[str, object]) -> None:
     for seed, group in ((21, "plain"), (22, "shadow_vignette")):
         spec = next(s for s in sample_specs(40, seed=seed, sizes=(384,)) if s.group == group)
         image, truth = make_flatlay(spec)
         assert iou(segment_classical(image, ClassicalOptions(**options)).mask, truth) >= 0.9, (options, group)
+
+
+def test_rescue_keeps_a_faint_rim_running_into_a_strong_edge_but_not_ringing_beside_it() -> None:
+    loose = np.zeros((20, 20), bool)
+    barrier = np.zeros((20, 20), bool)
+    free = np.ones((20, 20), bool)
+    free[10:] = False  # rows 10+ lie beside a strong edge (row 18), where the ringing floor drops evidence
+    barrier[:10, 5] = True  # a faint rim found away from strong edges ...
+    loose[:15, 5] = True  # ... that runs on into the strong edge's zone, where only the loose test sees it
+    barrier[18] = True  # the strong edge
+    loose[17, 10:15] = True  # ringing beside it: hangs on the strong edge alone
+    rescued = _anchored(loose, barrier, free)
+    assert rescued.dtype == np.float32
+    np.testing.assert_array_equal(np.nonzero(rescued), (np.arange(10, 15), np.full(5, 5)))
