@@ -20,6 +20,14 @@ _CORPUS = (
     "deformed blurry lowres bad anatomy extra fingers text watermark cropped worst quality"
 )
 
+
+def _controlnet_config(unet: dict[str, Any]) -> dict[str, Any]:
+    """A ControlNet is its UNet's encoder half: the same down blocks, 4 latent channels in, a condition embedding."""
+    decoder_only = ("sample_size", "in_channels", "out_channels", "up_block_types", "norm_num_groups")
+    encoder = {key: value for key, value in unet.items() if key not in decoder_only}
+    return {**encoder, "in_channels": 4, "conditioning_embedding_out_channels": (16, 32, 96, 256)}
+
+
 # The real SD 1.5 inpainting architecture (runwayml / stable-diffusion-v1-5 inpainting configs, written out).
 SD15_UNET_FULL: dict[str, Any] = {
     "sample_size": 64,
@@ -38,20 +46,7 @@ SD15_UNET_FULL: dict[str, Any] = {
     "attention_head_dim": 8,
     "norm_num_groups": 32,
 }
-SD15_CONTROLNET_FULL: dict[str, Any] = {
-    "in_channels": 4,
-    "block_out_channels": (320, 640, 1280, 1280),
-    "layers_per_block": 2,
-    "down_block_types": (
-        "CrossAttnDownBlock2D",
-        "CrossAttnDownBlock2D",
-        "CrossAttnDownBlock2D",
-        "DownBlock2D",
-    ),
-    "cross_attention_dim": 768,
-    "attention_head_dim": 8,
-    "conditioning_embedding_out_channels": (16, 32, 96, 256),
-}
+SD15_CONTROLNET_FULL = _controlnet_config(SD15_UNET_FULL)
 SD15_VAE_FULL: dict[str, Any] = {
     "in_channels": 3,
     "out_channels": 3,
@@ -90,20 +85,7 @@ SDXL_UNET_FULL: dict[str, Any] = {
     "addition_time_embed_dim": 256,
     "projection_class_embeddings_input_dim": 2816,
 }
-SDXL_CONTROLNET_FULL: dict[str, Any] = {
-    "in_channels": 4,
-    "block_out_channels": (320, 640, 1280),
-    "layers_per_block": 2,
-    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    "transformer_layers_per_block": (1, 2, 10),
-    "attention_head_dim": (5, 10, 20),
-    "cross_attention_dim": 2048,
-    "use_linear_projection": True,
-    "addition_embed_type": "text_time",
-    "addition_time_embed_dim": 256,
-    "projection_class_embeddings_input_dim": 2816,
-    "conditioning_embedding_out_channels": (16, 32, 96, 256),
-}
+SDXL_CONTROLNET_FULL = _controlnet_config(SDXL_UNET_FULL)
 SDXL_VAE_FULL: dict[str, Any] = {**SD15_VAE_FULL, "sample_size": 1024, "scaling_factor": 0.13025}
 SDXL_TEXT_FULL: dict[str, Any] = {**SD15_TEXT_FULL, "hidden_act": "quick_gelu"}
 SDXL_TEXT2_FULL: dict[str, Any] = {
