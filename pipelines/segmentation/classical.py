@@ -58,6 +58,10 @@ class ClassicalOptions:
     # ... unless it continues a faint edge found away from strong edges (a white stripe's rim running into
     # the dark sleeve: +0.010 on printed_logo, and the real jersey's right sleeve stripe stays whole)
     rescue_anchored: bool = True
+    # Background runs shorter than this share of the work side between garment above and below (a light
+    # stripe between dark ones, reached by the flood through its ends) are garment where their colour is
+    # off the background's (0 = off).
+    stripe_gap: float = 0.04
     sure_colour: float = 3.0  # colour evidence this strong is garment for sure (keeps thin coloured parts)
     texture_margin: float = 2.0  # texture evidence threshold: this times its 99th percentile on the frame
     texture_floor: float = 1.5  # ... and never below this local L* standard deviation
@@ -190,6 +194,45 @@ def _anchored(loose: np.ndarray, barrier: np.ndarray, free: np.ndarray) -> np.nd
     hit[labels[anchors]] = True
     hit[0] = False
     return (hit[labels] & doubtful).astype(np.float32)
+
+
+def _enclosed_runs(
+    fg: np.ndarray,
+    colour: np.ndarray,
+    length: int,
+    distinct_share: float = 0.9,
+    aspect: float = 3.0,
+    rim_colour: float = 3.0,
+    rim_share: float = 0.5,
+) -> np.ndarray:
+    """Background gaps of fewer than length px between garment above and below that look like a stripe.
+
+    A light stripe close to the background colour reads as ringing beside the dark stripes, and the flood
+    gets into it through its ends; the dark stripes' ends continue the garment's side across it. A gap is
+    taken when distinct_share of it stands out from the background (unjudged colour >= 1: a real gap shows
+    the background), it is at least aspect times longer than thick, and at least rim_share of the garment
+    within 3 px above it and below it has colour >= rim_colour (dark stripes, not a fragment of a JPEG halo).
+    """
+    closed = cv2.morphologyEx(fg.view(np.uint8), cv2.MORPH_CLOSE, np.ones((length, 1), np.uint8))
+    gaps = closed.view(bool) & ~fg
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(gaps.view(np.uint8), connectivity=4)
+    if count <= 1:
+        return gaps
+    areas = stats[:, cv2.CC_STAT_AREA]
+    widths = stats[:, cv2.CC_STAT_WIDTH]
+    distinct = np.bincount(labels[gaps], colour[gaps] >= 1.0, minlength=count)
+    # A stripe is uniform and long (a blotchy JPEG halo, or a notch between collar points, is neither).
+    keep = (distinct >= distinct_share * areas) & (widths * widths >= aspect * areas)
+    label_map, reach = labels.astype(np.float32), np.ones((4, 1), np.uint8)
+    # Its neighbours above and below: garment of clear colour (dark stripes), not a fragment of a JPEG halo.
+    for anchor in ((0, 0), (0, 3)):  # garment just above the gap, then just below it
+        near = cv2.dilate(label_map, reach, anchor=anchor).astype(np.int32)
+        rim = fg & (near > 0)
+        rim_count = np.bincount(near[rim], minlength=count)
+        strong = np.bincount(near[rim], colour[rim] >= rim_colour, minlength=count)
+        keep &= strong >= rim_share * np.maximum(rim_count, 1)
+    keep[0] = False
+    return keep[labels]
 
 
 def _local_std(channel: np.ndarray, radius: int) -> np.ndarray:
@@ -387,6 +430,9 @@ def segment_classical(
         other_steps = np.maximum(other_steps, rescued)
     # 4. Background = what the frame reaches without crossing evidence; the rest (holes filled) is garment.
     background_region = _flood_from_frame(evidence, frame, options)
+    if options.stripe_gap > 0:
+        gap = max(3, round(options.stripe_gap * max(sh, sw)))
+        background_region &= ~_enclosed_runs(~background_region, colour, gap)
     first_fg = ~background_region
     # 4b. Deeper shadows: darker than the background but of its chroma, reached over a soft ramp (edges
     #     here are steps only). Forgiving them can also open a gap in a pale garment's soft rim, so a newly

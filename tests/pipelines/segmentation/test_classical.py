@@ -11,22 +11,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.segmentation.classical import ClassicalOptions, _anchored, segment_classical
+from pipelines.segmentation.classical import ClassicalOptions, _anchored, _enclosed_runs, segment_classical
 from pipelines.segmentation.metrics import iou
 from pipelines.synthetic import GROUPS, FlatlaySpec, make_flatlay, sample_specs
 
 # Regression floors measured on this fixed set (seed 7, 60 images, 384-512 px) minus a small margin.
 # They sit BELOW the targets (mean >= 0.97, each group >= 0.93, no image < 0.85): on this set of small
-# images jpeg_rotated (0.881), striped (0.861) and white_on_white (0.898) stay under 0.93, though every group
+# images jpeg_rotated (0.881) and white_on_white (0.898) stay under 0.93 (striped 0.945), though every group
 # reaches it on the 300-image benchmark at 512-2048 px (docs/SEGMENTATION.md).
-MEAN_FLOOR = 0.93
+MEAN_FLOOR = 0.945  # measured 0.948
 GROUP_FLOORS = {
     "plain": 0.955,
     "white_on_white": 0.885,
     "pale_on_pale": 0.95,
     "black_on_dark": 0.965,
     "thin_straps": 0.96,
-    "striped": 0.85,
+    "striped": 0.935,  # measured 0.945 (0.861 before the enclosed-stripe rule)
     "printed_logo": 0.93,
     "gradient_bg": 0.975,
     "shadow_vignette": 0.945,
@@ -52,7 +52,7 @@ def test_group_mean_iou_floor(group_ious: dict[str, list[float]], group: str) ->
 def test_overall_mean_iou_floor(group_ious: dict[str, list[float]]) -> None:
     everything = [v for values in group_ious.values() for v in values]
     assert statistics.mean(everything) >= MEAN_FLOOR
-    assert min(everything) >= 0.5  # no catastrophic leak into the garment on this set
+    assert min(everything) >= 0.7  # no catastrophic leak into the garment on this set (measured 0.744)
 
 
 def test_white_on_white_and_black_on_dark_are_found() -> None:
@@ -183,3 +183,22 @@ def test_rescue_keeps_a_faint_rim_running_into_a_strong_edge_but_not_ringing_bes
     rescued = _anchored(loose, barrier, free)
     assert rescued.dtype == np.float32
     np.testing.assert_array_equal(np.nonzero(rescued), (np.arange(10, 15), np.full(5, 5)))
+
+
+def test_enclosed_runs_takes_light_stripes_between_dark_ones_not_background_gaps() -> None:
+    # Two striped patches, dark stripes at rows 10-13, 20-23, 30-33: in the left one (columns 10-39) the light
+    # stripes are off the background's colour, in the right one (columns 45-74) the gaps show the background.
+    fg = np.zeros((50, 80), dtype=bool)
+    colour = np.zeros((50, 80), dtype=np.float32)
+    for top in (10, 20, 30):
+        fg[top : top + 4, 10:40] = fg[top : top + 4, 45:75] = True
+        colour[top : top + 4, 10:40] = colour[top : top + 4, 45:75] = 10.0
+    colour[14:20, 10:40] = colour[24:30, 10:40] = 1.5
+    fg_before, colour_before = fg.copy(), colour.copy()
+    taken = _enclosed_runs(fg, colour, length=10)
+    assert taken[14:20, 10:40].all() and taken[24:30, 10:40].all()
+    assert not taken[:, 40:].any()
+    assert not (taken & fg).any()
+    assert (fg == fg_before).all() and (colour == colour_before).all()
+    # Gaps taller than the length are not closed.
+    assert not _enclosed_runs(fg, colour, length=6).any()
