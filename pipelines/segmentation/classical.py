@@ -46,8 +46,15 @@ class ClassicalOptions:
     shadow_contact: float = (
         0.25  # a freed shadow region must lie along the background this much of its outline
     )
-    shadow_texture: float = 1.5  # ... and be smooth: mean local L* std at most this (knit is not paper)
+    shadow_texture: float = 2.5  # ... and be smooth: mean local L* std at most this (knit is not paper)
     shadow_min_fraction: float = 0.002  # ... and no smaller than this share of the image (not a stripe's end)
+    # Freed parts split only by evidence lines up to about twice this thick (work px) are judged as one: JPEG
+    # blocking draws faint contour lines across a shadow on a flat background (0 = off).
+    shadow_bridge_px: int = 1
+    # A deep flood that frees more than this share of the garment found first has leaked through a pale
+    # garment's soft rim; it is flooded again with edges counted shadow_retry_gain times stronger.
+    shadow_leak_share: float = 0.5
+    shadow_retry_gain: float = 1.3
     watershed_band: float = 0.012  # boundary search band (JPEG ringing, edge blur), fraction of work_side
     ringing_fraction: float = 0.2  # evidence below this share of the nearby peak is ringing, not an edge
     # Judge an edge only against the peak across it (ringing is parallel to its edge): a light stripe's end
@@ -302,16 +309,24 @@ def _along(
     texture: np.ndarray,
     max_texture: float,
     min_pixels: int,
+    bridge_px: int = 0,
 ) -> np.ndarray:
     """Components of candidate that look like a shadow band along region.
 
     Shadow-like = at least min_pixels, mostly (60%) darker than min_darkening, smooth (mean local L* std
     at most max_texture: a white knit stripe with a shaded rim is not paper in shadow), and touching
-    region for at least min_contact of the outline's length.
+    region for at least min_contact of the outline's length. Parts split by evidence lines up to about
+    2 * bridge_px thick are judged as one (a shadow crossed by JPEG contour lines); only their own pixels
+    are returned.
     """
-    count, labels = cv2.connectedComponents(candidate.astype(np.uint8), connectivity=8)
+    pixels = candidate
+    if bridge_px > 0:
+        size = 2 * bridge_px + 1
+        closed = cv2.morphologyEx(candidate.view(np.uint8), cv2.MORPH_CLOSE, np.ones((size, size), np.uint8))
+        candidate = closed.view(bool) & ~region
+    count, labels = cv2.connectedComponents(candidate.view(np.uint8), connectivity=8)
     if count <= 1:
-        return candidate
+        return candidate & pixels
     cross = np.ones((3, 3), np.uint8)
     outline = candidate & ~cv2.erode(candidate.astype(np.uint8), cross).astype(bool)
     contact = outline & cv2.dilate(region.astype(np.uint8), cross).astype(bool)
@@ -324,7 +339,7 @@ def _along(
     keep = (touching >= min_contact * np.maximum(lengths, 1)) & (dark >= 0.6) & (roughness <= max_texture)
     keep &= areas >= min_pixels
     keep[0] = False
-    return keep[labels]
+    return keep[labels] & pixels
 
 
 def _keep_components(fg: np.ndarray, min_pixels: int, keep_one: bool = True) -> np.ndarray:
@@ -454,6 +469,9 @@ def segment_classical(
             deep / np.maximum(1.0, options.ringing_fraction * colour_peak[box]), other_steps[box]
         )
         freed = _flood_from_frame(deep_evidence, known | frame[box], options) & ~known
+        if np.count_nonzero(freed) > options.shadow_leak_share * np.count_nonzero(~known):
+            freed = _flood_from_frame(options.shadow_retry_gain * deep_evidence, known | frame[box], options)
+            freed &= ~known
         background_region[box] = known | _along(
             freed,
             known,
@@ -463,6 +481,7 @@ def segment_classical(
             raw_texture[box],
             options.shadow_texture,
             round(options.shadow_min_fraction * sh * sw),
+            options.shadow_bridge_px,
         )
     fg = ~background_region
     # 5. Morphology: open away one-pixel specks only (straps survive), drop dust below the size floor.

@@ -19,7 +19,7 @@ from pipelines.synthetic import GROUPS, FlatlaySpec, make_flatlay, sample_specs
 # They sit BELOW the targets (mean >= 0.97, each group >= 0.93, no image < 0.85): on this set of small
 # images jpeg_rotated (0.881) and white_on_white (0.898) stay under 0.93 (striped 0.945), though every group
 # reaches it on the 300-image benchmark at 512-2048 px (docs/SEGMENTATION.md).
-MEAN_FLOOR = 0.945  # measured 0.948
+MEAN_FLOOR = 0.945  # measured 0.949
 GROUP_FLOORS = {
     "plain": 0.955,
     "white_on_white": 0.885,
@@ -30,7 +30,7 @@ GROUP_FLOORS = {
     "printed_logo": 0.93,
     "gradient_bg": 0.975,
     "shadow_vignette": 0.945,
-    "jpeg_rotated": 0.88,  # measured 0.881: the shadow pass and directional ringing cost 0.02 here
+    "jpeg_rotated": 0.885,  # measured 0.889 (0.881 before the shadow bridge / leak retry / texture 2.5)
 }
 
 
