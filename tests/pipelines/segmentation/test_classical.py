@@ -11,7 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.segmentation.classical import ClassicalOptions, _anchored, _enclosed_runs, segment_classical
+from pipelines.segmentation.classical import (
+    ClassicalOptions,
+    _along,
+    _anchored,
+    _enclosed_runs,
+    segment_classical,
+)
 from pipelines.segmentation.metrics import iou
 from pipelines.synthetic import GROUPS, FlatlaySpec, make_flatlay, sample_specs
 
@@ -202,3 +208,82 @@ def test_enclosed_runs_takes_light_stripes_between_dark_ones_not_background_gaps
     assert (fg == fg_before).all() and (colour == colour_before).all()
     # Gaps taller than the length are not closed.
     assert not _enclosed_runs(fg, colour, length=6).any()
+
+
+def _shadow_band(line_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """Background (columns 0-9) and a freed shadow band beside it (columns 10-25, rows 5-34), crossed by a
+    contour line line_px thick at column 15: only the part left of the line touches the background."""
+    region = np.zeros((40, 40), bool)
+    region[:, :10] = True
+    freed = np.zeros((40, 40), bool)
+    freed[5:35, 10:15] = True
+    freed[5:35, 15 + line_px : 26] = True
+    return region, freed
+
+
+def _shadow_kept(freed: np.ndarray, region: np.ndarray, texture: float, bridge_px: int) -> np.ndarray:
+    """_along with the default contact / darkness / texture limits on a uniformly dark, uniformly rough map."""
+    options = ClassicalOptions()
+    darkening = np.full(freed.shape, 2 * options.shadow_min, np.float32)
+    roughness = np.full(freed.shape, texture, np.float32)
+    return _along(
+        freed,
+        region,
+        options.shadow_contact,
+        darkening,
+        options.shadow_min,
+        roughness,
+        options.shadow_texture,
+        min_pixels=20,
+        bridge_px=bridge_px,
+    )
+
+
+@pytest.mark.parametrize("line_px", [1, 2])
+def test_shadow_parts_split_by_a_thin_contour_line_are_judged_as_one(line_px: int) -> None:
+    region, freed = _shadow_band(line_px)
+    far = np.zeros_like(freed)
+    far[5:35, 15 + line_px : 26] = True  # the part behind the line: alone it never touches the background
+    bridged = _shadow_kept(freed, region, 0.0, bridge_px=1)
+    np.testing.assert_array_equal(bridged, freed)  # both parts, and only their own pixels (not the line)
+    alone = _shadow_kept(freed, region, 0.0, bridge_px=0)
+    np.testing.assert_array_equal(alone, freed & ~far)
+    # A line thicker than about twice bridge_px is a real boundary: the far part stays out.
+    region, freed = _shadow_band(3)
+    np.testing.assert_array_equal(_shadow_kept(freed, region, 0.0, bridge_px=1)[:, 15:], False)
+
+
+def test_shadow_texture_default_forgives_jpeg_roughness_but_not_knit() -> None:
+    region, freed = _shadow_band(0)
+    assert (_shadow_kept(freed, region, 2.0, bridge_px=0) == freed).all()  # JPEG-blocked paper in shadow
+    assert not _shadow_kept(freed, region, 3.0, bridge_px=0).any()  # rougher: a garment's knit
+
+
+@pytest.mark.parametrize(("kind", "seed"), [("dress", 0), ("tee", 0)])
+def test_leaked_shadow_flood_is_retried_and_keeps_a_soft_rimmed_grey_garment(kind: str, seed: int) -> None:
+    # A light grey garment of the background's chroma, 10% darker than it, with a drop shadow softening its
+    # rim: the deep flood forgives its darkening and runs through the rim into the whole garment.
+    spec = FlatlaySpec(
+        group="shadow_vignette",
+        kind=kind,
+        width=288,
+        height=384,
+        garment_rgb=(200, 200, 200),
+        background="light_grey",
+        background_rgb=(223, 223, 222),
+        background_rgb2=(223, 223, 222),
+        shadow=0.18,
+        vignette=0.1,
+        noise_sigma=0.6,
+        fill=0.7,
+        seed=seed,
+    )
+    image, truth = make_flatlay(spec)
+    garment = truth > 0
+
+    def kept(options: ClassicalOptions) -> float:
+        return float(((segment_classical(image, options).mask > 0) & garment).sum() / garment.sum())
+
+    assert kept(ClassicalOptions()) >= 0.98  # the leak is seen and the flood retried with stronger edges
+    assert kept(ClassicalOptions(shadow_leak_share=1.0)) < 0.2  # no retry: taken as shadow
+    assert kept(ClassicalOptions(shadow_retry_gain=1.0)) < 0.2  # a retry at the same strength leaks again
