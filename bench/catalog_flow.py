@@ -117,7 +117,7 @@ def stage_table(outcomes: list) -> dict[str, float]:
     return table
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -131,7 +131,7 @@ def main() -> int:
     parser.add_argument("--format", choices=("jpg", "png"), default="jpg", help="input photo format")
     parser.add_argument("--out", type=Path, default=None, help="keep outputs here (default: a temp folder)")
     parser.add_argument("--json", type=Path, help="also write the numbers as JSON")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     work = args.out or Path(tempfile.mkdtemp(prefix="onmodel-bench-"))
     cv2.setNumThreads(1)  # one core per worker: the per-product numbers are single-core numbers
