@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from functools import lru_cache
@@ -10,6 +11,7 @@ from typing import Any
 
 from catalog.state import StateStore
 from pipelines.poses import Pose, load_pose_library
+from pipelines.presets import Preset, load_presets
 from pipelines.renderers import create_renderer
 from pipelines.renderers.base import Renderer
 from pipelines.segmentation import get_segmenter
@@ -27,8 +29,6 @@ def pose_library(directory: str = "") -> dict[str, Pose]:
 
 def pose_library_digest(directory: str = "") -> str:
     """A stable digest of the pose keypoints (part of the config fingerprint)."""
-    import hashlib
-
     poses = pose_library(directory)
     blob = json.dumps({name: pose.keypoints.round(5).tolist() for name, pose in sorted(poses.items())})
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -57,6 +57,12 @@ def renderer(name: str, options: dict[str, Any], device: str = "cpu") -> tuple[R
     with lock:  # loading is serialised too: two threads must not load one model twice
         loaded = _renderer(name, json.dumps(options, sort_keys=True), device)
     return loaded, lock
+
+
+@lru_cache(maxsize=1)
+def presets() -> dict[str, Preset]:
+    """configs/presets.yaml, read once per process (not once per image)."""
+    return load_presets()
 
 
 @lru_cache(maxsize=4)

@@ -44,8 +44,9 @@ class OutputLayout:
     def state_db(self) -> Path:
         return self.root / "state.sqlite"
 
-    def image(self, preset: str, sku: str, job_id: str, extension: str) -> Path:
-        return self.root / "images" / preset / sku / f"{job_id}.{extension}"
+    def image_stem(self, preset: str, sku: str, job_id: str) -> Path:
+        """The image path without its extension (the preset decides png or jpg)."""
+        return self.root / "images" / preset / sku / job_id
 
     def cutout(self, sku: str) -> Path:
         return self.root / "cutouts" / f"{sku}.png"

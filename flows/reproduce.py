@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from catalog import ImagePolicy, fetch_image_bytes
+from catalog import fetch_image_bytes
 from catalog.schema import ImageRef
 from flows import caches
 from flows.profile import profile_from_dict
-from flows.tasks import cut_out_garment
+from flows.tasks import cut_out_garment, image_policy
 from pipelines.image_io import load_image, load_image_bytes, read_png_text, write_png_atomic
-from pipelines.presets import apply_preset, load_presets
+from pipelines.presets import apply_preset
 from pipelines.render_inputs import build_render_job
 
 BATCH_TOLERANCE = 2
@@ -85,9 +85,7 @@ def reproduce_image(image_path: Path, out_path: Path | None = None, device: str 
         path=Path(meta["source_path"]) if meta.get("source_path") else None,
         url=meta.get("source_url") or None,
     )
-    roots = (ref.path.parent,) if ref.path else ()
-    hosts = tuple(profile.images.get("allowed_hosts") or ())
-    data = fetch_image_bytes(ref, ImagePolicy(allowed_roots=roots, allowed_hosts=hosts))
+    data = fetch_image_bytes(ref, image_policy(profile, str(ref.path.parent) if ref.path else ""))
     if hashlib.sha256(data).hexdigest() != meta["source_sha256"]:
         raise ReproduceError(
             f"the source photo {ref.raw} changed since {image_path.name} was made (hash differs)."
@@ -115,7 +113,7 @@ def reproduce_image(image_path: Path, out_path: Path | None = None, device: str 
     renderer, lock = caches.renderer(profile.renderer_name, profile.renderer_options, device)
     with lock:
         rendered = renderer([job])[0]
-    final = apply_preset(rendered.image, load_presets()[profile.preset])
+    final = apply_preset(rendered.image, caches.presets()[profile.preset])
     # 4. Write it beside the original and compare pixels.
     target = out_path or image_path.with_name(f"{image_path.stem}.reproduced.png")
     write_png_atomic(

@@ -29,7 +29,7 @@ from pipelines.image_io import (
     write_jpeg_atomic,
     write_png_atomic,
 )
-from pipelines.presets import apply_preset, load_presets
+from pipelines.presets import write_for_preset
 from pipelines.render_inputs import build_render_job
 from pipelines.renderers.base import RenderedImage, RenderJob
 from pipelines.segmentation import get_segmenter
@@ -131,14 +131,7 @@ def prepare_product_sync(record: ProductRecord, ctx: RunContext, csv_dir: str = 
         prepared.rejected_reason, prepared.rejected_column = str(error), "image"
         return prepared
     prepared.image_hash = hashlib.sha256(data).hexdigest()
-    # 2. Decode robustly (EXIF, CMYK, 16-bit, bombs, corrupt files).
-    try:
-        image = load_image_bytes(data, int(profile.images.get("max_pixels", 40_000_000)), record.image.raw)
-    except ImageLoadError as error:
-        prepared.rejected_reason, prepared.rejected_column = str(error), "image"
-        return prepared
-    prepared.seconds["load"] = time.perf_counter() - timer
-    # 3. Plan jobs and drop those already produced with this image and config.
+    # 2. Plan jobs and drop those already produced with this image and config.
     store = caches.state_store(str(layout.state_db))
     for plan in plan_product(record, profile):
         if store.is_done(plan.job_id, prepared.image_hash, ctx.fingerprint) and not ctx.force:
@@ -160,12 +153,21 @@ def prepare_product_sync(record: ProductRecord, ctx: RunContext, csv_dir: str = 
         else:
             prepared.todo.append(plan)
     cutout_path = layout.cutout(record.sku)
-    if not prepared.todo and cutout_path.exists():
-        prepared.cutout_path, prepared.source_path = (
-            str(cutout_path),
-            str(layout.source_thumbnail(record.sku)),
-        )
+    cutout_record = cutout_path.with_suffix(".json")
+    prepared.cutout_path, prepared.source_path = str(cutout_path), str(layout.source_thumbnail(record.sku))
+    if not prepared.todo and cutout_path.exists() and cutout_record.exists():
+        # Nothing to render: no decode, no segmentation; the cutout's quality flags come from its record.
+        recorded = json.loads(cutout_record.read_text(encoding="utf-8"))
+        if recorded.get("image_sha256") == prepared.image_hash:
+            prepared.flags.extend(recorded.get("flags", []))
+            return prepared
+    # 3. Decode robustly (EXIF, CMYK, 16-bit, bombs, corrupt files).
+    try:
+        image = load_image_bytes(data, int(profile.images.get("max_pixels", 40_000_000)), record.image.raw)
+    except ImageLoadError as error:
+        prepared.rejected_reason, prepared.rejected_column = str(error), "image"
         return prepared
+    prepared.seconds["load"] = time.perf_counter() - timer
     # 4. Segment: a supplied alpha channel is used as is; otherwise the profile's backend.
     timer = time.perf_counter()
     cutout, flags = cut_out_garment(image, profile, ctx.device)
@@ -181,6 +183,7 @@ def prepare_product_sync(record: ProductRecord, ctx: RunContext, csv_dir: str = 
     timer = time.perf_counter()
     write_png_atomic(cutout_path, cutout, compress_level=1)
     write_jpeg_atomic(layout.source_thumbnail(record.sku), _thumbnail(image[..., :3]), quality=85)
+    write_json_atomic(cutout_record, {"image_sha256": prepared.image_hash, "flags": prepared.flags})
     prepared.cutout_path, prepared.source_path = str(cutout_path), str(layout.source_thumbnail(record.sku))
     prepared.seconds["save_cutout"] = time.perf_counter() - timer
     return prepared
@@ -293,19 +296,12 @@ def write_output(
     extra_flags: tuple[str, ...] = (),
 ) -> JobOutcome:
     """Apply the run's output preset and write image + JSON sidecar atomically, then record the state."""
-    presets = load_presets()
-    preset = presets[ctx.profile.preset]
+    preset = caches.presets()[ctx.profile.preset]
     flags = list(extra_flags) + list(rendered.flags)
     rendered.flags = flags
     metadata = image_metadata(item, rendered, renderer_info, ctx, preset.name)
-    final = apply_preset(rendered.image, preset)
-    extension = "png" if preset.format == "png" else "jpg"
-    path = ctx.layout.image(preset.name, item.plan.sku, item.plan.job_id, extension)
-    text = {"onmodel": _json(metadata)}
-    if extension == "png":
-        write_png_atomic(path, final, text=text, compress_level=1)
-    else:
-        write_jpeg_atomic(path, final, quality=preset.jpeg_quality, comment=text["onmodel"])
+    stem = ctx.layout.image_stem(preset.name, item.plan.sku, item.plan.job_id)
+    path = write_for_preset(stem, rendered.image, preset, text={"onmodel": _json(metadata)})
     sidecar = path.with_suffix(".json")
     write_json_atomic(sidecar, metadata)
     caches.state_store(str(ctx.layout.state_db)).record_produced(

@@ -181,6 +181,8 @@ def write_for_preset(
 ) -> Path:
     """Apply the preset and write the file atomically; returns the path with the preset's extension."""
     data, extension = encode_for_preset(apply_preset(rgb, preset), preset, text)
-    path = Path(path_without_suffix).with_suffix("." + extension)
+    stem = Path(path_without_suffix)
+    path = stem.with_name(f"{stem.name}.{extension}")  # not with_suffix: a SKU may contain '.'
+
     write_bytes_atomic(path, data)
     return path

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from flows.produce import run_catalog
-from pipelines.image_io import load_image, read_png_text
+from pipelines.image_io import load_image, read_png_text, write_png_atomic
 from tests.flows.helpers import small_profile, write_csv, write_flatlays
 
 
@@ -83,11 +83,12 @@ def test_rerun_skips_and_duplicates_nothing(first_run: tuple) -> None:
     root, csv_path, profile, _summary = first_run
     out = root / "out"
     before = {p: p.read_bytes() for p in _images(out)}
+    files_before = sorted((out / "images").rglob("*"))
     again = run_catalog(str(csv_path), str(profile), str(out), show_progress=False)
     assert again.counts["skipped"] == 12 and again.counts["produced"] == 0
     after = {p: p.read_bytes() for p in _images(out)}
     assert after == before
-    assert len(list((out / "images").rglob("*"))) == len(list((out / "images").rglob("*")))
+    assert sorted((out / "images").rglob("*")) == files_before
 
 
 def test_same_csv_same_config_gives_identical_pixels(first_run: tuple, tmp_path: Path) -> None:
@@ -113,3 +114,20 @@ def test_only_and_preset(first_run: tuple, tmp_path: Path) -> None:
     images = sorted((tmp_path / "out" / "images" / "shopify" / "SKU-01").glob("*.jpg"))
     assert len(images) == 4
     assert load_image(images[0]).shape == (2048, 2048, 3)
+
+
+def test_rerun_keeps_the_cutout_quality_flags(tmp_path: Path) -> None:
+    """A skipped product is not segmented again, yet its sheet and manifest still show its flags."""
+    rows = write_flatlays(tmp_path / "in", 1)
+    photo = load_image(tmp_path / "in" / "g00.png")
+    height, width = photo.shape[:2]
+    write_png_atomic(tmp_path / "in" / "g00.png", photo[height // 4 :, : width * 3 // 4])  # garment cut off
+    csv_path = write_csv(tmp_path / "in" / "products.csv", rows)
+    profile = small_profile(tmp_path, variants=1)
+    first = run_catalog(str(csv_path), str(profile), str(tmp_path / "out"), show_progress=False)
+    again = run_catalog(str(csv_path), str(profile), str(tmp_path / "out"), show_progress=False)
+    assert "touches_border" in first.products[0].flags
+    assert again.counts["skipped"] == 2
+    assert again.products[0].flags == first.products[0].flags
+    manifest = list(csv.DictReader((tmp_path / "out" / "manifest.csv").open()))
+    assert "touches_border" in next(r for r in manifest if r["kind"] == "product")["flags"]
