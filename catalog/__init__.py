@@ -10,7 +10,7 @@ from catalog.errors import CatalogError, ImageFetchError, ImageRefError, Transie
 from catalog.image_refs import ImagePolicy, fetch_image_bytes, host_allowed, resolve_image_ref
 from catalog.read_catalog import format_verdict, normalise_pose, read_catalog
 from catalog.schema import CatalogReadResult, GarmentClass, ImageRef, ProductRecord, Reject
-from catalog.state import JobState, StateStore, hash_file
+from catalog.state import JobState, StateStore
 
 __all__ = [
     "DIALECTS",
@@ -34,7 +34,6 @@ __all__ = [
     "detect_dialect",
     "fetch_image_bytes",
     "format_verdict",
-    "hash_file",
     "host_allowed",
     "match_category",
     "normalise_pose",

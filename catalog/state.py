@@ -6,7 +6,6 @@ thread) and several processes (WAL plus a busy timeout; every write is a single 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
@@ -18,7 +17,6 @@ from typing import Literal
 
 JobStatus = Literal["produced", "failed"]
 _BUSY_TIMEOUT_S = 30.0
-_HASH_CHUNK_BYTES = 1 << 20
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -54,15 +52,6 @@ class JobState:
     outputs: tuple[Path, ...]
     reason: str
     updated_at: str  # ISO 8601, UTC
-
-
-def hash_file(path: Path) -> str:
-    """The sha256 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _row_to_state(row: tuple) -> JobState:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from flows.profile import ProfileError, resolve_profile_path
 from pipelines.model_sources import ModelNotAvailableError, download_models
 
 
@@ -30,13 +31,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Download every model the profile's renderer names; 0 on success, 2 on a clear, printed failure."""
     # 1. Read the profile (a path, or a name in configs/) and its renderer options.
-    if not args.profile.is_file() and (Path("configs") / f"{args.profile}.yaml").is_file():
-        args.profile = Path("configs") / f"{args.profile}.yaml"
-    if not args.profile.is_file():
-        print(
-            f"error: profile {args.profile} not found; pass a run profile such as configs/sd15.yaml.",
-            file=sys.stderr,
-        )
+    try:
+        args.profile = resolve_profile_path(args.profile)
+    except ProfileError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     profile = yaml.safe_load(args.profile.read_text(encoding="utf-8")) or {}
     options = (profile.get("renderer") or {}).get("options") or {}

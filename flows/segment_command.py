@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipelines.image_io import load_image
+from pipelines.image_io import load_image, write_bytes_atomic
 from pipelines.segmentation import BACKENDS, Segmenter, get_segmenter
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
@@ -67,18 +65,6 @@ def _segmenter_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write next to the target, then rename: a reader never sees half a file."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def _png(image: np.ndarray) -> bytes:
     """Encode RGB(A) or grey uint8 as PNG (fast compression)."""
     if image.ndim == 3:
@@ -120,8 +106,8 @@ def segment_one(
     except ValueError as error:  # ImageLoadError included: bad input is reported, never fatal
         row["error"] = str(error)
         return row
-    _write_atomic(out / f"{stem}.cutout.png", _png(result.cutout))
-    _write_atomic(out / f"{stem}.mask.png", _png(result.mask))
+    write_bytes_atomic(out / f"{stem}.cutout.png", _png(result.cutout))
+    write_bytes_atomic(out / f"{stem}.mask.png", _png(result.mask))
     row.update(
         flags=list(result.flags),
         bbox=list(result.bbox),
@@ -153,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         row = segment_one(path, _unique_stem(path, used), segmenter, args.backend, out, args.max_pixels)
         rows.append(row)
         report = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        _write_atomic(out / REPORT_NAME, report.encode("utf-8"))
+        write_bytes_atomic(out / REPORT_NAME, report.encode("utf-8"))
         status = f"ERROR {row['error']}" if row["error"] else (", ".join(row["flags"]) or "ok")
         print(f"{path.name}: {status}")
     failed = sum(1 for r in rows if r["error"])

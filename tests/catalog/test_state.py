@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import threading
 from pathlib import Path
 
 import pytest
 
-from catalog.state import StateStore, hash_file
+from catalog.state import StateStore
 
 
 @pytest.fixture
@@ -103,11 +102,3 @@ def test_two_processes_write_the_same_store(tmp_path: Path) -> None:
         rows = store.all_rows()
     assert len(rows) == 150 * 3
     assert {row.sku for row in rows if row.job_id.startswith("shared-")} <= {"p", "q"}
-
-
-@pytest.mark.parametrize("size", [0, 1, (1 << 20) + 17])
-def test_hash_file_matches_sha256(tmp_path: Path, size: int) -> None:
-    path = tmp_path / "blob.bin"
-    data = bytes(index % 251 for index in range(size))
-    path.write_bytes(data)
-    assert hash_file(path) == hashlib.sha256(data).hexdigest()
