@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 
@@ -24,12 +25,19 @@ def check_inputs(generated: np.ndarray, placed_rgba: np.ndarray, keep_mask: np.n
 def composite_garment(generated: np.ndarray, placed_rgba: np.ndarray, keep_mask: np.ndarray) -> np.ndarray:
     """Blend by keep_mask; where keep_mask == 1 the output is the placed source pixel, bit for bit."""
     check_inputs(generated, placed_rgba, keep_mask)
-    # 1. Blend in float: the VAE round trip shifts colours everywhere, so the garment comes from the source.
-    source = placed_rgba[..., :3]
-    keep = keep_mask.astype(np.float32)[..., None]
-    blended = keep * source.astype(np.float32) + (1.0 - keep) * generated.astype(np.float32)
-    out = np.clip(np.round(blended), 0, 255).astype(np.uint8)
-    # 2. The core is copied, not computed, so exactness never depends on float rounding.
-    core = keep_mask >= 1.0
-    out[core] = source[core]
+    # 1. Only the garment's box can change: outside it keep == 0 and the generated pixels stay as they are.
+    out = generated.copy()
+    x, y, w, h = cv2.boundingRect((keep_mask > 0).view(np.uint8))
+    if w == 0 or h == 0:
+        return out
+    box = (slice(y, y + h), slice(x, x + w))
+    # 2. Blend in float: the VAE round trip shifts colours everywhere, so the garment comes from the source.
+    source = placed_rgba[box][..., :3]
+    keep = keep_mask[box].astype(np.float32)[..., None]
+    blended = keep * source.astype(np.float32) + (1.0 - keep) * generated[box].astype(np.float32)
+    region = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    # 3. The core is copied, not computed, so exactness never depends on float rounding.
+    core = keep_mask[box] >= 1.0
+    region[core] = source[core]
+    out[box] = region
     return out

@@ -134,7 +134,7 @@ class DraftRenderer:
             _garment_shadow(image, job.placed_rgba[..., 3], unit)
         generated = cv2.convertScaleAbs(image)  # rounds and saturates to uint8 in one pass
         # 5. The original garment pixels on top, exactly (only the garment's box can change).
-        final = _composite_in_box(generated, job.placed_rgba, job.keep_mask)
+        final = composite_garment(generated, job.placed_rgba, job.keep_mask)
         params = {
             "renderer": "draft",
             "version": VERSION,
@@ -179,17 +179,6 @@ def _backdrop(width: int, height: int, tone: str) -> np.ndarray:
     image += np.tile(tile, (height // 64 + 1, width // 64 + 1))[:height, :width, None]
     image.setflags(write=False)
     return image
-
-
-def _composite_in_box(generated: np.ndarray, placed_rgba: np.ndarray, keep_mask: np.ndarray) -> np.ndarray:
-    """composite_garment on the keep mask's bounding box only; outside it keep = 0 leaves generated as is."""
-    x, y, w, h = cv2.boundingRect((keep_mask > 0).view(np.uint8))
-    if w == 0 or h == 0:
-        return composite_garment(generated, placed_rgba, keep_mask)
-    box = (slice(y, y + h), slice(x, x + w))
-    out = generated.copy()
-    out[box] = composite_garment(generated[box], placed_rgba[box], keep_mask[box])
-    return out
 
 
 def _box_around(
