@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +55,19 @@ class JobState:
     updated_at: str  # ISO 8601, UTC
 
 
+def _retry_while_locked(statement: Callable[[], object]) -> None:
+    """Run a statement, retrying for up to the busy timeout while another connection holds the lock."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _row_to_state(row: tuple) -> JobState:
     """A table row as a JobState."""
     job_id, sku, image_hash, fingerprint, status, outputs, reason, updated_at = row
@@ -78,7 +92,11 @@ class StateStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._connection().execute(_SCHEMA)
+        # Switching to WAL takes an exclusive lock for which SQLite does not wait (busy timeout or not), so when
+        # several tasks open a new store at once, retry; WAL is then a property of the file, set once.
+        connection = self._connection()
+        _retry_while_locked(lambda: connection.execute("PRAGMA journal_mode=WAL"))
+        _retry_while_locked(lambda: connection.execute(_SCHEMA))
 
     def _connection(self) -> sqlite3.Connection:
         """This thread's connection (sqlite3 connections must not be shared between threads)."""
@@ -89,7 +107,6 @@ class StateStore:
             connection = sqlite3.connect(
                 self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
-            connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
             self._local.connection = connection
             with self._lock:

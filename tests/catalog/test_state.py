@@ -102,3 +102,29 @@ def test_two_processes_write_the_same_store(tmp_path: Path) -> None:
         rows = store.all_rows()
     assert len(rows) == 150 * 3
     assert {row.sku for row in rows if row.job_id.startswith("shared-")} <= {"p", "q"}
+
+
+def test_many_threads_open_a_new_store_at_once(tmp_path: Path) -> None:
+    """A run's first tasks open the store concurrently: the WAL switch and schema must not fail as 'locked'."""
+    import threading
+
+    errors: list[BaseException] = []
+    for attempt in range(5):
+        path = tmp_path / f"state-{attempt}.sqlite"
+        barrier = threading.Barrier(8)
+
+        def worker(index: int, path: Path = path, barrier: threading.Barrier = barrier) -> None:
+            try:
+                barrier.wait()
+                store = StateStore(path)
+                store.record_produced(f"job-{index}", "sku", "hash", "fp", [path])
+                assert store.is_done(f"job-{index}", "hash", "fp")
+            except BaseException as error:  # noqa: BLE001 - collected and asserted below
+                errors.append(error)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert errors == []
