@@ -56,49 +56,55 @@ def bench_profile(folder: Path, workers: int, poses: int, variants: int) -> Path
 
 
 def run_plain(csv_path: Path, profile_path: Path, out: Path) -> tuple[float, list]:
-    """The flow's task bodies in a plain loop, no Prefect: the pipeline-work baseline."""
-    from catalog import read_catalog
+    """The same pipeline stages and run book as the flow, in a plain loop without Prefect: the baseline."""
     from flows import caches
-    from flows.outputs import ProductOutcome, product_state
-    from flows.profile import load_profile
-    from flows.tasks import (
-        BatchItem,
-        RunContext,
-        image_policy,
-        prepare_product_sync,
-        publish_sheet_sync,
-        render_batch_sync,
-    )
+    from pipelines.production import stages
+    from pipelines.production.book import RunBook
+    from pipelines.production.profile import load_profile
+    from pipelines.production.report import build_report, publish_report
+    from pipelines.production.validate import start_run
 
     started = time.perf_counter()
     profile = load_profile(profile_path)
-    ctx = RunContext(
-        run_id="plain",
-        out_dir=str(out),
-        profile=profile,
-        fingerprint=profile.fingerprint(caches.pose_library_digest()),
+    run = start_run(
+        csv_path,
+        profile,
+        device="cpu",
+        force=False,
+        only=None,
+        presets=caches.presets(),
+        poses=caches.pose_library(),
     )
-    result = read_catalog(
-        csv_path, image_policy(profile, str(csv_path.parent)), known_poses=set(caches.pose_library())
+    res = caches.resources(str(out))
+    book = RunBook(
+        run.records, batch_size=profile.batch_size, default_poses=profile.default_poses, rejects=run.rejects
     )
-    outcomes = []
-    for record in result.records:
-        prepared = prepare_product_sync(record, ctx, str(csv_path.parent))
-        items = [BatchItem(plan, prepared) for plan in prepared.todo]
-        jobs = []
-        for start in range(0, len(items), profile.batch_size):
-            jobs += render_batch_sync(items[start : start + profile.batch_size], ctx)
-        product = ProductOutcome(record.sku, record.row, product_state(jobs), jobs=jobs)
-        publish_sheet_sync(product, prepared, ctx)
-        outcomes.append((prepared, jobs))
-    return time.perf_counter() - started, outcomes
+    prepared_products = []
+
+    def publish_sheets() -> None:
+        for product, prepared in book.take_complete():
+            book.sheet_done(product.sku, stages.publish_sheet(product, prepared, run.ctx, res))
+
+    for record in run.records:
+        prepared = stages.prepare_product(record, run.ctx, res)
+        prepared_products.append(prepared)
+        for batch in book.product_prepared(prepared):
+            book.batch_done(stages.render_batch(batch, run.ctx, res))
+        publish_sheets()
+    for batch in book.remaining_batches():
+        book.batch_done(stages.render_batch(batch, run.ctx, res))
+    publish_sheets()
+    report = build_report(run, book, str(out), time.perf_counter() - started)
+    publish_report(report, res.storage)
+    jobs = {product.sku: product.jobs for product in report.products}
+    return time.perf_counter() - started, [(p, jobs.get(p.record.sku, [])) for p in prepared_products]
 
 
 def run_flow(csv_path: Path, profile_path: Path, out: Path) -> tuple[float, object]:
     from flows.produce import run_catalog
 
     started = time.perf_counter()
-    summary = run_catalog(str(csv_path), str(profile_path), str(out), show_progress=False)
+    summary = run_catalog(str(csv_path), str(profile_path), str(out))
     return time.perf_counter() - started, summary
 
 

@@ -10,10 +10,11 @@ from catalog.errors import CatalogError, ImageFetchError, ImageRefError, Transie
 from catalog.image_refs import ImagePolicy, fetch_image_bytes, host_allowed, resolve_image_ref
 from catalog.read_catalog import format_verdict, normalise_pose, read_catalog
 from catalog.schema import CatalogReadResult, GarmentClass, ImageRef, ProductRecord, Reject
-from catalog.state import JobState, StateStore
+from catalog.state import SCHEMA_VERSION, JobState, JobStore, SQLiteJobStore, StateStoreVersionError
 
 __all__ = [
     "DIALECTS",
+    "SCHEMA_VERSION",
     "CatalogError",
     "CatalogReadResult",
     "CategoryMatch",
@@ -25,10 +26,12 @@ __all__ = [
     "ImageRef",
     "ImageRefError",
     "JobState",
+    "JobStore",
     "ProductRecord",
     "RawProduct",
     "Reject",
-    "StateStore",
+    "SQLiteJobStore",
+    "StateStoreVersionError",
     "TransientFetchError",
     "accepted_category_words",
     "detect_dialect",

@@ -6,15 +6,19 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flows.profile import REPO_ROOT
+from pipelines.production.profile import REPO_ROOT
 
 if TYPE_CHECKING:
-    from flows.produce import RunSummary
+    from pipelines.production.book import ProgressEvent
+    from pipelines.production.outcomes import RunReport
 
 SHARED_DEMO_CSV = REPO_ROOT.parent / "shared" / "data" / "garments" / "products.csv"
+USAGE_ERROR = 2  # a user error the message explains (bad profile, preset, device, missing file)
 
 
 def _quiet_prefect(verbose: bool) -> None:
@@ -25,45 +29,83 @@ def _quiet_prefect(verbose: bool) -> None:
         logging.getLogger("prefect.server").setLevel(logging.CRITICAL)
 
 
-def _print_summary(summary: RunSummary) -> None:
-    counts = summary.counts
+def _print_summary(report: RunReport) -> None:
+    counts = report.counts
     print(
         f"produced {counts['produced']} · skipped {counts['skipped']} · rejected {counts['rejected']} · "
-        f"failed {counts['failed']}  ({counts['products']} products, {summary.seconds:.1f} s)"
+        f"failed {counts['failed']}  ({counts['products']} products, {report.seconds:.1f} s)"
     )
-    print(f"manifest: {summary.manifest}")
-    print(f"rejects:  {summary.rejects}")
-    print(f"run index: {Path(summary.index).resolve()}")
+    out = Path(report.out_dir)
+    print(f"manifest: {out / 'manifest.csv'}")
+    print(f"rejects:  {out / 'rejects.csv'}")
+    print(f"run index: {(out / 'index.html').resolve()}")
+
+
+@contextmanager
+def _progress_bar(show: bool) -> Iterator[Callable[[ProgressEvent], None] | None]:
+    """A rich progress bar fed by the run book's events (None when hidden)."""
+    if not show:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+    ) as progress:
+        bars = {stage: progress.add_task(stage, total=0) for stage in ("prepare", "render")}
+
+        def update(event: ProgressEvent) -> None:
+            progress.update(bars[event.stage], completed=event.done, total=event.total)
+
+        yield update
+
+
+def _produce(args: argparse.Namespace, csv_path: str) -> int:
+    """Run the flow with a progress bar; user errors (profile, preset, device) are one line, exit 2."""
+    from flows.produce import run_catalog
+    from pipelines.production.profile import ProfileError
+    from pipelines.production.validate import RunConfigError
+
+    try:
+        with _progress_bar(not args.no_progress) as on_progress:
+            report = run_catalog(
+                csv_path,
+                args.config,
+                args.out,
+                only=getattr(args, "only", None),
+                preset=args.preset,
+                device=args.device,
+                force=getattr(args, "force", False),
+                on_progress=on_progress,
+            )
+    except (ProfileError, RunConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    _print_summary(report)
+    return report.exit_code
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Produce a catalogue."""
     _quiet_prefect(args.verbose)
-    from flows.produce import run_catalog
-
     if not Path(args.csv).exists():
         print(f"error: {args.csv} does not exist", file=sys.stderr)
-        return 2
-    summary = run_catalog(
-        args.csv,
-        args.config,
-        args.out,
-        only=args.only,
-        preset=args.preset,
-        device=args.device,
-        force=args.force,
-        show_progress=not args.no_progress,
-    )
-    _print_summary(summary)
-    return summary.exit_code
+        return USAGE_ERROR
+    return _produce(args, args.csv)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Print the verdict on a CSV without running anything."""
-    from catalog import format_verdict, read_catalog
+    """Print the verdict on a CSV as `run` with the same profile would give it; runs nothing."""
+    from catalog import CatalogError, format_verdict
     from flows.caches import pose_library
+    from pipelines.production.profile import ProfileError, load_profile
+    from pipelines.production.validate import validate
 
-    result = read_catalog(Path(args.csv), known_poses=set(pose_library()))
+    try:
+        result = validate(Path(args.csv), load_profile(args.config), poses=pose_library())
+    except (ProfileError, CatalogError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
     print(format_verdict(result))
     return 0 if not result.rejects else 1
 
@@ -71,9 +113,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Regenerate one image from its metadata."""
     _quiet_prefect(False)
-    from flows.reproduce import reproduce_image
+    from catalog import ImageFetchError
+    from flows import caches
+    from pipelines.errors import InputError
+    from pipelines.production.reproduce import reproduce_image
 
-    report = reproduce_image(Path(args.image), Path(args.out) if args.out else None, device=args.device)
+    try:
+        report = reproduce_image(
+            Path(args.image),
+            models=caches.MODELS,
+            poses=caches.pose_library(),
+            presets=caches.presets(),
+            out_path=Path(args.out) if args.out else None,
+            device=args.device,
+        )
+    except (InputError, ImageFetchError) as error:  # no metadata, a changed or missing photo: no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
     print(report.describe())
     return 0 if report.matches or not args.check else 1
 
@@ -81,8 +137,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the demo catalogue: the photos in ../shared/data/garments when present, else generated flat-lays."""
     _quiet_prefect(args.verbose)
-    from flows.produce import run_catalog
-
     csv_path = SHARED_DEMO_CSV
     if args.synthetic or not csv_path.exists():
         from flows.demo_catalog import write_demo_catalog
@@ -91,16 +145,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"demo catalogue: {args.products} generated flat-lays in {csv_path.parent}")
     else:
         print(f"demo catalogue: {csv_path}")
-    summary = run_catalog(
-        str(csv_path),
-        args.config,
-        args.out,
-        preset=args.preset,
-        device=args.device,
-        show_progress=not args.no_progress,
-    )
-    _print_summary(summary)
-    return summary.exit_code
+    return _produce(args, str(csv_path))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check a product CSV and print the verdict; runs nothing")
     validate.add_argument("csv")
+    validate.add_argument(
+        "--config", default="demo", help="the profile whose image policy and poses apply (default: demo)"
+    )
     validate.set_defaults(func=cmd_validate)
 
     segment_command.add_parser(sub)
@@ -137,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = sub.add_parser("reproduce", help="regenerate one image from its embedded metadata")
     reproduce.add_argument("image", help="an image written by onmodel (PNG text chunk or JSON sidecar)")
     reproduce.add_argument("--out", help="where to write the regenerated image (default: beside it)")
-    reproduce.add_argument("--device", default="cpu")
+    reproduce.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     reproduce.add_argument(
         "--check",
         action="store_true",

@@ -1,47 +1,54 @@
-"""Which failures are worth a retry: transient faults only, never bad input."""
+"""Which failures Prefect retries: transient faults only, never bad input. The one place retry settings live."""
 
 from __future__ import annotations
 
 from typing import Any
 
-# By class name so this module needs neither torch nor httpx: OOM and lost devices come from torch,
-# timeouts from httpx / sockets, TransientFetchError from catalog.image_refs after its own retries.
-TRANSIENT_NAMES = frozenset(
-    {
-        "TimeoutError",
-        "ConnectionError",
-        "ConnectionResetError",
-        "BrokenPipeError",
-        "OutOfMemoryError",  # torch.OutOfMemoryError / torch.cuda.OutOfMemoryError
-        "DeviceLostError",
-        "TransientFetchError",
-        "TimeoutException",
-        "ReadTimeout",
-        "ConnectTimeout",
-        "DeviceBusyError",
-    }
+import httpx
+
+from catalog import TransientFetchError
+from pipelines.errors import TransientError
+from pipelines.production.profile import Profile
+
+# Types, not names: device faults come from renderers as pipelines.errors types; network faults from the
+# catalogue (after its own retries) or the standard library.
+TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
+    TransientError,
+    TransientFetchError,
+    TimeoutError,
+    ConnectionError,
+    httpx.TimeoutException,
+    httpx.NetworkError,
 )
-
-
-class DeviceLostError(RuntimeError):
-    """The accelerator went away mid-batch (driver reset, preempted host); retry elsewhere."""
 
 
 def is_transient(exc: BaseException | None) -> bool:
     """True for faults that may pass on a second try."""
-    if exc is None:
-        return False
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if names & TRANSIENT_NAMES:
-        return True
-    # CUDA reports some transient faults only as RuntimeError text.
-    return isinstance(exc, RuntimeError) and "CUDA out of memory" in str(exc)
+    return isinstance(exc, TRANSIENT_TYPES)
 
 
 def retry_only_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect retry_condition_fn: retry a failed task run only when its exception is transient."""
     try:
         exc = state.result(raise_on_failure=False)
-    except Exception as error:  # the result itself could not be read: treat as not retriable
+    except Exception as error:  # noqa: BLE001 - the result itself could not be read: not retriable
         exc = error
     return is_transient(exc if isinstance(exc, BaseException) else None)
+
+
+def retry_options(profile: Profile) -> dict[str, Any]:
+    """Task options for retries: counts and delays from the profile's run section, transient faults only."""
+    run = profile.run
+    retries = int(run.get("task_retries", 2))
+    delay = float(run.get("retry_delay_s", 1))
+    # Exponential backoff: 1 s, 2 s, 4 s ... by default.
+    return {
+        "retries": retries,
+        "retry_delay_seconds": [delay * 2**attempt for attempt in range(retries)] if retries else 0,
+        "retry_condition_fn": retry_only_transient,
+    }
+
+
+def retries_of(profile: Profile) -> int:
+    """How many times a transient fault is retried (for the reason text of a job that still failed)."""
+    return int(profile.run.get("task_retries", 2))

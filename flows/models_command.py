@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from flows.profile import ProfileError, resolve_profile_path
 from pipelines.model_sources import ModelNotAvailableError, download_models
+from pipelines.production.profile import ProfileError, resolve_profile_path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, TiffImagePlugin, UnidentifiedImageError
 
+from pipelines.errors import InputError
+
 SUPPORTED_FORMATS = "JPEG, PNG, WebP, TIFF, GIF or BMP"
 JPEG_COMMENT_PREFIX = "onmodel:"
 
@@ -34,7 +36,7 @@ _KNOWN_NON_IMAGES: tuple[tuple[bytes, str], ...] = (
 )
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(InputError):
     """An input image that cannot be used; the message says why in a merchandiser's words."""
 
 

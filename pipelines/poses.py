@@ -11,12 +11,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from configs import config_root
+
 KEYPOINT_NAMES: tuple[str, ...] = (
     "nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist", "r_hip", "r_knee",
     "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear",
 )  # fmt: skip
 GARMENT_CLASSES = frozenset({"upper_body", "lower_body", "full_body"})
-DEFAULT_POSE_DIR = Path(__file__).resolve().parent.parent / "configs" / "poses"
 
 # The OpenPose body drawing ControlNet's openpose models were trained on (lllyasviel's annotator, 1-based
 # keypoint pairs turned 0-based here): 17 limbs, 18 colours in RGB, limbs dimmed to 60 %, joints full colour.
@@ -117,7 +118,7 @@ def load_pose(path: Path) -> Pose:
 def load_pose_library(directory: Path | None = None) -> dict[str, Pose]:
     """All poses in a folder of <name>.json files (default: the repository's configs/poses), by name."""
     # 1. Find the folder.
-    directory = Path(directory) if directory is not None else DEFAULT_POSE_DIR
+    directory = Path(directory) if directory is not None else config_root() / "poses"
     if not directory.is_dir():
         raise ValueError(
             f"pose folder {directory} does not exist; point to a folder of <pose name>.json files."

@@ -12,9 +12,9 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from pipelines.image_io import encode_jpeg, encode_png, write_bytes_atomic
+from configs import config_root
+from pipelines.image_io import encode_jpeg, encode_png
 
-DEFAULT_PRESETS_PATH = Path(__file__).resolve().parent.parent / "configs" / "presets.yaml"
 RESAMPLERS = {
     "lanczos": Image.Resampling.LANCZOS,
     "bicubic": Image.Resampling.BICUBIC,
@@ -90,7 +90,7 @@ def _is_hex_colour(value: Any) -> bool:
 
 def load_presets(path: Path | None = None) -> dict[str, Preset]:
     """All presets in a YAML file (default: the repository's configs/presets.yaml), by name."""
-    path = Path(path) if path is not None else DEFAULT_PRESETS_PATH
+    path = Path(path) if path is not None else config_root() / "presets.yaml"
     if not path.is_file():
         raise ValueError(f"presets file {path} not found; copy configs/presets.yaml from the repository.")
     try:
@@ -174,15 +174,3 @@ def encode_for_preset(
     if preset.format == "png":
         return encode_png(rgb, text=text, compress_level=1), "png"
     return encode_jpeg(rgb, quality=preset.jpeg_quality, text=text), "jpg"
-
-
-def write_for_preset(
-    path_without_suffix: Path, rgb: np.ndarray, preset: Preset, text: dict[str, str] | None = None
-) -> Path:
-    """Apply the preset and write the file atomically; returns the path with the preset's extension."""
-    data, extension = encode_for_preset(apply_preset(rgb, preset), preset, text)
-    stem = Path(path_without_suffix)
-    path = stem.with_name(f"{stem.name}.{extension}")  # not with_suffix: a SKU may contain '.'
-
-    write_bytes_atomic(path, data)
-    return path

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -65,3 +66,66 @@ def build_render_job(
         attributes=dict(attributes or {}),
     )
     return job, tuple(placement.flags)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What differs between the jobs of one product: the pose, the variant and its seed."""
+
+    job_id: str
+    pose: str
+    variant: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class PlacementSettings:
+    """The profile's canvas and mask settings."""
+
+    canvas_size: tuple[int, int]
+    erode_px: int
+    feather_px: int
+
+
+def build_render_jobs(
+    *,
+    sku: str,
+    cutout_rgba: np.ndarray,
+    garment_class: str,
+    specs: Sequence[JobSpec],
+    poses: Mapping[str, Pose],
+    settings: PlacementSettings,
+    prompt: str = "",
+    negative_prompt: str = "",
+    attributes: Mapping[str, str] | None = None,
+) -> list[tuple[RenderJob, tuple[str, ...]]]:
+    """Render jobs for one product's jobs: placement, masks and control image built once per pose.
+
+    Variants of one pose share the placement (only the seed differs), so a product with 3 poses x 4 variants
+    places the garment 3 times, not 12.
+    """
+    unknown = sorted({spec.pose for spec in specs} - set(poses))
+    if unknown:
+        raise ValueError(f"pose(s) {unknown} are not in the pose library; known: {sorted(poses)}.")
+    placed: dict[str, tuple[RenderJob, tuple[str, ...]]] = {}
+    jobs = []
+    for spec in specs:
+        if spec.pose not in placed:
+            placed[spec.pose] = build_render_job(
+                job_id=spec.job_id,
+                sku=sku,
+                pose=poses[spec.pose],
+                variant=spec.variant,
+                seed=spec.seed,
+                cutout_rgba=cutout_rgba,
+                garment_class=garment_class,
+                canvas_size=settings.canvas_size,
+                erode_px=settings.erode_px,
+                feather_px=settings.feather_px,
+                prompt=prompt,
+                negative_prompt=negative_prompt,
+                attributes=attributes,
+            )
+        job, flags = placed[spec.pose]
+        jobs.append((replace(job, job_id=spec.job_id, variant=spec.variant, seed=spec.seed), flags))
+    return jobs

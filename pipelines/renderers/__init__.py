@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pipelines.renderers.base import RenderedImage, Renderer, RenderJob
@@ -14,13 +14,57 @@ RENDERERS: dict[str, str] = {
     "diffusion": "pipelines.renderers.diffusion:DiffusionRenderer",
 }
 
-__all__ = ["RENDERERS", "RenderJob", "RenderedImage", "Renderer", "create_renderer"]
+__all__ = [
+    "OPTION_CHECKS",
+    "RENDERERS",
+    "RenderJob",
+    "RenderedImage",
+    "Renderer",
+    "check_renderer_options",
+    "create_renderer",
+]
+
+
+def _check_draft(options: Mapping[str, Any], device: str) -> None:
+    """The draft renderer's option check (it runs on the CPU whatever the device)."""
+    from pipelines.renderers.draft import check_inputs
+
+    check_inputs(options)
+
+
+def _check_diffusion(options: Mapping[str, Any], device: str) -> None:
+    """The diffusion renderer's option check, from its torch-free module."""
+    from pipelines.renderers.diffusion_options import check_inputs
+
+    check_inputs(options, device)
+
+
+# name -> option check; each imports only its torch-free module, so a run is validated before any load.
+OPTION_CHECKS: dict[str, Callable[[Mapping[str, Any], str], None]] = {
+    "draft": _check_draft,
+    "diffusion": _check_diffusion,
+}
+if set(OPTION_CHECKS) != set(RENDERERS):  # a renderer without a check would skip validation silently
+    raise RuntimeError(
+        f"every renderer needs an option check: {sorted(RENDERERS)} vs {sorted(OPTION_CHECKS)}."
+    )
+
+
+def check_renderer_options(name: str, options: Mapping[str, Any], device: str = "cpu") -> None:
+    """Validate a profile's renderer name and options without loading weights or importing torch."""
+    if name not in RENDERERS:
+        raise ValueError(f"unknown renderer {name!r}; choose one of: {', '.join(sorted(RENDERERS))}.")
+    if options is not None and not isinstance(options, Mapping):
+        raise ValueError(
+            f"renderer.options must be a mapping (e.g. options: {{steps: 25}}); got {type(options).__name__}."
+        )
+    OPTION_CHECKS[name](dict(options or {}), device)
 
 
 def create_renderer(name: str, options: Mapping[str, Any], device: str = "cpu") -> Renderer:
     """Build the named renderer from the profile's renderer options on a device ("cpu", "cuda:0")."""
-    if name not in RENDERERS:
-        raise ValueError(f"unknown renderer {name!r}; choose one of: {', '.join(sorted(RENDERERS))}.")
+    # Checked first so a typo fails before the renderer's heavy imports and weight loads.
+    check_renderer_options(name, options, device)
     module_name, class_name = RENDERERS[name].split(":")
     renderer_class = getattr(importlib.import_module(module_name), class_name)
     return renderer_class.from_options(dict(options or {}), device)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -25,14 +24,24 @@ from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 from PIL import Image
 
 from pipelines.compositing import composite_garment
+from pipelines.errors import DeviceLostError, DeviceOutOfMemoryError, RenderError
 from pipelines.model_sources import ResolvedModel, resolve_models
-from pipelines.prompts import DEFAULT_DIVERSITY, DEFAULT_NEGATIVE, DEFAULT_TEMPLATE, build_prompts, fit_prompt
+from pipelines.prompts import build_prompts, fit_prompt
 from pipelines.renderers.base import RenderedImage, RenderJob
+from pipelines.renderers.diffusion_options import (
+    DTYPE_NAMES,
+    SCHEDULER_NAMES,
+    DiffusionSettings,
+    check_inputs,
+)
 
 logger = logging.getLogger(__name__)
+# torch.AcceleratorError (CUDA / XPU faults such as a lost device) exists from torch 2.8 on.
+ACCELERATOR_ERRORS: tuple[type[BaseException], ...] = tuple(
+    error for error in (getattr(torch, "AcceleratorError", None),) if isinstance(error, type)
+)
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 SCHEDULERS: dict[str, tuple[type, dict[str, Any]]] = {
     "dpmpp_2m_karras": (
         DPMSolverMultistepScheduler,
@@ -47,92 +56,14 @@ SCHEDULERS: dict[str, tuple[type, dict[str, Any]]] = {
     "euler_a": (EulerAncestralDiscreteScheduler, {}),
     "ddim": (DDIMScheduler, {}),
 }
+# The torch-free check accepts names this module must be able to load: a drift fails at import, not mid-run.
+if set(SCHEDULERS) != set(SCHEDULER_NAMES) or set(DTYPES) != set(DTYPE_NAMES):
+    raise RuntimeError(
+        f"diffusion.py and diffusion_options.py disagree: schedulers {sorted(SCHEDULERS)} vs "
+        f"{sorted(SCHEDULER_NAMES)}, dtypes {sorted(DTYPES)} vs {sorted(DTYPE_NAMES)}."
+    )
 BLACK_MEAN = 4.0 / 255.0  # "near black": mean and spread both tiny (the classic fp16 overflow output)
 BLACK_STD = 2.0 / 255.0
-
-
-@dataclass(frozen=True)
-class DiffusionSettings:
-    """The renderer options a profile sets, validated, with their defaults."""
-
-    family: str = "sd15"
-    dtype: str = "float16"
-    attention: str = "sdpa"
-    channels_last: bool = True
-    fuse_qkv: bool = False
-    compile: str = "off"
-    fast_vae_encode: bool = True
-    scheduler: str = "dpmpp_2m_karras"
-    steps: int = 25
-    guidance_scale: float = 6.0
-    pose_scale: float = 1.0
-    garment_scale: float = 0.5
-    garment_control: str = "canny"
-    resolution: tuple[int, int] | None = None  # (width, height); None = the job's canvas
-    max_attempts: int = 3
-    template: str = DEFAULT_TEMPLATE
-    negative_prompt: str = DEFAULT_NEGATIVE
-    diversity: tuple[dict[str, str], ...] = DEFAULT_DIVERSITY
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def check_inputs(options: Mapping[str, Any], device: str) -> DiffusionSettings:
-    """Validate renderer options; every error names the option and what to write instead."""
-    if options.get("dtype", "float16") not in DTYPES:
-        raise ValueError(f"dtype must be one of {list(DTYPES)}; got {options.get('dtype')!r}.")
-    if str(options.get("compile", "off")) not in COMPILE_MODES:
-        raise ValueError(f"compile must be one of {list(COMPILE_MODES)}; got {options.get('compile')!r}.")
-    if options.get("attention", "sdpa") not in ("sdpa", "eager"):
-        raise ValueError(
-            f"attention must be 'sdpa' (fused kernels) or 'eager'; got {options.get('attention')!r}."
-        )
-    scheduler = options.get("scheduler", {}) or {}
-    scheduler_name = (
-        scheduler.get("name", "dpmpp_2m_karras") if isinstance(scheduler, Mapping) else str(scheduler)
-    )
-    if scheduler_name not in SCHEDULERS:
-        raise ValueError(f"scheduler.name must be one of {list(SCHEDULERS)}; got {scheduler_name!r}.")
-    steps = int(options.get("steps", 25))
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1; got {steps}.")
-    if int(options.get("max_attempts", 3)) < 1:
-        raise ValueError(f"max_attempts must be >= 1; got {options.get('max_attempts')}.")
-    if options.get("garment_control", "canny") not in ("canny", "silhouette"):
-        raise ValueError(
-            f"garment_control must be 'canny' or 'silhouette'; got {options.get('garment_control')!r}."
-        )
-    resolution = options.get("resolution")
-    if resolution is not None:
-        width, height = int(resolution["width"]), int(resolution["height"])
-        if width % 8 or height % 8 or width <= 0 or height <= 0:
-            raise ValueError(f"resolution must be positive multiples of 8; got {width}x{height}.")
-        resolution = (width, height)
-    if DTYPES[options.get("dtype", "float16")] == torch.float16 and not str(device).startswith("cuda"):
-        raise ValueError(
-            f"dtype float16 needs a CUDA device; on {device!r} set dtype: float32 (or bfloat16)."
-        )
-    scales = options.get("controlnet_scales", {}) or {}
-    prompts = options.get("prompts", {}) or {}
-    return DiffusionSettings(
-        family=str(options.get("family", "sd15")),
-        dtype=str(options.get("dtype", "float16")),
-        attention=str(options.get("attention", "sdpa")),
-        channels_last=bool(options.get("channels_last", True)),
-        fuse_qkv=bool(options.get("fuse_qkv", False)),
-        compile=str(options.get("compile", "off")),
-        fast_vae_encode=bool(options.get("fast_vae_encode", True)),
-        scheduler=scheduler_name,
-        steps=steps,
-        guidance_scale=float(options.get("guidance_scale", 6.0)),
-        pose_scale=float(scales.get("pose", 1.0)),
-        garment_scale=float(scales.get("garment", 0.5)),
-        garment_control=str(options.get("garment_control", "canny")),
-        resolution=resolution,
-        max_attempts=int(options.get("max_attempts", 3)),
-        template=str(prompts.get("template", DEFAULT_TEMPLATE)),
-        negative_prompt=str(prompts.get("negative", DEFAULT_NEGATIVE)),
-        diversity=tuple(dict(d) for d in (options.get("diversity") or DEFAULT_DIVERSITY)),
-    )
 
 
 class _FastMaskEncodeMixin:
@@ -213,7 +144,7 @@ class DiffusionRenderer:
         device: str = "cuda",
         quality_check: Callable[[np.ndarray], str | None] | None = None,
     ) -> None:
-        self.settings = check_inputs(options, device)
+        self.settings: DiffusionSettings = check_inputs(options, device)
         self.options = copy.deepcopy(dict(options))
         self.device = torch.device(device)
         self.dtype = DTYPES[self.settings.dtype]
@@ -319,7 +250,22 @@ class DiffusionRenderer:
         }
 
     def __call__(self, jobs: Sequence[RenderJob]) -> list[RenderedImage]:
-        """Render a batch; each job gets its own generator, so batching never changes an image beyond rounding."""
+        """Render a batch; each job gets its own generator, so batching never changes an image beyond rounding.
+
+        Torch's device faults leave here as domain errors (the one place that knows torch's types): out of memory
+        at batch 1 as DeviceOutOfMemoryError, a CUDA / accelerator error as DeviceLostError (both retried).
+        """
+        try:
+            return self._render_jobs(jobs)
+        except torch.OutOfMemoryError as error:
+            raise DeviceOutOfMemoryError(
+                f"out of memory on {self.device} even at batch 1: {error}"
+            ) from error
+        except ACCELERATOR_ERRORS as error:
+            raise DeviceLostError(f"{self.device} failed mid-batch: {error}") from error
+
+    def _render_jobs(self, jobs: Sequence[RenderJob]) -> list[RenderedImage]:
+        """The batch render behind __call__."""
         if not jobs:
             return []
         # 1. Prompts per job (deterministic model diversity per variant), fitted to the text encoder's window.
@@ -368,7 +314,7 @@ class DiffusionRenderer:
         )
         width, height = s.resolution or job.size
         if width % 8 or height % 8:
-            raise ValueError(
+            raise RenderError(
                 f"canvas {job.size[0]}x{job.size[1]} of {job.job_id} is not a multiple of 8; set resolution."
             )
         # Init image: the garment over neutral grey (only the garment survives the mask, so grey is never seen).

@@ -15,29 +15,9 @@ import numpy as np
 
 from pipelines.segmentation.base import Segmentation
 from pipelines.segmentation.matting import refine_alpha
+from pipelines.segmentation.options import CLOTH_CATEGORIES, KNOWN_MODELS
 from pipelines.segmentation.quality import QualityLimits, assess_quality, mask_bbox
 
-# Models whose weights are one `<name>.onnx` file in rembg's model home (sam needs two; not a garment cutter).
-KNOWN_MODELS = (
-    "u2net",
-    "u2netp",
-    "u2net_human_seg",
-    "u2net_cloth_seg",
-    "silueta",
-    "isnet-general-use",
-    "isnet-anime",
-    "birefnet-general",
-    "birefnet-general-lite",
-    "birefnet-portrait",
-    "birefnet-dis",
-    "birefnet-hrsod",
-    "birefnet-cod",
-    "birefnet-massive",
-    "bria-rmbg",
-    "u2net_custom",
-    "dis_custom",
-)
-CLOTH_CATEGORIES = ("upper", "lower", "full", "attire")
 _SESSIONS: dict[tuple[str, str, tuple[str, ...]], Any] = {}
 _SESSIONS_LOCK = threading.Lock()
 

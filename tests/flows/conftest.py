@@ -7,6 +7,10 @@ from collections.abc import Iterator
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
+# Importing the flow module sets up Prefect's logging; done here, its console handler binds the real stderr,
+# not the stream of whichever capsys test happens to import it first (closed after that test).
+import flows.produce  # noqa: F401, E402
+
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_api() -> Iterator[None]:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import yaml
 
+from configs import config_root
 from flows.demo_catalog import write_catalog_csv
 from flows.demo_catalog import write_flatlays as write_generated
-from flows.profile import CONFIG_DIR
 
 
 def write_flatlays(folder: Path, count: int, seed: int = 3, size: int = 384) -> list[dict[str, str]]:
@@ -30,7 +30,7 @@ def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str] | None 
 
 def small_profile(folder: Path, **overrides: object) -> Path:
     """The demo profile at a small canvas with fewer jobs, so flow tests stay fast."""
-    data = yaml.safe_load((CONFIG_DIR / "demo.yaml").read_text())
+    data = yaml.safe_load((config_root() / "demo.yaml").read_text())
     data["canvas"] = {"width": 192, "height": 288}
     data["variants"] = 2
     data["poses"] = {

@@ -95,7 +95,7 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     csv_path = root / "in" / "products.csv"
     csv_path.write_text("\n".join(lines) + "\n")
     profile = small_profile(root, variants=1)
-    summary = run_catalog(str(csv_path), str(profile), str(root / "out"), show_progress=False)
+    summary = run_catalog(str(csv_path), str(profile), str(root / "out"))
     return root / "out", summary
 
 
@@ -182,7 +182,7 @@ def test_file_level_cases_reject_bad_rows_and_produce_good_ones(case: tuple, tmp
     profile = small_profile(
         tmp_path, variants=1, poses={"upper_body": ["front"], "lower_body": ["front"], "full_body": ["front"]}
     )
-    summary = run_catalog(str(csv_path), str(profile), str(tmp_path / "out"), show_progress=False)
+    summary = run_catalog(str(csv_path), str(profile), str(tmp_path / "out"))
     manifest = list(csv.DictReader((tmp_path / "out" / "manifest.csv").open()))
     produced = {r["sku"] for r in manifest if r["kind"] == "product" and r["state"] == "produced"}
     assert produced == good

@@ -9,10 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL
 
+from flows import caches
 from flows.cli import main
+from pipelines.errors import RenderError
+from pipelines.renderers.draft import DraftRenderer
 from tests.flows.helpers import small_profile, write_csv, write_flatlays
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +84,8 @@ def test_run_against_a_real_prefect_server(tmp_path: Path) -> None:
     assert {"onmodel-run-summary", "onmodel-run-index"} <= {a.key for a in artifacts}
 
 
-def test_run_exits_non_zero_when_something_failed(tmp_path: Path) -> None:
+def test_bad_renderer_option_stops_the_run_before_any_work(tmp_path: Path) -> None:
+    """Checked up front: a clear one-line error, exit 2, no flow run, nothing rendered or written."""
     rows = write_flatlays(tmp_path / "in", 1)
     csv_path = write_csv(tmp_path / "in" / "products.csv", rows)
     profile = small_profile(
@@ -98,10 +103,73 @@ def test_run_exits_non_zero_when_something_failed(tmp_path: Path) -> None:
         "--no-progress",
         env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
     )
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "failed 2" in done.stdout
-    manifest = list(csv.DictReader((tmp_path / "out" / "manifest.csv").open()))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "error:" in done.stderr and "'not-a-colour' is not a '#RRGGBB' colour" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--preset", "amazn", "preset 'amazn' is not in presets.yaml; choose one of: amazon"),
+        ("--device", "gpu", "device 'gpu' is not a device; use cpu, cuda"),
+    ],
+)
+def test_bad_preset_or_device_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, message: str
+) -> None:
+    rows = write_flatlays(tmp_path / "in", 1)
+    csv_path = write_csv(tmp_path / "in" / "products.csv", rows)
+    code = main(["run", str(csv_path), "--out", str(tmp_path / "out"), "--no-progress", flag, value])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_exits_non_zero_and_the_flow_run_fails_when_jobs_fail(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = write_flatlays(tmp_path / "in", 1)
+    csv_path = write_csv(tmp_path / "in" / "products.csv", rows)
+    profile = small_profile(tmp_path, variants=1)
+
+    def broken(self: DraftRenderer, jobs: list) -> list:
+        raise RenderError("the renderer refused")
+
+    monkeypatch.setattr(DraftRenderer, "__call__", broken)
+    caches._renderer.cache_clear()
+    out = tmp_path / "out"
+    code = main(["run", str(csv_path), "--config", str(profile), "--out", str(out), "--no-progress"])
+    assert code == 1
+    assert "failed 2" in capsys.readouterr().out
+    manifest = list(csv.DictReader((out / "manifest.csv").open()))
     assert {r["state"] for r in manifest if r["kind"] == "job"} == {"failed"}
+
+    async def flow_run_states() -> list[str]:
+        async with get_client() as client:
+            return [
+                r.state_name for r in await client.read_flow_runs() if r.parameters.get("out_dir") == str(out)
+            ]
+
+    assert asyncio.run(flow_run_states()) == ["Failed"]
+
+
+def test_validate_applies_the_profiles_image_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same verdict as `run` with that profile: an absolute photo path outside the CSV folder is fine
+    when the profile allows its folder, and rejected under the demo profile."""
+    rows = write_flatlays(tmp_path / "photos", 1)
+    rows[0]["image"] = str(tmp_path / "photos" / rows[0]["image"])
+    (tmp_path / "csv").mkdir()
+    csv_path = write_csv(tmp_path / "csv" / "products.csv", rows)
+    profile = small_profile(tmp_path, images={"allowed_roots": [str(tmp_path / "photos")]})
+    assert main(["validate", str(csv_path)]) == 1
+    assert "1 rows rejected" in capsys.readouterr().out
+    assert main(["validate", str(csv_path), "--config", str(profile)]) == 0
+    assert "1 products ok, 0 rows rejected" in capsys.readouterr().out
+    assert main(["validate", str(tmp_path / "missing.csv")]) == 2
 
 
 def test_missing_csv_is_a_clear_error(tmp_path: Path) -> None:

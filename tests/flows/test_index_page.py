@@ -33,7 +33,7 @@ def served_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     rows = write_flatlays(root / "in", 2)
     rows.append({"sku": "BAD-1", "image": "g00.png", "category": "umbrella"})
     csv_path = write_csv(root / "in" / "products.csv", rows)
-    run_catalog(str(csv_path), str(small_profile(root, variants=1)), str(root / "out"), show_progress=False)
+    run_catalog(str(csv_path), str(small_profile(root, variants=1)), str(root / "out"))
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root / "out"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

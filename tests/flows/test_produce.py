@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from flows.cli import main
 from flows.produce import run_catalog
 from pipelines.image_io import load_image, read_png_text, write_png_atomic
 from tests.flows.helpers import small_profile, write_csv, write_flatlays
@@ -20,7 +21,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pat
     rows = write_flatlays(root / "in", 3)
     csv_path = write_csv(root / "in" / "products.csv", rows)
     profile = small_profile(root)
-    summary = run_catalog(str(csv_path), str(profile), str(root / "out"), show_progress=False)
+    summary = run_catalog(str(csv_path), str(profile), str(root / "out"))
     return root, csv_path, profile, summary
 
 
@@ -84,7 +85,7 @@ def test_rerun_skips_and_duplicates_nothing(first_run: tuple) -> None:
     out = root / "out"
     before = {p: p.read_bytes() for p in _images(out)}
     files_before = sorted((out / "images").rglob("*"))
-    again = run_catalog(str(csv_path), str(profile), str(out), show_progress=False)
+    again = run_catalog(str(csv_path), str(profile), str(out))
     assert again.counts["skipped"] == 12 and again.counts["produced"] == 0
     after = {p: p.read_bytes() for p in _images(out)}
     assert after == before
@@ -93,7 +94,7 @@ def test_rerun_skips_and_duplicates_nothing(first_run: tuple) -> None:
 
 def test_same_csv_same_config_gives_identical_pixels(first_run: tuple, tmp_path: Path) -> None:
     root, csv_path, profile, _summary = first_run
-    other = run_catalog(str(csv_path), str(profile), str(tmp_path / "out2"), show_progress=False)
+    other = run_catalog(str(csv_path), str(profile), str(tmp_path / "out2"))
     assert other.counts["produced"] == 12
     for image_path in _images(root / "out"):
         twin = tmp_path / "out2" / image_path.relative_to(root / "out")
@@ -108,7 +109,6 @@ def test_only_and_preset(first_run: tuple, tmp_path: Path) -> None:
         str(tmp_path / "out"),
         only=["SKU-01"],
         preset="shopify",
-        show_progress=False,
     )
     assert summary.counts["products"] == 1 and summary.counts["produced"] == 4
     images = sorted((tmp_path / "out" / "images" / "shopify" / "SKU-01").glob("*.jpg"))
@@ -124,10 +124,56 @@ def test_rerun_keeps_the_cutout_quality_flags(tmp_path: Path) -> None:
     write_png_atomic(tmp_path / "in" / "g00.png", photo[height // 4 :, : width * 3 // 4])  # garment cut off
     csv_path = write_csv(tmp_path / "in" / "products.csv", rows)
     profile = small_profile(tmp_path, variants=1)
-    first = run_catalog(str(csv_path), str(profile), str(tmp_path / "out"), show_progress=False)
-    again = run_catalog(str(csv_path), str(profile), str(tmp_path / "out"), show_progress=False)
+    first = run_catalog(str(csv_path), str(profile), str(tmp_path / "out"))
+    again = run_catalog(str(csv_path), str(profile), str(tmp_path / "out"))
     assert "touches_border" in first.products[0].flags
     assert again.counts["skipped"] == 2
     assert again.products[0].flags == first.products[0].flags
     manifest = list(csv.DictReader((tmp_path / "out" / "manifest.csv").open()))
     assert "touches_border" in next(r for r in manifest if r["kind"] == "product")["flags"]
+
+
+def test_rerun_keeps_job_flags_and_the_used_seed(tmp_path: Path) -> None:
+    """Skipped jobs report the flags and seed they were produced with, in the report, manifest and sheet."""
+    rows = write_flatlays(
+        tmp_path / "in", 1, size=64
+    )  # a small photo on a larger canvas: upscaled (a job flag)
+    csv_path = write_csv(tmp_path / "in" / "products.csv", rows)
+    profile = small_profile(tmp_path, variants=1, canvas={"width": 384, "height": 576})
+    first = run_catalog(str(csv_path), str(profile), str(tmp_path / "out"))
+    again = run_catalog(str(csv_path), str(profile), str(tmp_path / "out"))
+    assert again.counts["skipped"] == 2 and again.counts["produced"] == 0
+    produced = {j.job_id: (j.flags, j.seed) for j in first.products[0].jobs}
+    skipped = {j.job_id: (j.flags, j.seed) for j in again.products[0].jobs}
+    assert all("garment_upscaled" in flags for flags, _seed in produced.values())
+    assert skipped == produced
+    manifest = list(csv.DictReader((tmp_path / "out" / "manifest.csv").open()))
+    jobs = [r for r in manifest if r["kind"] == "job"]
+    assert {r["state"] for r in jobs} == {"skipped"}
+    assert all("garment_upscaled" in r["flags"].split("|") for r in jobs)
+    assert {r["job_id"]: int(r["seed"]) for r in jobs} == {k: seed for k, (_f, seed) in produced.items()}
+
+
+def test_deleted_output_is_produced_again(first_run: tuple, tmp_path: Path) -> None:
+    root, csv_path, profile, _summary = first_run
+    out = tmp_path / "copy"
+    again = run_catalog(str(csv_path), str(profile), str(out))
+    victim = _images(out)[0]
+    victim.unlink()
+    third = run_catalog(str(csv_path), str(profile), str(out))
+    assert third.counts["produced"] == 1 and third.counts["skipped"] == 11
+    assert victim.exists() and again.counts["produced"] == 12
+
+
+def test_jpeg_preset_image_reproduces_identically(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`reproduce --check` compares like with like: the lossy file against the same encoding of the re-render."""
+    rows = write_flatlays(tmp_path / "in", 1)
+    csv_path = write_csv(tmp_path / "in" / "products.csv", rows)
+    one_pose = {"upper_body": ["front"], "lower_body": ["front"], "full_body": ["front"]}
+    profile = small_profile(tmp_path, variants=1, poses=one_pose)
+    run_catalog(str(csv_path), str(profile), str(tmp_path / "out"), preset="shopify")
+    [image] = sorted((tmp_path / "out" / "images" / "shopify").rglob("*.jpg"))
+    assert json.loads(image.with_suffix(".json").read_text())["format"] == "jpeg"
+    assert main(["reproduce", str(image), "--check"]) == 0
+    assert "identical" in capsys.readouterr().out
+    assert np.array_equal(load_image(image.with_name(f"{image.stem}.reproduced.jpg")), load_image(image))

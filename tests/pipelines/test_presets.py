@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from pipelines.image_io import read_jpeg_text, read_png_text
-from pipelines.presets import Preset, apply_preset, encode_for_preset, load_presets, write_for_preset
+from pipelines.image_io import read_jpeg_text, read_png_text, write_bytes_atomic
+from pipelines.presets import Preset, apply_preset, encode_for_preset, load_presets
 
 
 def _studio(width: int = 64, height: int = 96) -> np.ndarray:
@@ -77,16 +77,20 @@ def test_bad_presets_get_teaching_errors(tmp_path: Path) -> None:
         load_presets(tmp_path / "missing.yaml")
 
 
-def test_encode_and_write_carry_metadata(tmp_path: Path) -> None:
+def test_encode_carries_metadata_in_the_preset_format(tmp_path: Path) -> None:
     image = _studio()
     presets = load_presets()
     data, extension = encode_for_preset(image, presets["zalando"], {"onmodel": "{}"})
     assert extension == "jpg" and Image.open(io.BytesIO(data)).format == "JPEG"
-    path = write_for_preset(tmp_path / "a", image, presets["master"], {"onmodel": '{"seed": 1}'})
-    assert path.name == "a.png" and read_png_text(path) == {"onmodel": '{"seed": 1}'}
-    path = write_for_preset(tmp_path / "b", image, presets["amazon"], {"pose": "front"})
-    assert path.suffix == ".jpg" and read_jpeg_text(path) == {"pose": "front"}
-    assert Image.open(path).size == (1600, 2134)
+    data, extension = encode_for_preset(image, presets["master"], {"onmodel": '{"seed": 1}'})
+    write_bytes_atomic(tmp_path / "a.png", data)
+    assert extension == "png" and read_png_text(tmp_path / "a.png") == {"onmodel": '{"seed": 1}'}
+    data, extension = encode_for_preset(
+        apply_preset(image, presets["amazon"]), presets["amazon"], {"pose": "front"}
+    )
+    write_bytes_atomic(tmp_path / "b.jpg", data)
+    assert extension == "jpg" and read_jpeg_text(tmp_path / "b.jpg") == {"pose": "front"}
+    assert Image.open(tmp_path / "b.jpg").size == (1600, 2134)
 
 
 @settings(max_examples=30, deadline=None)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from pipelines.errors import DeviceOutOfMemoryError, TransientError
 from pipelines.model_sources import ModelNotAvailableError
 from pipelines.renderers.diffusion import DiffusionRenderer, check_inputs
 from tests.pipelines.renderers.tiny_models import tiny_options
@@ -212,13 +213,16 @@ def test_out_of_memory_splits_the_batch_in_half(
         np.testing.assert_array_equal(a.image[core(job)], b.image[core(job)])
 
 
-def test_out_of_memory_at_batch_one_is_raised(
+def test_out_of_memory_at_batch_one_is_raised_as_a_transient_device_error(
     sd15_renderer: DiffusionRenderer, make_job: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wrapper = _OomAbove(sd15_renderer.pipe, limit=0)
     monkeypatch.setattr(sd15_renderer, "pipe", wrapper)
-    with pytest.raises(torch.OutOfMemoryError):
+    with pytest.raises(DeviceOutOfMemoryError, match="even at batch 1") as raised:
         sd15_renderer([make_job(), make_job(seed=8)])
+    assert isinstance(raised.value, TransientError) and isinstance(
+        raised.value.__cause__, torch.OutOfMemoryError
+    )
     assert wrapper.batch_sizes == [2, 1]
 
 

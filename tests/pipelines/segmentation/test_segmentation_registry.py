@@ -20,7 +20,7 @@ def test_known_backends_build() -> None:
 def test_unknown_backend_and_option() -> None:
     with pytest.raises(ValueError, match="choose one of"):
         get_segmenter("magic")
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="no_such_option"):
         get_segmenter("classical", no_such_option=1)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
@@ -14,8 +13,10 @@ from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = REPO_ROOT / "configs"
+from catalog import ImagePolicy
+from configs import config_root
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 GARMENT_CLASSES = ("upper_body", "lower_body", "full_body")
 # Only these sections change pixels; run settings (workers, retries) do not invalidate earlier work.
 IMAGE_SECTIONS = ("seed", "canvas", "segmentation", "masks", "renderer", "preset")
@@ -85,6 +86,22 @@ class Profile:
     def run(self) -> dict[str, Any]:
         return dict(self.data.get("run") or {})
 
+    def image_policy(self, csv_dir: str | Path = "") -> ImagePolicy:
+        """The profile's image-fetch limits; the CSV's own folder is always an allowed root."""
+        images = self.images
+        roots = tuple(Path(root) for root in images.get("allowed_roots") or ())
+        return ImagePolicy(
+            allowed_roots=roots + ((Path(csv_dir),) if csv_dir else ()),
+            allowed_hosts=tuple(images.get("allowed_hosts") or ()),
+            timeout_s=float(images.get("timeout_s", 20)),
+            max_bytes=int(images.get("max_bytes", 30_000_000)),
+            retries=int(images.get("retries", 2)),
+        )
+
+    @property
+    def max_pixels(self) -> int:
+        return int(self.images.get("max_pixels", 40_000_000))
+
     def default_poses(self, garment_class: str) -> tuple[str, ...]:
         return tuple(self.data["poses"].get(garment_class) or ())
 
@@ -130,15 +147,18 @@ def check_profile(data: Any, source: str) -> None:
 
 
 def resolve_profile_path(name_or_path: str | Path) -> Path:
-    """'demo' -> configs/demo.yaml; anything else is a path."""
+    """'demo' -> <config root>/demo.yaml; anything else is a path."""
     candidate = Path(name_or_path)
-    if candidate.exists():
+    if candidate.is_file():
         return candidate
-    named = CONFIG_DIR / f"{name_or_path}.yaml"
-    if named.exists():
+    root = config_root()
+    named = root / f"{name_or_path}.yaml"
+    if named.is_file():
         return named
-    available = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem != "presets"))
-    raise ProfileError(f"Profile '{name_or_path}' not found. Give a YAML path or one of: {available}.")
+    available = ", ".join(sorted(p.stem for p in root.glob("*.yaml") if p.stem != "presets"))
+    raise ProfileError(
+        f"Profile '{name_or_path}' not found. Give a YAML path or one of: {available} (from {root})."
+    )
 
 
 def load_profile(name_or_path: str | Path = "demo") -> Profile:
@@ -165,16 +185,37 @@ def package_version() -> str:
 
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """Package version plus the git commit when running from a checkout (recorded in every image)."""
+    """Package version plus the commit when running from a git checkout (recorded in every image).
+
+    The commit is read from the .git files themselves: no git executable is needed at run time, and an
+    installed package without a checkout reports its version alone.
+    """
     version = package_version()
+    sha = git_commit(REPO_ROOT)
+    return f"{version}+g{sha[:12]}" if sha else version
+
+
+def git_commit(checkout: Path) -> str:
+    """The commit HEAD points at in a checkout ("" when it is not one or the files cannot be read)."""
+    git_dir = checkout / ".git"
     try:
-        sha = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        sha = ""
-    return f"{version}+g{sha}" if sha else version
+        if git_dir.is_file():  # a worktree or submodule: "gitdir: <path>"
+            git_dir = (checkout / git_dir.read_text(encoding="utf-8").split(":", 1)[1].strip()).resolve()
+        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+        if not head.startswith("ref:"):
+            return head  # a detached HEAD holds the commit itself
+        ref = head.split(":", 1)[1].strip()
+        common = git_dir
+        if (git_dir / "commondir").is_file():
+            common = (git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+        for folder in (git_dir, common):
+            if (folder / ref).is_file():
+                return (folder / ref).read_text(encoding="utf-8").strip()
+        packed = common / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text(encoding="utf-8").splitlines():
+                if line.endswith(" " + ref):
+                    return line.split(" ", 1)[0]
+    except (OSError, IndexError):
+        return ""
+    return ""

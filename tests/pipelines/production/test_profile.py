@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.profile import CONFIG_DIR, ProfileError, load_profile
+from configs import config_root
+from pipelines.production.profile import ProfileError, load_profile
+
+CONFIG_DIR = config_root()
 
 
 def test_demo_profile_loads() -> None:

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from catalog.schema import GarmentClass, ImageRef, ProductRecord
-from flows.plan import job_id_for, job_seed, plan_product
-from flows.profile import load_profile
+from pipelines.production.plan import job_id_for, job_seed, plan_product
+from pipelines.production.profile import load_profile
 
 
 def _record(**overrides: object) -> ProductRecord:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from catalog.schema import ProductRecord
-from flows.profile import Profile
+from pipelines.production.profile import Profile
 
 
 @dataclass(frozen=True)
@@ -47,17 +46,3 @@ def plan_product(record: ProductRecord, profile: Profile) -> list[JobPlan]:
         for pose in poses
         for variant in range(variants)
     ]
-
-
-def batches(items: Iterable[JobPlan], size: int) -> list[list[JobPlan]]:
-    """Split into micro-batches of at most `size`."""
-    chunk: list[JobPlan] = []
-    out: list[list[JobPlan]] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            out.append(chunk)
-            chunk = []
-    if chunk:
-        out.append(chunk)
-    return out

@@ -1,0 +1,185 @@
+"""Run bookkeeping: which products are ready, which batches to submit, when a product is complete.
+
+A plain object the flow drives (and a worker pool later): it never runs a step itself, so it is unit-tested
+without Prefect, models or files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from catalog.schema import ProductRecord
+from pipelines.production.outcomes import (
+    JobOutcome,
+    ProductOutcome,
+    ProductStateName,
+    RejectRecord,
+    product_state,
+)
+from pipelines.production.stages import BatchItem, PreparedProduct
+
+MAX_REASON_CHARS = 500
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """How far one stage is: `done` of `total` (total grows while products are prepared)."""
+
+    stage: Literal["prepare", "render"]
+    done: int
+    total: int
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+class RunBook:
+    """Tracks one run: products in, micro-batches out, product outcomes once all their jobs are in."""
+
+    def __init__(
+        self,
+        records: Sequence[ProductRecord],
+        *,
+        batch_size: int,
+        default_poses: Callable[[str], Sequence[str]],
+        rejects: Iterable[RejectRecord] = (),
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+        self.batch_size = batch_size
+        self.records = {record.sku: record for record in records}
+        self.rejects: list[RejectRecord] = list(rejects)
+        self._default_poses = default_poses
+        self._on_progress = on_progress
+        self._prepared: dict[str, PreparedProduct] = {}
+        self._jobs: dict[str, list[JobOutcome]] = {}
+        self._remaining: dict[str, int] = {}
+        self._products: dict[str, ProductOutcome] = {}
+        self._pending: list[BatchItem] = []
+        self._complete: list[str] = []
+        self._prepared_count = 0
+        self._jobs_total = 0
+        self._jobs_done = 0
+
+    # Products coming in ---------------------------------------------------------------------------------
+
+    def product_prepared(self, prepared: PreparedProduct) -> list[list[BatchItem]]:
+        """Take a prepared product; returns the micro-batches that are now full and should be submitted."""
+        record = prepared.record
+        self._count_prepared()
+        if prepared.rejected is not None:
+            self.rejects.append(prepared.rejected)
+            self._products[record.sku] = self._outcome(record, "rejected", reason=prepared.rejected.reason)
+            self._products[record.sku].column = prepared.rejected.column
+            return []
+        self._prepared[record.sku] = prepared
+        self._jobs[record.sku] = list(prepared.skipped)
+        self._remaining[record.sku] = len(prepared.todo)
+        self._jobs_total += len(prepared.todo) + len(prepared.skipped)
+        self._jobs_done += len(prepared.skipped)
+        self._emit("render", self._jobs_done, self._jobs_total)
+        if not prepared.todo:
+            self._complete_product(record.sku)
+        self._pending.extend(BatchItem(plan, prepared) for plan in prepared.todo)
+        full = []
+        while len(self._pending) >= self.batch_size:
+            full.append(self._pending[: self.batch_size])
+            self._pending = self._pending[self.batch_size :]
+        return full
+
+    def product_failed(self, record: ProductRecord, reason: str) -> None:
+        """A product whose preparation failed after its retries: recorded, its jobs never planned."""
+        self._count_prepared()
+        self._products[record.sku] = self._outcome(record, "failed", reason=reason[:MAX_REASON_CHARS])
+
+    def remaining_batches(self) -> list[list[BatchItem]]:
+        """The last, partial micro-batch (call once every product is in)."""
+        pending, self._pending = self._pending, []
+        return [pending[start : start + self.batch_size] for start in range(0, len(pending), self.batch_size)]
+
+    # Jobs coming back -----------------------------------------------------------------------------------
+
+    def batch_done(self, outcomes: Sequence[JobOutcome]) -> None:
+        """Record a batch's job outcomes; products whose last job came in become complete."""
+        for job in outcomes:
+            if self._remaining.get(job.sku, 0) <= 0:
+                raise ValueError(f"job {job.job_id} came back for {job.sku}, which expects no more jobs.")
+            self._jobs[job.sku].append(job)
+            self._remaining[job.sku] -= 1
+            self._jobs_done += 1
+            if self._remaining[job.sku] == 0:
+                self._complete_product(job.sku)
+        self._emit("render", self._jobs_done, self._jobs_total)
+
+    def take_complete(self) -> list[tuple[ProductOutcome, PreparedProduct]]:
+        """Products completed since the last call, with their preparation (for their contact sheets)."""
+        complete, self._complete = self._complete, []
+        return [(self._products[sku], self._prepared[sku]) for sku in complete]
+
+    # Contact sheets -------------------------------------------------------------------------------------
+
+    def sheet_done(self, sku: str, key: str) -> None:
+        self._products[sku].sheet = key
+
+    def sheet_failed(self, sku: str, reason: str) -> None:
+        """A missing sheet is reported on the product; its images stay."""
+        self._products[sku].flags.append(f"contact sheet failed: {reason}")
+
+    # The result -----------------------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        """Every product has an outcome and every job is in."""
+        return (
+            len(self._products) == len(self.records)
+            and not self._pending
+            and not any(self._remaining.values())
+        )
+
+    def products(self) -> list[ProductOutcome]:
+        """Every product's outcome in CSV row order; raises if the run is not finished (nothing is lost)."""
+        missing = sorted(set(self.records) - set(self._products))
+        open_jobs = sorted(sku for sku, left in self._remaining.items() if left)
+        if missing or open_jobs:
+            raise RuntimeError(
+                f"run book not finished: products without outcome {missing[:5]}, with open jobs {open_jobs[:5]}."
+            )
+        return sorted(self._products.values(), key=lambda p: (p.row, p.sku))
+
+    # Internals ------------------------------------------------------------------------------------------
+
+    def _complete_product(self, sku: str) -> None:
+        prepared = self._prepared[sku]
+        record = prepared.record
+        order = {
+            pose: i for i, pose in enumerate(record.poses or self._default_poses(record.garment_class.value))
+        }
+        jobs = sorted(self._jobs[sku], key=lambda j: (order.get(j.pose, len(order)), j.pose, j.variant))
+        reason = "; ".join(j.reason for j in jobs if j.state == "failed")[:MAX_REASON_CHARS]
+        outcome = self._outcome(record, product_state(jobs), reason=reason)
+        outcome.flags = list(prepared.flags)
+        outcome.jobs = jobs
+        self._products[sku] = outcome
+        self._complete.append(sku)
+
+    @staticmethod
+    def _outcome(record: ProductRecord, state: ProductStateName, reason: str = "") -> ProductOutcome:
+        return ProductOutcome(
+            record.sku,
+            record.row,
+            state,
+            reason=reason,
+            title=record.title,
+            source_rows=list(record.source_rows),
+        )
+
+    def _count_prepared(self) -> None:
+        self._prepared_count += 1
+        self._emit("prepare", self._prepared_count, len(self.records))
+
+    def _emit(self, stage: Literal["prepare", "render"], done: int, total: int) -> None:
+        if self._on_progress is not None:
+            self._on_progress(ProgressEvent(stage, done, total))

@@ -1,0 +1,113 @@
+"""Where outputs go: storage keys from one layout object, bytes through one small storage interface.
+
+Tasks and records pass keys ('images/master/SKU/SKU__front__v0.png'), never OS paths, so a shared or fsspec
+storage can replace the local folder without touching the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol, runtime_checkable
+
+from pipelines.image_io import write_bytes_atomic
+
+STATE_DB_NAME = "state.sqlite"
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """The keys of everything one output folder holds; stable across runs, so re-runs never duplicate."""
+
+    def image_stem(self, preset: str, sku: str, job_id: str) -> str:
+        """The image key without its extension (the preset decides png or jpg)."""
+        return f"images/{preset}/{sku}/{job_id}"
+
+    def cutout(self, sku: str) -> str:
+        return f"cutouts/{sku}.png"
+
+    def cutout_record(self, sku: str) -> str:
+        """The cutout's JSON record: the photo hash it was cut from and its quality flags."""
+        return f"cutouts/{sku}.json"
+
+    def source_thumbnail(self, sku: str) -> str:
+        return f"sources/{sku}.jpg"
+
+    def sheet(self, sku: str) -> str:
+        return f"sheets/{sku}.jpg"
+
+    def run_dir(self, run_id: str) -> str:
+        return f"runs/{run_id}"
+
+    def run_summary(self, run_id: str) -> str:
+        return f"runs/{run_id}/summary.json"
+
+    manifest: str = "manifest.csv"
+    rejects: str = "rejects.csv"
+    index: str = "index.html"
+
+
+def sidecar_key(image_key: str) -> str:
+    """The JSON metadata key beside an image key."""
+    return str(PurePosixPath(image_key).with_suffix(".json"))
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Bytes by key under one output root; writes are atomic (readers never see half a file)."""
+
+    def write_bytes(self, key: str, data: bytes) -> None: ...
+
+    def read_bytes(self, key: str) -> bytes: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def local_path(self, key: str) -> Path:
+        """A local file for the key (for browsers and links); remote storages download or raise."""
+        ...
+
+
+class LocalStorage:
+    """Storage in a local (or mounted shared) folder."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"LocalStorage({str(self.root)!r})"
+
+    def _path(self, key: str) -> Path:
+        parts = PurePosixPath(key).parts
+        if not parts or PurePosixPath(key).is_absolute() or ".." in parts:
+            raise ValueError(f"storage key {key!r} must be a relative path inside the output folder.")
+        return self.root.joinpath(*parts)
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        write_bytes_atomic(self._path(key), data)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def local_path(self, key: str) -> Path:
+        return self._path(key)
+
+    @property
+    def state_db(self) -> Path:
+        """The SQLite job store of this output folder."""
+        return self.root / STATE_DB_NAME
+
+
+def write_text(storage: Storage, key: str, text: str) -> None:
+    storage.write_bytes(key, text.encode("utf-8"))
+
+
+def write_json(storage: Storage, key: str, payload: Any) -> None:
+    write_text(storage, key, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(storage: Storage, key: str) -> Any:
+    return json.loads(storage.read_bytes(key).decode("utf-8"))

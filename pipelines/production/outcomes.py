@@ -1,0 +1,237 @@
+"""Run outcomes as typed records: every CSV row, product and job ends in exactly one recorded state.
+
+One owner: the run book builds them, the report writes them once per run (`runs/<id>/summary.json`), and the
+manifest, the index page, the CLI summary and the review app all read the same `RunReport`.
+Paths in here are storage keys relative to the output root ('/'-separated), never OS paths.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from catalog.schema import Reject
+
+JobStateName = Literal["produced", "skipped", "failed"]
+ProductStateName = Literal["produced", "skipped", "failed", "rejected"]
+REPORT_VERSION = 1
+
+# Exit codes of `onmodel run` (documented in the README).
+EXIT_OK = 0
+EXIT_FAILED = 1
+
+MANIFEST_COLUMNS = (
+    "kind",
+    "row",
+    "sku",
+    "job_id",
+    "pose",
+    "variant",
+    "seed",
+    "state",
+    "reason",
+    "flags",
+    "output",
+    "sidecar",
+    "sheet",
+    "renderer",
+    "fingerprint",
+    "run_id",
+)
+REJECT_COLUMNS = ("row", "sku", "column", "reason")
+
+
+@dataclass
+class JobOutcome:
+    """The final state of one planned image in this run."""
+
+    job_id: str
+    sku: str
+    pose: str
+    variant: int
+    seed: int
+    state: JobStateName
+    reason: str = ""
+    output: str = ""  # storage key of the image
+    sidecar: str = ""  # storage key of its JSON metadata
+    flags: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for benchmarks
+
+
+@dataclass(frozen=True)
+class RejectRecord:
+    """A CSV row or a product that cannot be produced, with the spreadsheet row, column and reason.
+
+    product_level: found while preparing the product (its photo), so its product row carries it in the
+    manifest; otherwise a reject of the CSV reader.
+    """
+
+    row: int
+    sku: str
+    column: str
+    reason: str
+    product_level: bool = False
+
+    @classmethod
+    def from_reject(cls, reject: Reject, product_level: bool = False) -> RejectRecord:
+        return cls(reject.row, reject.sku, reject.column, reject.reason, product_level)
+
+
+@dataclass
+class ProductOutcome:
+    """The final state of one product (one or more CSV rows) and its jobs."""
+
+    sku: str
+    row: int
+    state: ProductStateName
+    reason: str = ""
+    column: str = ""
+    title: str = ""
+    flags: list[str] = field(default_factory=list)
+    sheet: str = ""  # storage key of the contact sheet
+    source_rows: list[int] = field(default_factory=list)
+    jobs: list[JobOutcome] = field(default_factory=list)
+
+
+def product_state(jobs: Sequence[JobOutcome]) -> ProductStateName:
+    """failed if any job failed, skipped if every job was already done, else produced."""
+    if any(job.state == "failed" for job in jobs):
+        return "failed"
+    if jobs and all(job.state == "skipped" for job in jobs):
+        return "skipped"
+    return "produced"
+
+
+def summary_counts(products: Sequence[ProductOutcome], rejects: Sequence[RejectRecord]) -> dict[str, int]:
+    """Counts for the summary line, the index page and the Prefect artifact."""
+    jobs = [job for product in products for job in product.jobs]
+    return {
+        "products": len(products),
+        "rejected": sum(not r.product_level for r in rejects) + sum(p.state == "rejected" for p in products),
+        "produced": sum(job.state == "produced" for job in jobs),
+        "skipped": sum(job.state == "skipped" for job in jobs),
+        "failed": sum(job.state == "failed" for job in jobs)
+        + sum(product.state == "failed" and not product.jobs for product in products),
+        "jobs": len(jobs),
+    }
+
+
+@dataclass
+class RunReport:
+    """What one run did: written once per run as runs/<id>/summary.json and rendered into the index page."""
+
+    run_id: str
+    out_dir: str
+    csv: str
+    dialect: str
+    profile: str
+    renderer: str
+    preset: str
+    fingerprint: str
+    started_at: str  # ISO 8601 UTC
+    seconds: float
+    products: list[ProductOutcome] = field(default_factory=list)
+    rejects: list[RejectRecord] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    version: int = REPORT_VERSION
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            self.counts = summary_counts(self.products, self.rejects)
+
+    @property
+    def exit_code(self) -> int:
+        """Non-zero when anything failed (rejected rows are reported, not failures)."""
+        return EXIT_FAILED if self.counts.get("failed", 0) else EXIT_OK
+
+    @property
+    def failed_jobs(self) -> list[tuple[ProductOutcome, JobOutcome]]:
+        return [(p, j) for p in self.products for j in p.jobs if j.state == "failed"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunReport:
+        """Read a summary.json back (the review app and tests use this)."""
+        if data.get("version") != REPORT_VERSION:
+            raise ValueError(
+                f"run report version {data.get('version')!r} is not {REPORT_VERSION}; "
+                "it was written by another onmodel version."
+            )
+        values = dict(data)
+        values["products"] = [
+            ProductOutcome(**{**p, "jobs": [JobOutcome(**j) for j in p.get("jobs", [])]})
+            for p in data.get("products", [])
+        ]
+        values["rejects"] = [RejectRecord(**r) for r in data.get("rejects", [])]
+        return cls(**values)
+
+
+def manifest_rows(report: RunReport) -> list[dict[str, Any]]:
+    """One row per CSV reject, per product and per job: every input ends in exactly one state."""
+    rows: list[dict[str, Any]] = []
+    common = {"renderer": report.renderer, "fingerprint": report.fingerprint, "run_id": report.run_id}
+    for reject in report.rejects:
+        if reject.product_level:
+            continue  # the product row below carries it
+        rows.append(
+            {
+                "kind": "row",
+                "row": reject.row,
+                "sku": reject.sku,
+                "state": "rejected",
+                "reason": f"{reject.column}: {reject.reason}",
+                **common,
+            }
+        )
+    for product in report.products:
+        rows.append(
+            {
+                "kind": "product",
+                "row": product.row,
+                "sku": product.sku,
+                "state": product.state,
+                "reason": product.reason,
+                "flags": product.flags,
+                "sheet": product.sheet,
+                **common,
+            }
+        )
+        for job in product.jobs:
+            rows.append(
+                {
+                    "kind": "job",
+                    "row": product.row,
+                    "sku": job.sku,
+                    "job_id": job.job_id,
+                    "pose": job.pose,
+                    "variant": job.variant,
+                    "seed": job.seed,
+                    "state": job.state,
+                    "reason": job.reason,
+                    "flags": job.flags,
+                    "output": job.output,
+                    "sidecar": job.sidecar,
+                    **common,
+                }
+            )
+    return rows
+
+
+def reject_rows(report: RunReport) -> list[dict[str, Any]]:
+    """rejects.csv: every reject, CSV-level and product-level."""
+    return [asdict(reject) for reject in report.rejects]
+
+
+def csv_text(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
+    """CSV with a fixed column order; values that are lists are joined with '|'."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "|".join(v) if isinstance(v, list | tuple) else v for k, v in row.items()})
+    return buffer.getvalue()

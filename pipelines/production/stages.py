@@ -1,0 +1,428 @@
+"""The product pipeline, declared once: prepare a product, place its jobs, render on a device, finish.
+
+fetch -> hash -> skip -> decode -> segment -> crop (prepare_product) -> place -> masks (place_jobs)
+-> render (render_on_device, the only call that needs the device) -> preset -> encode -> write -> record
+(finish_job). The Prefect tasks, `onmodel reproduce`, the benchmarks' plain loop and the workers call these
+functions; none of them re-implements a step. No Prefect here: models, storage and the job store come in
+through `Resources`, built once per process by the caller.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from catalog import ImageFetchError, JobStore, fetch_image_bytes
+from catalog.schema import ProductRecord
+from pipelines.contact_sheet import Tile, make_contact_sheet
+from pipelines.errors import InputError, RenderError
+from pipelines.finish import finish_image
+from pipelines.image_io import encode_jpeg, encode_png, load_image_bytes
+from pipelines.metadata import ImageMetadata
+from pipelines.poses import Pose
+from pipelines.prepare import image_hash, prepare_cutout
+from pipelines.presets import Preset
+from pipelines.production.layout import OutputLayout, Storage, read_json, sidecar_key, write_json
+from pipelines.production.outcomes import JobOutcome, ProductOutcome, RejectRecord
+from pipelines.production.plan import JobPlan, plan_product
+from pipelines.production.profile import Profile, code_version
+from pipelines.render_inputs import JobSpec, PlacementSettings, build_render_jobs
+from pipelines.renderers.base import RenderedImage, Renderer, RenderJob
+from pipelines.segmentation.base import Segmenter
+
+SHEET_COLUMNS = 4
+SHEET_TILE_WIDTH = 256
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every stage of one run shares: small, picklable, no models or connections."""
+
+    run_id: str
+    profile: Profile
+    fingerprint: str
+    device: str = "cpu"
+    force: bool = False
+    csv_dir: str = ""
+
+    @property
+    def placement(self) -> PlacementSettings:
+        return PlacementSettings(self.profile.canvas, self.profile.erode_px, self.profile.feather_px)
+
+
+class Models(Protocol):
+    """Loaded models, once per process (or Dask worker): the caller owns the cache."""
+
+    def segmenter(self, backend: str, options: Mapping[str, Any], device: str) -> Segmenter: ...
+
+    def renderer(
+        self, name: str, options: Mapping[str, Any], device: str
+    ) -> tuple[Renderer, AbstractContextManager[Any]]:
+        """The resident renderer and the lease that keeps two batches off its device at once."""
+        ...
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Where one output folder's files and job states live, and the loaded models and libraries."""
+
+    storage: Storage
+    store: JobStore
+    models: Models
+    poses: Mapping[str, Pose]
+    presets: Mapping[str, Preset]
+    layout: OutputLayout = OutputLayout()
+
+
+@dataclass
+class PreparedProduct:
+    """A product after fetch + segment: where its cutout is and which of its jobs are still to do."""
+
+    record: ProductRecord
+    image_hash: str = ""
+    cutout: str = ""  # storage key
+    source: str = ""  # storage key of the source thumbnail
+    flags: list[str] = field(default_factory=list)
+    todo: list[JobPlan] = field(default_factory=list)
+    skipped: list[JobOutcome] = field(default_factory=list)
+    rejected: RejectRecord | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One job of a render batch with the product facts it needs (keys, not pixels)."""
+
+    plan: JobPlan
+    product: PreparedProduct
+
+
+@dataclass(frozen=True)
+class PlacedJob:
+    """A job on its pose canvas, ready for the device, with the placement's quality flags."""
+
+    item: BatchItem
+    job: RenderJob
+    flags: tuple[str, ...]
+
+
+def attributes(record: ProductRecord) -> dict[str, str]:
+    """The product facts prompts and captions use."""
+    return {
+        "title": record.title,
+        "color": record.color,
+        "gender": record.gender,
+        "category": record.category,
+    }
+
+
+# 1. Prepare a product -------------------------------------------------------------------------------------
+
+
+def prepare_product(record: ProductRecord, ctx: RunContext, res: Resources) -> PreparedProduct:
+    """Fetch, hash, skip what is done, decode, segment and save the cutout; bad input comes back rejected.
+
+    Transient faults (a fetch that timed out after its own retries) are raised for the caller to retry.
+    """
+    prepared = PreparedProduct(record=record)
+    layout = res.layout
+    timer = time.perf_counter()
+    # 1. Fetch the bytes (a local file under allowed roots, or an allow-listed URL) and hash them.
+    try:
+        data = fetch_image_bytes(record.image, ctx.profile.image_policy(ctx.csv_dir))
+    except ImageFetchError as error:
+        return _rejected(prepared, str(error))
+    prepared.image_hash = image_hash(data)
+    # 2. Plan the jobs and keep those already produced with this photo and config (no decode for them).
+    plans = plan_product(record, ctx.profile)
+    states = res.store.get_many([plan.job_id for plan in plans])
+    for plan in plans:
+        state = states.get(plan.job_id)
+        if (
+            ctx.force
+            or state is None
+            or not state.is_current(prepared.image_hash, ctx.fingerprint)
+            or not all(res.storage.exists(key) for key in state.outputs)
+        ):
+            prepared.todo.append(plan)
+            continue
+        prepared.skipped.append(
+            JobOutcome(
+                plan.job_id,
+                plan.sku,
+                plan.pose,
+                plan.variant,
+                state.seed if state.seed is not None else plan.seed,
+                "skipped",
+                reason="already produced with this image and config",
+                output=state.outputs[0],
+                sidecar=state.outputs[1] if len(state.outputs) > 1 else sidecar_key(state.outputs[0]),
+                flags=list(state.flags),
+            )
+        )
+    prepared.cutout, prepared.source = layout.cutout(record.sku), layout.source_thumbnail(record.sku)
+    record_key = layout.cutout_record(record.sku)
+    if not prepared.todo and res.storage.exists(prepared.cutout) and res.storage.exists(record_key):
+        # Nothing to render: the cutout's quality flags come from its record, made from this very photo.
+        recorded = read_json(res.storage, record_key)
+        if recorded.get("image_sha256") == prepared.image_hash:
+            prepared.flags.extend(recorded.get("flags", []))
+            return prepared
+    prepared.seconds["load"] = time.perf_counter() - timer
+    # 3. Decode robustly and cut the garment out (a supplied alpha channel is used as is).
+    timer = time.perf_counter()
+    profile = ctx.profile
+    segmenter = res.models.segmenter(profile.segmentation_backend, profile.segmentation_options, ctx.device)
+    try:
+        cutout = prepare_cutout(data, segmenter, max_pixels=profile.max_pixels, name=record.image.raw)
+    except InputError as error:
+        return _rejected(prepared, str(error))
+    prepared.flags.extend(cutout.flags)
+    prepared.seconds["segment"] = time.perf_counter() - timer
+    # 4. Save the cutout, the source thumbnail for the contact sheet, and the cutout's record.
+    timer = time.perf_counter()
+    res.storage.write_bytes(prepared.cutout, encode_png(cutout.rgba, compress_level=1))
+    res.storage.write_bytes(prepared.source, encode_jpeg(cutout.thumbnail, quality=85))
+    write_json(res.storage, record_key, {"image_sha256": prepared.image_hash, "flags": prepared.flags})
+    prepared.seconds["save_cutout"] = time.perf_counter() - timer
+    return prepared
+
+
+def _rejected(prepared: PreparedProduct, reason: str) -> PreparedProduct:
+    record = prepared.record
+    prepared.rejected = RejectRecord(record.row, record.sku, "image", reason, product_level=True)
+    prepared.todo, prepared.skipped = [], []  # a rejected product has no jobs
+    return prepared
+
+
+# 2. Place a batch's jobs (CPU) ----------------------------------------------------------------------------
+
+
+def place_jobs(
+    items: Sequence[BatchItem], ctx: RunContext, res: Resources
+) -> tuple[list[PlacedJob], list[JobOutcome]]:
+    """Every job on its pose canvas with masks and control image; a product whose placement fails fails alone.
+
+    Each cutout is read once and placed once per pose (variants share the placement).
+    """
+    placed: list[PlacedJob] = []
+    failed: list[JobOutcome] = []
+    by_product: dict[str, list[BatchItem]] = {}
+    for item in items:
+        by_product.setdefault(item.product.record.sku, []).append(item)
+    for group in by_product.values():
+        product = group[0].product
+        record = product.record
+        try:
+            cutout = load_image_bytes(res.storage.read_bytes(product.cutout), name=product.cutout)
+            built = build_render_jobs(
+                sku=record.sku,
+                cutout_rgba=cutout,
+                garment_class=record.garment_class.value,
+                specs=[JobSpec(i.plan.job_id, i.plan.pose, i.plan.variant, i.plan.seed) for i in group],
+                poses=res.poses,
+                settings=ctx.placement,
+                prompt=record.prompt,
+                negative_prompt=record.negative_prompt,
+                attributes=attributes(record),
+            )
+        except ValueError as error:  # a step's check_inputs or an InputError: this product's input
+            failed.extend(record_failed_job(item, f"placement failed: {error}", ctx, res) for item in group)
+            continue
+        placed.extend(PlacedJob(item, job, flags) for item, (job, flags) in zip(group, built, strict=True))
+    return placed, failed
+
+
+# 3. Render on the device (the only device-bound call) -----------------------------------------------------
+
+
+def render_on_device(
+    renderer: Renderer, lease: AbstractContextManager[Any], jobs: Sequence[RenderJob]
+) -> tuple[dict[str, RenderedImage], dict[str, str]]:
+    """Render a batch holding the device lease; (images, failure reasons) by job id.
+
+    A RenderError or InputError of the batch renders the jobs one by one, so only the job that breaks fails.
+    TransientError (device lost, busy, out of memory) is raised for the caller to retry; anything else is a
+    bug and is raised too.
+    """
+    try:
+        with lease:
+            return {image.job_id: image for image in renderer(jobs)}, {}
+    except (RenderError, InputError) as error:
+        if len(jobs) == 1:
+            return {}, {jobs[0].job_id: f"render failed: {error}"}
+    rendered: dict[str, RenderedImage] = {}
+    failures: dict[str, str] = {}
+    for job in jobs:
+        try:
+            with lease:
+                rendered.update({image.job_id: image for image in renderer([job])})
+        except (RenderError, InputError) as error:
+            failures[job.job_id] = f"render failed: {error}"
+    return rendered, failures
+
+
+# 4. Finish a rendered image (CPU) -------------------------------------------------------------------------
+
+
+def job_metadata(
+    item: BatchItem,
+    rendered: RenderedImage,
+    renderer_info: dict[str, Any],
+    flags: Sequence[str],
+    ctx: RunContext,
+) -> ImageMetadata:
+    """Everything needed to regenerate one image (`onmodel reproduce` reads this back)."""
+    record = item.product.record
+    return ImageMetadata(
+        job_id=item.plan.job_id,
+        sku=record.sku,
+        row=record.row,
+        pose=item.plan.pose,
+        variant=item.plan.variant,
+        seed=rendered.seed,
+        planned_seed=item.plan.seed,
+        garment_class=record.garment_class.value,
+        source_image=record.image.raw,
+        source_path=str(record.image.path) if record.image.path else "",
+        source_url=record.image.url or "",
+        source_sha256=item.product.image_hash,
+        preset=ctx.profile.preset,
+        config_fingerprint=ctx.fingerprint,
+        code_version=code_version(),
+        run_id=ctx.run_id,
+        profile=ctx.profile.data,
+        renderer=renderer_info,
+        render_params=rendered.params,
+        prompt=record.prompt,
+        negative_prompt=record.negative_prompt,
+        attributes=attributes(record),
+        flags=list(flags),
+    )
+
+
+def finish_job(
+    placed: PlacedJob,
+    rendered: RenderedImage,
+    renderer_info: dict[str, Any],
+    ctx: RunContext,
+    res: Resources,
+) -> JobOutcome:
+    """Apply the run's preset, write image + JSON sidecar atomically, then record the job as produced."""
+    item = placed.item
+    flags = [*placed.flags, *rendered.flags]
+    preset = res.presets[ctx.profile.preset]
+    # 1. Preset, encoding and metadata: the same function reproduce uses.
+    finished = finish_image(rendered.image, preset, job_metadata(item, rendered, renderer_info, flags, ctx))
+    # 2. Image first, sidecar second, state last: a crash in between leaves a job that simply re-renders.
+    stem = res.layout.image_stem(preset.name, item.plan.sku, item.plan.job_id)
+    image_key = f"{stem}.{finished.extension}"
+    res.storage.write_bytes(image_key, finished.data)
+    res.storage.write_bytes(sidecar_key(image_key), (finished.metadata.to_json() + "\n").encode("utf-8"))
+    res.store.record_produced(
+        item.plan.job_id,
+        sku=item.plan.sku,
+        image_hash=item.product.image_hash,
+        fingerprint=ctx.fingerprint,
+        outputs=[image_key, sidecar_key(image_key)],
+        seed=rendered.seed,
+        flags=flags,
+    )
+    return JobOutcome(
+        item.plan.job_id,
+        item.plan.sku,
+        item.plan.pose,
+        item.plan.variant,
+        rendered.seed,
+        "produced",
+        output=image_key,
+        sidecar=sidecar_key(image_key),
+        flags=flags,
+    )
+
+
+def record_failed_job(item: BatchItem, reason: str, ctx: RunContext, res: Resources) -> JobOutcome:
+    """A failed job, recorded in the job store so the next run tries it again."""
+    res.store.record_failed(
+        item.plan.job_id,
+        sku=item.plan.sku,
+        image_hash=item.product.image_hash,
+        fingerprint=ctx.fingerprint,
+        reason=reason,
+        seed=item.plan.seed,
+    )
+    return JobOutcome(
+        item.plan.job_id, item.plan.sku, item.plan.pose, item.plan.variant, item.plan.seed, "failed", reason
+    )
+
+
+# 2-4 together: one micro-batch ----------------------------------------------------------------------------
+
+
+def render_batch(items: Sequence[BatchItem], ctx: RunContext, res: Resources) -> list[JobOutcome]:
+    """Place (CPU), render (device lease only around the render call), finish (CPU); outcomes in item order."""
+    outcomes: dict[str, JobOutcome] = {}
+    # 1. Placement and masks.
+    started = time.perf_counter()
+    placed, failed = place_jobs(items, ctx, res)
+    outcomes.update({outcome.job_id: outcome for outcome in failed})
+    place_s = (time.perf_counter() - started) / max(1, len(items))
+    render_s = finish_s = 0.0
+    if placed:
+        # 2. The device call.
+        profile = ctx.profile
+        renderer, lease = res.models.renderer(profile.renderer_name, profile.renderer_options, ctx.device)
+        started = time.perf_counter()
+        rendered, failures = render_on_device(renderer, lease, [p.job for p in placed])
+        render_s = (time.perf_counter() - started) / len(placed)
+        # 3. Preset, encoding, atomic writes and the state record.
+        renderer_info = renderer.describe()
+        started = time.perf_counter()
+        for job in placed:
+            job_id = job.item.plan.job_id
+            if job_id in failures:
+                outcomes[job_id] = record_failed_job(job.item, failures[job_id], ctx, res)
+            else:
+                outcomes[job_id] = finish_job(job, rendered[job_id], renderer_info, ctx, res)
+        finish_s = (time.perf_counter() - started) / len(placed)
+    for item in items:
+        outcome = outcomes[item.plan.job_id]
+        outcome.timings.update(place_masks=place_s)
+        if outcome.state == "produced":
+            outcome.timings.update(render=render_s, write=finish_s)
+    return [outcomes[item.plan.job_id] for item in items]
+
+
+# 5. The product's contact sheet ---------------------------------------------------------------------------
+
+
+def publish_sheet(product: ProductOutcome, prepared: PreparedProduct, ctx: RunContext, res: Resources) -> str:
+    """One contact sheet per product: source photo and cutout first, then every pose and variant; its key."""
+    storage = res.storage
+    tiles: list[Tile] = []
+    if prepared.source and storage.exists(prepared.source):
+        source = load_image_bytes(storage.read_bytes(prepared.source), name=prepared.source)
+        tiles.append(Tile(image=source, caption=["source photo", f"row {product.row}"], flags=[]))
+    if prepared.cutout and storage.exists(prepared.cutout):
+        cutout = load_image_bytes(storage.read_bytes(prepared.cutout), name=prepared.cutout)
+        tiles.append(Tile(image=cutout, caption=["cutout"], flags=list(prepared.flags)))
+    width, height = ctx.profile.canvas
+    for job in product.jobs:
+        caption = [f"{job.pose} · v{job.variant}", f"seed {job.seed}"]
+        if job.state == "failed":
+            blank = np.full((height, width, 3), 235, np.uint8)
+            tiles.append(Tile(image=blank, caption=caption, flags=["FAILED: " + job.reason[:80]]))
+        elif job.output and storage.exists(job.output):
+            image = load_image_bytes(storage.read_bytes(job.output), name=job.output)
+            tiles.append(Tile(image=image, caption=caption, flags=list(job.flags)))
+    record = prepared.record
+    title = f"{record.sku} · {record.title}" if record.title else record.sku
+    sheet = make_contact_sheet(title, tiles, columns=SHEET_COLUMNS, tile_width=SHEET_TILE_WIDTH)
+    key = res.layout.sheet(record.sku)
+    storage.write_bytes(key, encode_jpeg(sheet, quality=88))
+    return key

@@ -1,0 +1,137 @@
+"""Validate a run before any work: the profile, the preset, the device, then the CSV with the run's image policy.
+
+One `validate(csv, profile)` serves `onmodel validate`, the flow and the upload endpoint, so they can never
+give two verdicts on one CSV. `start_run` is what a run does first: everything checked, nothing loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from catalog import read_catalog
+from catalog.schema import CatalogReadResult, ProductRecord
+from pipelines.poses import Pose
+from pipelines.presets import Preset
+from pipelines.production.outcomes import RejectRecord
+from pipelines.production.profile import Profile, ProfileError
+from pipelines.production.stages import RunContext
+from pipelines.renderers import check_renderer_options
+from pipelines.segmentation import check_segmentation_options
+
+DEVICE_PATTERN = re.compile(r"^(cpu|cuda|cuda:\d+)$")
+
+
+class RunConfigError(ValueError):
+    """A run that cannot start (unknown preset, device, pose); the message says what to write instead."""
+
+
+def check_device(device: str) -> str:
+    """'cpu', 'cuda' or 'cuda:N'; anything else is a RunConfigError naming the accepted forms."""
+    text = str(device).strip().lower()
+    if not DEVICE_PATTERN.match(text):
+        raise RunConfigError(
+            f"device {device!r} is not a device; use cpu, cuda (the first GPU) or cuda:N (e.g. cuda:1)."
+        )
+    return text
+
+
+def check_run(
+    profile: Profile, *, device: str, presets: Mapping[str, Preset], poses: Mapping[str, Pose]
+) -> None:
+    """Everything a run needs from its profile, checked without loading weights or reading the CSV."""
+    source = str(profile.path or profile.name)
+    # 1. The device string.
+    check_device(device)
+    # 2. The output preset (from the profile or --preset).
+    if profile.preset not in presets:
+        raise RunConfigError(
+            f"preset {profile.preset!r} is not in presets.yaml; choose one of: {', '.join(sorted(presets))}."
+        )
+    # 3. Every default pose exists in the pose library.
+    for garment_class in ("upper_body", "lower_body", "full_body"):
+        unknown = sorted(set(profile.default_poses(garment_class)) - set(poses))
+        if unknown:
+            raise ProfileError(
+                f"{source}: poses.{garment_class} names {unknown}, not in the pose library "
+                f"({', '.join(sorted(poses))})."
+            )
+    # 4. Renderer and segmentation options, validated by their own families (no imports of torch or rembg).
+    if profile.batch_size < 1:
+        raise ProfileError(f"{source}: renderer.batch_size must be >= 1; got {profile.batch_size}.")
+    try:
+        check_renderer_options(profile.renderer_name, profile.renderer_options, device)
+        check_segmentation_options(profile.segmentation_backend, profile.segmentation_options, device)
+    except ValueError as error:
+        raise ProfileError(f"{source}: {error}") from error
+
+
+def validate(csv_path: Path | str, profile: Profile, *, poses: Mapping[str, Pose]) -> CatalogReadResult:
+    """Read and validate a product CSV as a run of this profile would (its image policy, the pose library)."""
+    path = Path(csv_path)
+    csv_dir = str(path.resolve().parent)
+    return read_catalog(path, profile.image_policy(csv_dir), known_poses=set(poses))
+
+
+def pose_library_digest(poses: Mapping[str, Pose]) -> str:
+    """A stable digest of the pose keypoints (part of the config fingerprint)."""
+    blob = json.dumps({name: pose.keypoints.round(5).tolist() for name, pose in sorted(poses.items())})
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """A validated run: its context, the products to make, the CSV's rejects."""
+
+    ctx: RunContext
+    csv_path: str
+    dialect: str
+    started_at: str
+    records: list[ProductRecord] = field(default_factory=list)
+    rejects: list[RejectRecord] = field(default_factory=list)
+    unknown_only: tuple[str, ...] = ()  # --only SKUs this CSV does not produce
+
+
+def start_run(
+    csv_path: Path | str,
+    profile: Profile,
+    *,
+    device: str,
+    force: bool,
+    only: Sequence[str] | None,
+    presets: Mapping[str, Preset],
+    poses: Mapping[str, Pose],
+) -> RunStart:
+    """Check the run, then read the CSV: good records (filtered by --only) and its rejects."""
+    # 1. The run itself, before any file is read.
+    check_run(profile, device=device, presets=presets, poses=poses)
+    # 2. The CSV, with the same validation as `onmodel validate`.
+    result = validate(csv_path, profile, poses=poses)
+    wanted = set(only or ())
+    records = [r for r in result.records if not wanted or r.sku in wanted]
+    ctx = RunContext(
+        run_id=new_run_id(),
+        profile=profile,
+        fingerprint=profile.fingerprint(pose_library_digest(poses)),
+        device=check_device(device),
+        force=force,
+        csv_dir=str(Path(csv_path).resolve().parent),
+    )
+    return RunStart(
+        ctx=ctx,
+        csv_path=str(csv_path),
+        dialect=result.dialect,
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        records=records,
+        rejects=[RejectRecord.from_reject(reject) for reject in result.rejects],
+        unknown_only=tuple(sorted(wanted - {r.sku for r in records})),
+    )

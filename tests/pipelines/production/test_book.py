@@ -1,0 +1,149 @@
+"""The run book: batches across products, products complete once all their jobs are in, nothing lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from catalog.schema import GarmentClass, ImageRef, ProductRecord
+from pipelines.production.book import ProgressEvent, RunBook
+from pipelines.production.outcomes import JobOutcome, RejectRecord
+from pipelines.production.plan import JobPlan, job_id_for
+from pipelines.production.stages import BatchItem, PreparedProduct
+
+POSES = ("front", "walking")
+
+
+def _record(sku: str, row: int) -> ProductRecord:
+    return ProductRecord(
+        sku, ImageRef(raw=f"{sku}.png", path=Path(f"{sku}.png")), "t-shirt", GarmentClass.UPPER, row
+    )
+
+
+def _prepared(sku: str, row: int, todo: int, skipped: int = 0) -> PreparedProduct:
+    plans = [
+        JobPlan(job_id_for(sku, POSES[i % 2], i // 2), sku, POSES[i % 2], i // 2, i)
+        for i in range(todo + skipped)
+    ]
+    done = [JobOutcome(p.job_id, sku, p.pose, p.variant, p.seed, "skipped") for p in plans[todo:]]
+    return PreparedProduct(
+        _record(sku, row), image_hash="h", flags=["touches_border"], todo=plans[:todo], skipped=done
+    )
+
+
+def _book(
+    records: list[ProductRecord], batch_size: int = 3, events: list[ProgressEvent] | None = None
+) -> RunBook:
+    return RunBook(
+        records,
+        batch_size=batch_size,
+        default_poses=lambda garment_class: POSES,
+        on_progress=events.append if events is not None else None,
+    )
+
+
+def _produced(batch: list[BatchItem]) -> list[JobOutcome]:
+    return [
+        JobOutcome(i.plan.job_id, i.plan.sku, i.plan.pose, i.plan.variant, i.plan.seed, "produced")
+        for i in batch
+    ]
+
+
+def test_batches_fill_across_products_and_the_rest_is_flushed() -> None:
+    book = _book([_record("A", 2), _record("B", 3)])
+    assert book.product_prepared(_prepared("A", 2, todo=2)) == []
+    [batch] = book.product_prepared(_prepared("B", 3, todo=2))
+    assert [(i.plan.sku, i.plan.job_id) for i in batch] == [
+        ("A", "A__front__v0"),
+        ("A", "A__walking__v0"),
+        ("B", "B__front__v0"),
+    ]
+    [rest] = book.remaining_batches()
+    assert [i.plan.job_id for i in rest] == ["B__walking__v0"]
+    assert book.remaining_batches() == []
+
+
+def test_a_product_completes_once_its_last_job_is_in_with_jobs_in_pose_order() -> None:
+    book = _book([_record("A", 2)], batch_size=2)
+    batches = book.product_prepared(_prepared("A", 2, todo=4))
+    assert len(batches) == 2
+    book.batch_done(list(reversed(_produced(batches[1]))))
+    assert book.take_complete() == [] and not book.finished
+    book.batch_done(_produced(batches[0]))
+    [(product, prepared)] = book.take_complete()
+    assert product.state == "produced" and product.flags == ["touches_border"] and prepared.record.sku == "A"
+    assert [(j.pose, j.variant) for j in product.jobs] == [
+        ("front", 0),
+        ("front", 1),
+        ("walking", 0),
+        ("walking", 1),
+    ]
+    assert book.take_complete() == [] and book.finished
+
+
+def test_a_product_with_nothing_to_do_is_complete_at_once_as_skipped() -> None:
+    book = _book([_record("A", 2)])
+    assert book.product_prepared(_prepared("A", 2, todo=0, skipped=2)) == []
+    [(product, _prepared_product)] = book.take_complete()
+    assert product.state == "skipped" and len(product.jobs) == 2
+    book.sheet_done("A", "sheets/A.jpg")
+    assert book.products()[0].sheet == "sheets/A.jpg"
+
+
+def test_failed_job_fails_the_product_with_its_reason() -> None:
+    book = _book([_record("A", 2)], batch_size=2)
+    [batch] = book.product_prepared(_prepared("A", 2, todo=2))
+    outcomes = _produced(batch)
+    outcomes[1].state, outcomes[1].reason = "failed", "render failed: black image"
+    book.batch_done(outcomes)
+    [(product, _p)] = book.take_complete()
+    assert product.state == "failed" and product.reason == "render failed: black image"
+
+
+def test_rejected_and_failed_products_are_recorded_and_ordered_by_row() -> None:
+    csv_reject = RejectRecord(5, "C", "category", "unknown")
+    book = RunBook(
+        [_record("B", 3), _record("A", 2)], batch_size=2, default_poses=lambda c: POSES, rejects=[csv_reject]
+    )
+    rejected = _prepared("B", 3, todo=0)
+    rejected.rejected = RejectRecord(3, "B", "image", "not an image", product_level=True)
+    book.product_prepared(rejected)
+    book.product_failed(_record("A", 2), "preparation failed after 2 retries: TimeoutError")
+    products = book.products()
+    assert [(p.sku, p.state, p.column) for p in products] == [("A", "failed", ""), ("B", "rejected", "image")]
+    assert book.rejects == [csv_reject, rejected.rejected]
+    assert book.take_complete() == []  # neither gets a contact sheet
+
+
+def test_nothing_is_lost_an_unfinished_book_refuses_to_report() -> None:
+    book = _book([_record("A", 2), _record("B", 3)], batch_size=8)
+    book.product_prepared(_prepared("A", 2, todo=1))
+    with pytest.raises(RuntimeError, match="not finished"):
+        book.products()
+
+
+def test_a_job_that_was_never_planned_is_refused() -> None:
+    book = _book([_record("A", 2)], batch_size=1)
+    [batch] = book.product_prepared(_prepared("A", 2, todo=1))
+    book.batch_done(_produced(batch))
+    with pytest.raises(ValueError, match="expects no more jobs"):
+        book.batch_done(_produced(batch))
+
+
+def test_progress_events_count_products_and_jobs() -> None:
+    events: list[ProgressEvent] = []
+    book = _book([_record("A", 2), _record("B", 3)], batch_size=4, events=events)
+    book.product_prepared(_prepared("A", 2, todo=1, skipped=1))
+    book.product_prepared(_prepared("B", 3, todo=2))
+    [batch] = book.remaining_batches()
+    book.batch_done(_produced(batch))
+    prepare = [(e.done, e.total) for e in events if e.stage == "prepare"]
+    render = [(e.done, e.total) for e in events if e.stage == "render"]
+    assert prepare == [(1, 2), (2, 2)]
+    assert render[0] == (1, 2) and render[-1] == (4, 4)
+
+
+def test_batch_size_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        _book([], batch_size=0)

@@ -1,0 +1,46 @@
+"""Output storage: keys only, atomic writes that leave nothing behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipelines.production.layout import LocalStorage, OutputLayout, Storage, sidecar_key
+
+
+def test_atomic_write_leaves_no_temp_files_and_replaces(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    storage.write_bytes("sub/f.bin", b"one")
+    storage.write_bytes("sub/f.bin", b"two")
+    assert storage.read_bytes("sub/f.bin") == b"two" and storage.exists("sub/f.bin")
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["f.bin"]
+    assert isinstance(storage, Storage)
+
+
+def test_atomic_write_failure_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = LocalStorage(tmp_path)
+    storage.write_bytes("f.bin", b"old")
+
+    def broken_replace(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("pipelines.image_io.os.replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        storage.write_bytes("f.bin", b"new")
+    assert storage.read_bytes("f.bin") == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+@pytest.mark.parametrize("key", ["/etc/passwd", "../outside.png", "images/../../x", ""])
+def test_keys_stay_inside_the_output_folder(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ValueError, match="inside the output folder"):
+        LocalStorage(tmp_path).write_bytes(key, b"x")
+
+
+def test_layout_keys_are_stable_and_safe_for_dotted_skus() -> None:
+    layout = OutputLayout()
+    stem = layout.image_stem("master", "A.1", "A.1__front__v0")
+    assert stem == "images/master/A.1/A.1__front__v0"
+    assert sidecar_key(stem + ".png") == "images/master/A.1/A.1__front__v0.json"
+    assert layout.sheet("A.1") == "sheets/A.1.jpg" and layout.run_summary("r1") == "runs/r1/summary.json"

@@ -1,0 +1,108 @@
+"""Run outcomes: product states, counts, manifest rows and the report's round trip."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from pipelines.production.outcomes import (
+    MANIFEST_COLUMNS,
+    JobOutcome,
+    ProductOutcome,
+    RejectRecord,
+    RunReport,
+    csv_text,
+    manifest_rows,
+    product_state,
+)
+
+
+def _job(state: str, variant: int = 0) -> JobOutcome:
+    return JobOutcome(
+        f"A__front__v{variant}",
+        "A",
+        "front",
+        variant,
+        7,
+        state,  # type: ignore[arg-type]
+        reason="boom" if state == "failed" else "",
+        flags=["garment_upscaled"],
+    )
+
+
+def _report(products: list[ProductOutcome], rejects: list[RejectRecord]) -> RunReport:
+    return RunReport(
+        run_id="r",
+        out_dir="out",
+        csv="in/products.csv",
+        dialect="onmodel",
+        profile="demo",
+        renderer="draft",
+        preset="master",
+        fingerprint="f",
+        started_at="2026-12-02T00:00:00+00:00",
+        seconds=1.5,
+        products=products,
+        rejects=rejects,
+    )
+
+
+@pytest.mark.parametrize(
+    ("states", "expected"),
+    [
+        (["produced", "skipped"], "produced"),
+        (["skipped", "skipped"], "skipped"),
+        (["produced", "failed"], "failed"),
+        (["skipped", "failed"], "failed"),
+    ],
+)
+def test_product_state(states: list[str], expected: str) -> None:
+    assert product_state([_job(s, i) for i, s in enumerate(states)]) == expected
+
+
+def test_manifest_has_one_row_per_reject_product_and_job() -> None:
+    products = [
+        ProductOutcome("A", 2, "failed", jobs=[_job("produced", 0), _job("failed", 1)]),
+        ProductOutcome("B", 4, "rejected", reason="not an image", column="image"),
+    ]
+    rejects = [
+        RejectRecord(3, "C", "category", "unknown"),
+        RejectRecord(4, "B", "image", "not an image", product_level=True),
+    ]
+    report = _report(products, rejects)
+    parsed = list(csv.DictReader(io.StringIO(csv_text(MANIFEST_COLUMNS, manifest_rows(report)))))
+    assert [(r["kind"], r["row"], r["state"]) for r in parsed] == [
+        ("row", "3", "rejected"),
+        ("product", "2", "failed"),
+        ("job", "2", "produced"),
+        ("job", "2", "failed"),
+        ("product", "4", "rejected"),
+    ]
+    assert parsed[2]["flags"] == "garment_upscaled" and parsed[0]["reason"] == "category: unknown"
+    assert report.counts == {
+        "products": 2,
+        "rejected": 2,
+        "produced": 1,
+        "skipped": 0,
+        "failed": 1,
+        "jobs": 2,
+    }
+    assert report.exit_code == 1
+
+
+def test_a_product_that_failed_before_planning_counts_as_one_failure() -> None:
+    report = _report([ProductOutcome("A", 2, "failed", reason="preparation failed after 2 retries")], [])
+    assert report.counts["failed"] == 1 and report.exit_code == 1
+    assert _report([ProductOutcome("A", 2, "skipped", jobs=[_job("skipped")])], []).exit_code == 0
+
+
+def test_report_round_trips_through_its_dict() -> None:
+    products = [ProductOutcome("A", 2, "produced", sheet="sheets/A.jpg", jobs=[_job("produced")])]
+    report = _report(products, [RejectRecord(3, "C", "category", "unknown")])
+    again = RunReport.from_dict(report.to_dict())
+    assert again == report
+    assert isinstance(again.products[0].jobs[0], JobOutcome) and isinstance(again.rejects[0], RejectRecord)
+    with pytest.raises(ValueError, match="version"):
+        RunReport.from_dict({**report.to_dict(), "version": 99})
