@@ -125,7 +125,7 @@ def produce_catalog(
     for sku, sheet in sheets.items():
         try:
             book.sheet_done(sku, sheet.result())
-        except Exception as error:  # noqa: BLE001 - a missing sheet is reported on the product, images stay
+        except ValueError as error:  # a step's bad input (an unreadable image): reported, the images stay
             book.sheet_failed(sku, str(error))
     # 4. The run report: manifest, rejects, summary.json, index, then the Prefect artifacts.
     report = build_report(run, book, out_dir, time.perf_counter() - started)

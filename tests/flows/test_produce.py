@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 
 from flows.cli import main
-from flows.produce import run_catalog
+from flows.produce import produce_catalog, run_catalog
 from pipelines.image_io import load_image, read_png_text, write_png_atomic
+from pipelines.production.book import ProgressEvent
 from tests.flows.helpers import small_profile, write_csv, write_flatlays
 
 
@@ -177,3 +179,19 @@ def test_jpeg_preset_image_reproduces_identically(tmp_path: Path, capsys: pytest
     assert main(["reproduce", str(image), "--check"]) == 0
     assert "identical" in capsys.readouterr().out
     assert np.array_equal(load_image(image.with_name(f"{image.stem}.reproduced.jpg")), load_image(image))
+
+
+def test_progress_reaches_the_callback_of_whoever_started_the_run(tmp_path: Path) -> None:
+    """Progress is a callback of the caller (the CLI's bar), not a flow parameter."""
+    rows = write_flatlays(tmp_path / "in", 2)
+    csv_path = write_csv(tmp_path / "in" / "products.csv", rows)
+    events: list[ProgressEvent] = []
+    run_catalog(
+        str(csv_path),
+        str(small_profile(tmp_path, variants=1)),
+        str(tmp_path / "out"),
+        on_progress=events.append,
+    )
+    assert [(e.done, e.total) for e in events if e.stage == "prepare"][-1] == (2, 2)
+    assert [(e.done, e.total) for e in events if e.stage == "render"][-1] == (4, 4)
+    assert "on_progress" not in inspect.signature(produce_catalog.fn).parameters

@@ -147,3 +147,15 @@ def test_progress_events_count_products_and_jobs() -> None:
 def test_batch_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="batch_size"):
         _book([], batch_size=0)
+
+
+def test_a_failed_contact_sheet_is_a_flag_on_the_product_not_a_lost_product() -> None:
+    book = _book([_record("A", 2)])
+    book.product_prepared(_prepared("A", 2, todo=0, skipped=1))
+    book.take_complete()
+    book.sheet_failed("A", "sources/A.jpg: the file is empty")
+    [product] = book.products()
+    assert (
+        product.state == "skipped"
+        and product.flags[-1] == "contact sheet failed: sources/A.jpg: the file is empty"
+    )

@@ -17,6 +17,7 @@ from pipelines.production.outcomes import (
     manifest_rows,
     product_state,
 )
+from tests.pipelines.production.reports import make_report
 
 
 def _job(state: str, variant: int = 0) -> JobOutcome:
@@ -29,23 +30,6 @@ def _job(state: str, variant: int = 0) -> JobOutcome:
         state,  # type: ignore[arg-type]
         reason="boom" if state == "failed" else "",
         flags=["garment_upscaled"],
-    )
-
-
-def _report(products: list[ProductOutcome], rejects: list[RejectRecord]) -> RunReport:
-    return RunReport(
-        run_id="r",
-        out_dir="out",
-        csv="in/products.csv",
-        dialect="onmodel",
-        profile="demo",
-        renderer="draft",
-        preset="master",
-        fingerprint="f",
-        started_at="2026-12-02T00:00:00+00:00",
-        seconds=1.5,
-        products=products,
-        rejects=rejects,
     )
 
 
@@ -71,7 +55,7 @@ def test_manifest_has_one_row_per_reject_product_and_job() -> None:
         RejectRecord(3, "C", "category", "unknown"),
         RejectRecord(4, "B", "image", "not an image", product_level=True),
     ]
-    report = _report(products, rejects)
+    report = make_report(products, rejects)
     parsed = list(csv.DictReader(io.StringIO(csv_text(MANIFEST_COLUMNS, manifest_rows(report)))))
     assert [(r["kind"], r["row"], r["state"]) for r in parsed] == [
         ("row", "3", "rejected"),
@@ -93,14 +77,14 @@ def test_manifest_has_one_row_per_reject_product_and_job() -> None:
 
 
 def test_a_product_that_failed_before_planning_counts_as_one_failure() -> None:
-    report = _report([ProductOutcome("A", 2, "failed", reason="preparation failed after 2 retries")], [])
+    report = make_report([ProductOutcome("A", 2, "failed", reason="preparation failed after 2 retries")], [])
     assert report.counts["failed"] == 1 and report.exit_code == 1
-    assert _report([ProductOutcome("A", 2, "skipped", jobs=[_job("skipped")])], []).exit_code == 0
+    assert make_report([ProductOutcome("A", 2, "skipped", jobs=[_job("skipped")])], []).exit_code == 0
 
 
 def test_report_round_trips_through_its_dict() -> None:
     products = [ProductOutcome("A", 2, "produced", sheet="sheets/A.jpg", jobs=[_job("produced")])]
-    report = _report(products, [RejectRecord(3, "C", "category", "unknown")])
+    report = make_report(products, [RejectRecord(3, "C", "category", "unknown")])
     again = RunReport.from_dict(report.to_dict())
     assert again == report
     assert isinstance(again.products[0].jobs[0], JobOutcome) and isinstance(again.rejects[0], RejectRecord)

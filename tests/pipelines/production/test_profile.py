@@ -54,3 +54,20 @@ def test_canvas_must_be_multiple_of_8(tmp_path: Path) -> None:
 def test_unknown_profile_lists_available() -> None:
     with pytest.raises(ProfileError, match="demo"):
         load_profile("no-such-profile")
+
+
+def test_code_version_reads_the_commit_from_git_files_without_git(tmp_path: Path) -> None:
+    from pipelines.production.profile import git_commit
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    git = tmp_path / ".git"
+    (git / "refs" / "heads").mkdir(parents=True)
+    (git / "HEAD").write_text("ref: refs/heads/main\n")
+    (git / "refs" / "heads" / "main").write_text(sha + "\n")
+    assert git_commit(tmp_path) == sha
+    (git / "refs" / "heads" / "main").unlink()
+    (git / "packed-refs").write_text(f"# pack-refs with: peeled\n{sha} refs/heads/main\n")
+    assert git_commit(tmp_path) == sha
+    (git / "HEAD").write_text(sha[::-1] + "\n")  # detached
+    assert git_commit(tmp_path) == sha[::-1]
+    assert git_commit(tmp_path / "not-a-checkout") == ""

@@ -7,26 +7,18 @@ from pathlib import Path
 from pipelines.production.layout import LocalStorage, read_json
 from pipelines.production.outcomes import JobOutcome, ProductOutcome, RejectRecord, RunReport
 from pipelines.production.report import publish_report, render_index
+from tests.pipelines.production.reports import make_report
 
 
 def _report() -> RunReport:
     failed = JobOutcome("A__front__v0", "A<b>", "front", 0, 7, "failed", reason="boom <i>")
-    return RunReport(
-        run_id="r1",
-        out_dir="out",
-        csv="in/products.csv",
-        dialect="onmodel",
-        profile="demo",
-        renderer="draft",
-        preset="master",
-        fingerprint="f",
-        started_at="2026-12-02T00:00:00+00:00",
-        seconds=2.0,
-        products=[
+    return make_report(
+        [
             ProductOutcome("A<b>", 2, "failed", title="Tee & co", sheet="sheets/A.jpg", jobs=[failed]),
             ProductOutcome("P-2", 3, "failed", reason="preparation failed after 2 retries"),
         ],
-        rejects=[RejectRecord(4, "X", "image", "<script>alert(1)</script>")],
+        [RejectRecord(4, "X", "image", "<script>alert(1)</script>")],
+        run_id="r1",
     )
 
 
