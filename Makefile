@@ -34,10 +34,11 @@ demo: $(VENV)/.core
 ## test: set up and run the whole test suite (what CI runs)
 test: $(VENV)/.dev $(CHROMIUM)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 -q
 
 lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
 
 ## bench: the 200-product catalogue benchmark (draft renderer)
 bench: $(VENV)/.dev

@@ -24,10 +24,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.masks import build_masks  # noqa: E402
-from pipelines.renderers.base import RenderJob  # noqa: E402
-from pipelines.renderers.diffusion import DiffusionRenderer  # noqa: E402
-from pipelines.renderers.random_models import save_random_components  # noqa: E402
+from pipelines.masks import build_masks
+from pipelines.renderers.base import RenderJob
+from pipelines.renderers.diffusion import DiffusionRenderer
+from pipelines.testing.random_models import save_random_components
 
 # DESIGN.md, counted on the real architectures: TFLOP per image, 25 steps, CFG, one VAE encode + decode.
 REFERENCE_TFLOP = {(512, 768): 93.3, (768, 1024): 225.3}

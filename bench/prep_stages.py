@@ -28,7 +28,7 @@ from pipelines.image_io import encode_jpeg, encode_png, load_image_bytes  # noqa
 from pipelines.masks import build_masks  # noqa: E402
 from pipelines.placement import place_garment  # noqa: E402
 from pipelines.poses import load_pose_library, render_openpose  # noqa: E402
-from pipelines.synthetic import FlatlaySpec, make_flatlay  # noqa: E402
+from pipelines.testing.flatlays import FlatlaySpec, make_flatlay  # noqa: E402
 
 CANVAS = (512, 768)  # configs/demo.yaml
 CLASSES = {"tee": "upper_body", "trousers": "lower_body", "dress": "full_body"}

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from pipelines.image_io import load_image  # noqa: E402
 from pipelines.segmentation import get_segmenter  # noqa: E402
 from pipelines.segmentation.metrics import boundary_f, iou  # noqa: E402
-from pipelines.synthetic import DEFAULT_SIZES, make_flatlay, sample_specs  # noqa: E402
+from pipelines.testing.flatlays import DEFAULT_SIZES, make_flatlay, sample_specs  # noqa: E402
 
 REAL_PHOTOS = ROOT / ".." / "shared" / "data" / "garments"
 

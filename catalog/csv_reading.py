@@ -215,9 +215,9 @@ def split_csv_text(decoded: DecodedText) -> CsvTable:
             rows.append(fields)
             row_numbers.append(row_number)
     except csv.Error as error:
-        hint = " A quote may be left open." if "field larger" in str(error) else ""
+        quote_hint = " A quote may be left open." if "field larger" in str(error) else ""
         raise CatalogError(
-            f"Row {row_number + 1}: the CSV cannot be split into fields ({error}).{hint}"
+            f"Row {row_number + 1}: the CSV cannot be split into fields ({error}).{quote_hint}"
         ) from error
 
     # 3. File-level checks, then the header names.

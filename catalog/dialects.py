@@ -153,8 +153,8 @@ def _shopify_product(handle: str, rows: list[dict[str, str]], table: CsvTable) -
         },
     )
     return RawProduct(
-        row=rows[0]["__row__"],
-        source_rows=tuple(row["__row__"] for row in rows),
+        row=int(rows[0]["__row__"]),
+        source_rows=tuple(int(row["__row__"]) for row in rows),
         columns=columns,
         sku=sku or handle,
         image=_first(image_urls),
@@ -179,7 +179,7 @@ def _shopify_products(table: CsvTable) -> tuple[list[RawProduct], list[Reject]]:
             )
             rejects.append(Reject(row=row, sku=cells["variant_sku"], column=handle_column, reason=reason))
             continue
-        cells["__row__"] = row
+        cells["__row__"] = str(row)  # cells are text; the spreadsheet row number rides along as text
         groups.setdefault(cells["handle"], []).append(cells)
     return [_shopify_product(handle, rows, table) for handle, rows in groups.items()], rejects
 

@@ -63,6 +63,7 @@ def _progress_bar(show: bool) -> Iterator[Callable[[ProgressEvent], None] | None
 def _produce(args: argparse.Namespace, csv_path: str) -> int:
     """Run the flow with a progress bar; user errors (profile, preset, device) are one line, exit 2."""
     from flows.produce import run_catalog
+    from pipelines.model_sources import ModelNotAvailableError
     from pipelines.production.profile import ProfileError
     from pipelines.production.validate import RunConfigError
 
@@ -78,7 +79,7 @@ def _produce(args: argparse.Namespace, csv_path: str) -> int:
                 force=getattr(args, "force", False),
                 on_progress=on_progress,
             )
-    except (ProfileError, RunConfigError) as error:
+    except (ProfileError, RunConfigError, ModelNotAvailableError) as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
     _print_summary(report)

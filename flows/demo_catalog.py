@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipelines.image_io import write_jpeg_atomic, write_png_atomic
-from pipelines.synthetic import make_flatlay, sample_specs
+from pipelines.testing.flatlays import make_flatlay, sample_specs
 
 CATEGORY_BY_KIND = {
     "tee": ("t-shirt", "Cotton crew tee"),

@@ -31,7 +31,7 @@ def retry_only_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect retry_condition_fn: retry a failed task run only when its exception is transient."""
     try:
         exc = state.result(raise_on_failure=False)
-    except Exception as error:  # noqa: BLE001 - the result itself could not be read: not retriable
+    except Exception as error:  # the result itself could not be read: not retriable
         exc = error
     return is_transient(exc if isinstance(exc, BaseException) else None)
 

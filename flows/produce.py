@@ -25,7 +25,7 @@ from pipelines.production.outcomes import JobOutcome, RunReport
 from pipelines.production.profile import Profile, load_profile
 from pipelines.production.report import build_report, publish_report
 from pipelines.production.stages import BatchItem
-from pipelines.production.validate import check_run, start_run
+from pipelines.production.validate import check_run, run_fingerprint, start_run
 
 # Every way of starting the flow (CLI, serve, deployments) gets a bounded thread pool, never Prefect's
 # unbounded default; run_catalog sizes it from the profile.
@@ -33,6 +33,11 @@ DEFAULT_MAX_WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 # Progress goes to whoever started the run (the CLI's bar), never through a flow parameter.
 _progress: ContextVar[ProgressCallback | None] = ContextVar("onmodel_progress", default=None)
+
+
+def thread_pool(workers: int) -> Any:
+    """A ThreadPoolTaskRunner with an explicit bound (typed Any: Prefect's generic runner types do not unify)."""
+    return ThreadPoolTaskRunner(max_workers=workers)
 
 
 @contextmanager
@@ -49,7 +54,7 @@ def progress_listener(callback: ProgressCallback | None) -> Iterator[None]:
     name="produce-catalog",
     log_prints=True,
     persist_result=False,
-    task_runner=ThreadPoolTaskRunner(max_workers=DEFAULT_MAX_WORKERS),
+    task_runner=thread_pool(DEFAULT_MAX_WORKERS),
 )
 def produce_catalog(
     csv_path: str,
@@ -111,15 +116,15 @@ def produce_catalog(
     for batch in book.remaining_batches():
         renders[render.submit(batch, ctx, out_dir)] = batch
     # 3. Collect batches; a product's contact sheet goes out once all its jobs are in.
-    for future in as_completed(list(renders)):
+    for rendered in as_completed(list(renders)):
         try:
-            outcomes = future.result()
+            outcomes = rendered.result()
         except Exception as error:
             if not is_transient(error):
                 raise
             reason = _after_retries("render", error, ctx.profile)
             resources = caches.resources(out_dir)
-            outcomes = [stages.record_failed_job(item, reason, ctx, resources) for item in renders[future]]
+            outcomes = [stages.record_failed_job(item, reason, ctx, resources) for item in renders[rendered]]
         book.batch_done(outcomes)
         submit_sheets()
     for sku, sheet in sheets.items():
@@ -161,7 +166,7 @@ def _artifacts(report: RunReport) -> None:
 def configured_flow(profile: str) -> Any:
     """The flow with the profile's worker count (CLI, serve and deployments all start it through this)."""
     workers = int(load_profile(profile).run.get("max_workers", DEFAULT_MAX_WORKERS))
-    return produce_catalog.with_options(task_runner=ThreadPoolTaskRunner(max_workers=max(1, workers)))
+    return produce_catalog.with_options(task_runner=thread_pool(max(1, workers)))
 
 
 def run_catalog(
@@ -181,6 +186,7 @@ def run_catalog(
     """
     loaded = load_profile(profile).with_overrides(preset=preset)
     check_run(loaded, device=device, presets=caches.presets(), poses=caches.pose_library())
+    run_fingerprint(loaded, device=device, poses=caches.pose_library())  # a missing model, before any work
     with progress_listener(on_progress):
         state = configured_flow(profile)(
             csv_path=csv_path,

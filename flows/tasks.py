@@ -20,19 +20,37 @@ TASK_DEFAULTS = {
 }
 
 
-@task(name="prepare-product", task_run_name="prepare-{record.sku}", **TASK_DEFAULTS)
+@task(
+    name="prepare-product",
+    task_run_name="prepare-{record.sku}",
+    retry_condition_fn=retry_only_transient,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
 def prepare_product(record: ProductRecord, ctx: RunContext, out_dir: str) -> PreparedProduct:
     """Fetch, segment and save the cutout of one product."""
     return stages.prepare_product(record, ctx, caches.resources(out_dir))
 
 
-@task(name="render-batch", task_run_name="render-{items[0].plan.job_id}", **TASK_DEFAULTS)
+@task(
+    name="render-batch",
+    task_run_name="render-{items[0].plan.job_id}",
+    retry_condition_fn=retry_only_transient,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
 def render_batch(items: list[BatchItem], ctx: RunContext, out_dir: str) -> list[JobOutcome]:
     """Place, render and finish a micro-batch of jobs."""
     return stages.render_batch(items, ctx, caches.resources(out_dir))
 
 
-@task(name="publish-sheet", task_run_name="sheet-{product.sku}", **TASK_DEFAULTS)
+@task(
+    name="publish-sheet",
+    task_run_name="sheet-{product.sku}",
+    retry_condition_fn=retry_only_transient,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
 def publish_sheet(product: ProductOutcome, prepared: PreparedProduct, ctx: RunContext, out_dir: str) -> str:
     """Write one product's contact sheet."""
     return stages.publish_sheet(product, prepared, ctx, caches.resources(out_dir))

@@ -394,7 +394,7 @@ def _encode_png_fast(pixels: np.ndarray, text: dict[str, str], compress_level: i
             chunks.append(_png_chunk(b"tEXt", keyword + b"\0" + str(value).encode("latin-1")))
         except UnicodeEncodeError:
             chunks.append(_png_chunk(b"iTXt", keyword + b"\0\0\0\0\0" + str(value).encode("utf-8")))
-    chunks.append(_png_chunk(b"IDAT", zlib.compress(rows, compress_level)))
+    chunks.append(_png_chunk(b"IDAT", zlib.compress(rows.data, compress_level)))
     chunks.append(_png_chunk(b"IEND", b""))
     return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)
 

@@ -159,7 +159,9 @@ def render_openpose(keypoints_px: np.ndarray, width: int, height: int, stick_wid
         length = math.hypot(x1 - x0, y1 - y0)
         angle = math.degrees(math.atan2(y1 - y0, x1 - x0))
         centre = (round((x0 + x1) / 2), round((y0 + y1) / 2))
-        polygon = cv2.ellipse2Poly(centre, (round(length / 2), stick), round(angle), 0, 360, 1)
+        polygon = np.asarray(
+            cv2.ellipse2Poly(centre, (round(length / 2), stick), round(angle), 0, 360, 1), np.int32
+        )
         cv2.fillConvexPoly(canvas, polygon, OPENPOSE_COLORS[limb_index])
     canvas = (canvas * LIMB_BRIGHTNESS).astype(np.uint8)
     # 3. Joints: full-colour discs on top.

@@ -17,18 +17,26 @@ def _modules(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
 
 
-@pytest.mark.parametrize("package", PURE_PACKAGES)
-def test_no_prefect_import_statement(package: str) -> None:
+def imports_of(paths: list[Path], root: Path, package: str = "prefect") -> list[str]:
+    """'<file>: <module>' for every import statement of a package (or its submodules) in these files."""
     offenders = []
-    for path in _modules(package):
+    for path in paths:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             names = []
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
-            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] == "prefect"]
+            offenders += [
+                f"{path.relative_to(root)}: {n}" for n in names if n == package or n.startswith(package + ".")
+            ]
+    return offenders
+
+
+@pytest.mark.parametrize("package", PURE_PACKAGES)
+def test_no_prefect_import_statement(package: str) -> None:
+    offenders = imports_of(_modules(package), ROOT)
     assert not offenders, f"Prefect imported outside flows/: {offenders}"
 
 
@@ -46,9 +54,23 @@ def test_importing_every_pure_module_loads_no_prefect() -> None:
 
 
 def test_boundary_check_catches_a_violation(tmp_path: Path) -> None:
-    """The AST check itself is live: it flags a planted import."""
-    planted = tmp_path / "x.py"
-    planted.write_text("from prefect import flow\n")
-    tree = ast.parse(planted.read_text())
-    found = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "prefect"]
-    assert found
+    """The check the real test runs flags planted imports in every form, and only those."""
+    package = tmp_path / "pipelines"
+    (package / "deep").mkdir(parents=True)
+    (package / "a.py").write_text("from prefect import flow\n")
+    (package / "deep" / "b.py").write_text("def f():\n    import prefect.tasks as t\n    return t\n")
+    (package / "c.py").write_text("import prefectx\nfrom .prefect import y\nimport os\n")
+    found = imports_of(sorted(package.rglob("*.py")), tmp_path)
+    assert found == ["pipelines/a.py: prefect", "pipelines/deep/b.py: prefect.tasks"]
+
+
+def test_test_generators_stay_off_the_production_path() -> None:
+    """pipelines/testing is for tests, benchmarks and the demo catalogue, never a pipeline step."""
+    production = [
+        path
+        for package in ("catalog", "pipelines", "flows")
+        for path in _modules(package)
+        if "testing" not in path.relative_to(ROOT).parts
+    ]
+    found = imports_of(production, ROOT, package="pipelines.testing")
+    assert found == ["flows/demo_catalog.py: pipelines.testing.flatlays"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
@@ -111,10 +112,13 @@ class Profile:
         data.update({key: value for key, value in sections.items() if value is not None})
         return Profile(name=self.name, data=data, path=self.path)
 
-    def fingerprint(self, pose_digest: str = "") -> str:
-        """Short hash of everything that changes an image: image sections, pose library and code version."""
-        material = {key: self.data.get(key) for key in IMAGE_SECTIONS}
+    def fingerprint(self, pose_digest: str = "", renderer: Mapping[str, Any] | None = None) -> str:
+        """Short hash of everything that changes an image: image sections, pose library, code version and the
+        renderer's description (model ids and the commits they resolve to, so new weights behind
+        `revision: main` re-render)."""
+        material: dict[str, Any] = {key: self.data.get(key) for key in IMAGE_SECTIONS}
         material["poses_library"] = pose_digest
+        material["renderer_describe"] = dict(renderer or {})
         # The package version, not the git commit: a deploy that changes no pixels must not redo the catalogue.
         material["code"] = package_version()
         blob = json.dumps(material, sort_keys=True, default=str).encode()

@@ -21,7 +21,7 @@ from pipelines.presets import Preset
 from pipelines.production.outcomes import RejectRecord
 from pipelines.production.profile import Profile, ProfileError
 from pipelines.production.stages import RunContext
-from pipelines.renderers import check_renderer_options
+from pipelines.renderers import check_renderer_options, describe_renderer
 from pipelines.segmentation import check_segmentation_options
 
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda|cuda:\d+)$")
@@ -84,6 +84,16 @@ def pose_library_digest(poses: Mapping[str, Pose]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def run_fingerprint(profile: Profile, *, device: str, poses: Mapping[str, Pose]) -> str:
+    """The config fingerprint of a run: the profile's image sections, the poses and what the renderer is.
+
+    Resolving the renderer's models (offline: local folders or the Hugging Face cache) happens here, so a
+    model missing on this machine is a ModelNotAvailableError before any work.
+    """
+    renderer = describe_renderer(profile.renderer_name, profile.renderer_options, check_device(device))
+    return profile.fingerprint(pose_library_digest(poses), renderer)
+
+
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
@@ -121,7 +131,7 @@ def start_run(
     ctx = RunContext(
         run_id=new_run_id(),
         profile=profile,
-        fingerprint=profile.fingerprint(pose_library_digest(poses)),
+        fingerprint=run_fingerprint(profile, device=device, poses=poses),
         device=check_device(device),
         force=force,
         csv_dir=str(Path(csv_path).resolve().parent),

@@ -20,8 +20,10 @@ __all__ = [
     "RenderJob",
     "RenderedImage",
     "Renderer",
+    "IDENTITIES",
     "check_renderer_options",
     "create_renderer",
+    "describe_renderer",
 ]
 
 
@@ -59,6 +61,33 @@ def check_renderer_options(name: str, options: Mapping[str, Any], device: str = 
             f"renderer.options must be a mapping (e.g. options: {{steps: 25}}); got {type(options).__name__}."
         )
     OPTION_CHECKS[name](dict(options or {}), device)
+
+
+def _describe_draft(options: Mapping[str, Any], device: str) -> dict[str, Any]:
+    from pipelines.renderers.draft import DraftRenderer
+
+    return DraftRenderer.from_options(options, device).describe()  # no weights: building it is free
+
+
+def _describe_diffusion(options: Mapping[str, Any], device: str) -> dict[str, Any]:
+    from pipelines.renderers.diffusion_options import identity
+
+    return identity(options, device)
+
+
+# name -> what the renderer's describe() will say, without loading weights (for the config fingerprint).
+IDENTITIES: dict[str, Callable[[Mapping[str, Any], str], dict[str, Any]]] = {
+    "draft": _describe_draft,
+    "diffusion": _describe_diffusion,
+}
+if set(IDENTITIES) != set(RENDERERS):  # a renderer without one would leave its pixels out of the fingerprint
+    raise RuntimeError(f"every renderer needs an identity: {sorted(RENDERERS)} vs {sorted(IDENTITIES)}.")
+
+
+def describe_renderer(name: str, options: Mapping[str, Any], device: str = "cpu") -> dict[str, Any]:
+    """The renderer's describe() (model ids, resolved commits, settings) before it is loaded."""
+    check_renderer_options(name, options, device)
+    return IDENTITIES[name](dict(options or {}), device)
 
 
 def create_renderer(name: str, options: Mapping[str, Any], device: str = "cpu") -> Renderer:

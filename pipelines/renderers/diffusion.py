@@ -33,6 +33,7 @@ from pipelines.renderers.diffusion_options import (
     SCHEDULER_NAMES,
     DiffusionSettings,
     check_inputs,
+    describe,
 )
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ ACCELERATOR_ERRORS: tuple[type[BaseException], ...] = tuple(
 )
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-SCHEDULERS: dict[str, tuple[type, dict[str, Any]]] = {
+SCHEDULERS: dict[str, tuple[Any, dict[str, Any]]] = {  # diffusers scheduler classes (read as Any)
     "dpmpp_2m_karras": (
         DPMSolverMultistepScheduler,
         {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
@@ -92,16 +93,37 @@ class _FastMaskEncodeMixin:
         return (vae.config.scaling_factor * latents)[index].to(image.dtype)
 
     def prepare_mask_latents(
-        self, mask, masked_image, batch_size, height, width, dtype, device, generator, cfg
-    ):  # noqa: ANN001
+        self,
+        mask,
+        masked_image,
+        batch_size,
+        height,
+        width,
+        dtype,
+        device,
+        generator,
+        do_classifier_free_guidance,
+    ):
         if self.onmodel_fast_encode and self.unet.config.in_channels == 4:  # type: ignore[attr-defined]
-            # A 4-channel UNet never reads the masked-image latents: skip the second VAE encode.
-            factor = self.vae_scale_factor  # type: ignore[attr-defined]
-            masked_image = torch.zeros(
-                masked_image.shape[0], 4, height // factor, width // factor, device=device
-            )
+            # A 4-channel UNet never reads the masked-image latents: skip the second VAE encode. SD 1.5 takes
+            # a 4-channel input as ready latents; SDXL has no such branch (it would VAE-encode it) but skips None.
+            if isinstance(self, StableDiffusionXLControlNetInpaintPipeline):
+                masked_image = None
+            else:
+                factor = self.vae_scale_factor  # type: ignore[attr-defined]
+                masked_image = torch.zeros(
+                    masked_image.shape[0], 4, height // factor, width // factor, device=device
+                )
         return super().prepare_mask_latents(  # type: ignore[misc]
-            mask, masked_image, batch_size, height, width, dtype, device, generator, cfg
+            mask,
+            masked_image,
+            batch_size,
+            height,
+            width,
+            dtype,
+            device,
+            generator,
+            do_classifier_free_guidance,
         )
 
 
@@ -219,35 +241,7 @@ class DiffusionRenderer:
 
     def describe(self) -> dict[str, Any]:
         """Everything that shapes the pixels: models + revisions, dtype, scheduler, steps, guidance, scales."""
-        s = self.settings
-        return {
-            "renderer": self.name,
-            "family": s.family,
-            "models": {
-                role: {
-                    "id": m.ref.id,
-                    "revision": m.ref.revision,
-                    "commit": m.commit,
-                    "subfolder": m.ref.subfolder,
-                    "variant": m.ref.variant,
-                }
-                for role, m in self.models.items()
-            },
-            "dtype": s.dtype,
-            "attention": s.attention,
-            "scheduler": s.scheduler,
-            "steps": s.steps,
-            "guidance_scale": s.guidance_scale,
-            "controlnet_scales": {
-                "pose": s.pose_scale,
-                "garment": s.garment_scale if "controlnet_garment" in self.models else None,
-            },
-            "garment_control": s.garment_control,
-            "resolution": list(s.resolution) if s.resolution else None,
-            "fast_vae_encode": s.fast_vae_encode,
-            "prompt_template": s.template,
-            "negative_prompt": s.negative_prompt,
-        }
+        return describe(self.settings, self.models)
 
     def __call__(self, jobs: Sequence[RenderJob]) -> list[RenderedImage]:
         """Render a batch; each job gets its own generator, so batching never changes an image beyond rounding.
@@ -321,10 +315,10 @@ class DiffusionRenderer:
         rgb = job.placed_rgba[..., :3].astype(np.float32)
         alpha = job.placed_rgba[..., 3:].astype(np.float32) / 255.0
         init = np.round(rgb * alpha + 127.0 * (1.0 - alpha)).astype(np.uint8)
-        controls = [Image.fromarray(job.control_image).resize((width, height), Image.BILINEAR)]
+        controls = [Image.fromarray(job.control_image).resize((width, height), Image.Resampling.BILINEAR)]
         if "controlnet_garment" in self.models:
             garment = garment_control_map(job.placed_rgba, s.garment_control)
-            controls.append(Image.fromarray(garment).resize((width, height), Image.NEAREST))
+            controls.append(Image.fromarray(garment).resize((width, height), Image.Resampling.NEAREST))
         flags = [
             f"{what} truncated to the text encoder's window"
             for what, c in (("prompt", cut), ("negative prompt", cut_negative))
@@ -337,8 +331,8 @@ class DiffusionRenderer:
             "negative_prompt": negative,
             "diversity": pair.diversity,
             "size": (width, height),
-            "init": Image.fromarray(init).resize((width, height), Image.BICUBIC),
-            "mask": Image.fromarray(job.inpaint_mask).resize((width, height), Image.BILINEAR),
+            "init": Image.fromarray(init).resize((width, height), Image.Resampling.BICUBIC),
+            "mask": Image.fromarray(job.inpaint_mask).resize((width, height), Image.Resampling.BILINEAR),
             "controls": controls,
             "flags": flags,
         }

@@ -255,3 +255,53 @@ def check_inputs(options: Mapping[str, Any], device: str) -> DiffusionSettings:
         negative_prompt=str(prompts.get("negative", DEFAULT_NEGATIVE)),
         diversity=diversity,
     )
+
+
+def describe(
+    settings: DiffusionSettings, models: Mapping[str, model_sources.ResolvedModel]
+) -> dict[str, Any]:
+    """Everything that shapes the pixels: models + resolved commits, dtype, scheduler, steps, guidance, scales.
+
+    The renderer records this in every image; the run's config fingerprint hashes it, so new weights behind
+    `revision: main` (another commit) re-render what they would change.
+    """
+    s = settings
+    return {
+        "renderer": "diffusion",
+        "family": s.family,
+        "models": {
+            role: {
+                "id": m.ref.id,
+                "revision": m.ref.revision,
+                "commit": m.commit,
+                "subfolder": m.ref.subfolder,
+                "variant": m.ref.variant,
+            }
+            for role, m in models.items()
+        },
+        "dtype": s.dtype,
+        "attention": s.attention,
+        "scheduler": s.scheduler,
+        "steps": s.steps,
+        "guidance_scale": s.guidance_scale,
+        "controlnet_scales": {
+            "pose": s.pose_scale,
+            "garment": s.garment_scale if "controlnet_garment" in models else None,
+        },
+        "garment_control": s.garment_control,
+        "resolution": list(s.resolution) if s.resolution else None,
+        "fast_vae_encode": s.fast_vae_encode,
+        "prompt_template": s.template,
+        "negative_prompt": s.negative_prompt,
+    }
+
+
+def identity(options: Mapping[str, Any], device: str) -> dict[str, Any]:
+    """What `DiffusionRenderer(options, device).describe()` will say, found offline without loading weights.
+
+    Resolving the models reads the local folders or the Hugging Face cache only; a missing model is the clear
+    ModelNotAvailableError here, before any work.
+    """
+    settings = check_inputs(options, device)
+    models = model_sources.resolve_models(options, profile_hint=str(options.get("profile", "")))
+    return describe(settings, models)

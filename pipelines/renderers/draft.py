@@ -394,6 +394,6 @@ def _garment_shadow(image: np.ndarray, alpha: np.ndarray, unit: float) -> None:
     shift = (0.012 * unit, 0.03 * unit)
     rows, cols = _box_around((x, y, x + w + shift[0], y + h + shift[1]), 3 * blur, image.shape)
     region = alpha[rows, cols].astype(np.float32) * (1.0 / 255.0)
-    moved = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])
+    moved = np.array([[1, 0, shift[0]], [0, 1, shift[1]]], np.float32)
     region = _soft_blur(cv2.warpAffine(region, moved, (region.shape[1], region.shape[0])), blur)
     image[rows, cols] *= (1.0 - 0.28 * region)[..., None]

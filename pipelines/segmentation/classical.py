@@ -288,7 +288,9 @@ def _colour_evidence(
 def _flood_from_frame(evidence: np.ndarray, seeds: np.ndarray, options: ClassicalOptions) -> np.ndarray:
     """Background region: what the seeds (the frame) reach without crossing evidence >= 1."""
     # Specks of noise or JPEG blocking in the background are dropped first so they cannot wall it off.
-    barrier = _keep_components(evidence >= 1.0, options.speck_pixels, keep_one=False).astype(np.uint8)
+    barrier: np.ndarray = _keep_components(evidence >= 1.0, options.speck_pixels, keep_one=False).astype(
+        np.uint8
+    )
     # A one-pixel-thicker barrier closes pinholes in faint edges; the ring it took is given back after.
     seal = np.ones((2 * options.seal_px + 1, 2 * options.seal_px + 1), np.uint8)
     barrier = cv2.dilate(barrier, seal)
@@ -368,7 +370,8 @@ def _grabcut(rgb: np.ndarray, fg: np.ndarray, sure_fg: np.ndarray, iterations: i
     bgd_model = np.zeros((1, 65), np.float64)
     fgd_model = np.zeros((1, 65), np.float64)
     bgr = np.ascontiguousarray(rgb[..., ::-1])
-    cv2.grabCut(bgr, labels, None, bgd_model, fgd_model, iterations, cv2.GC_INIT_WITH_MASK)
+    # The rectangle is unused with GC_INIT_WITH_MASK; OpenCV's stubs still want one, hence the ignore.
+    cv2.grabCut(bgr, labels, None, bgd_model, fgd_model, iterations, cv2.GC_INIT_WITH_MASK)  # type: ignore[call-overload]
     return (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
 
 
@@ -400,7 +403,7 @@ def segment_classical(
     chroma_sq = diff_a * diff_a + diff_b * diff_b
     background_lightness = np.ascontiguousarray(background[..., 0])
     colour = _colour_evidence(lightness_diff, chroma_sq, background_lightness, options.shadow_allowance)
-    colour = cv2.GaussianBlur(colour, (0, 0), 1.0)
+    colour = cv2.GaussianBlur(colour, (0, 0), 1.0).astype(np.float32, copy=False)
     colour_level = float(np.percentile(colour[calm], 99)) if calm.any() else 1.0
     colour_scale = max(options.colour_margin * colour_level, options.colour_floor)
     colour /= colour_scale

@@ -194,7 +194,7 @@ def _garment_coverage(lab: np.ndarray, garment: np.ndarray, evidence: float) -> 
     background, _, _ = smooth_surface_fit(lab[ys, xs], ys, xs, (h, w))
     diff = lab - background
     distance2 = cv2.transform(diff * diff, np.ones((1, lab.shape[2]), np.float32))
-    distinct = (distance2 > evidence * evidence).astype(np.uint8)
+    distinct: np.ndarray = (distance2 > evidence * evidence).astype(np.uint8)
     distinct = cv2.morphologyEx(distinct, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     # Fill each outer contour: a garment's plain parts between its coloured parts count too.
     contours, _ = cv2.findContours(distinct, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)

@@ -1,13 +1,12 @@
-"""rembg backend: any rembg ONNX model, one session per process, model files checked before rembg downloads.
+"""rembg backend: rembg's own sessions and model lookup, with a missing model file refused before rembg downloads.
 
-Offline machines never reach rembg's downloader: the model file is looked up first and a missing one is a
-clear error naming the file and the folder to put it in.
+Offline machines never reach rembg's downloader: the file is looked up with rembg's own `resolve_existing` first,
+and a missing one is a clear error naming the file rembg expects, U2NET_HOME and the command that fetches it.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,44 +14,64 @@ import numpy as np
 
 from pipelines.segmentation.base import Segmentation
 from pipelines.segmentation.matting import refine_alpha
-from pipelines.segmentation.options import CLOTH_CATEGORIES, KNOWN_MODELS
+from pipelines.segmentation.options import CLOTH_CATEGORIES, CUSTOM_MODELS, KNOWN_MODELS
 from pipelines.segmentation.quality import QualityLimits, assess_quality, mask_bbox
 
-_SESSIONS: dict[tuple[str, str, tuple[str, ...]], Any] = {}
-_SESSIONS_LOCK = threading.Lock()
+
+def session_class(model: str) -> type[Any]:
+    """rembg's registered session class for `model` (the registry rembg's `new_session` picks from)."""
+    from rembg.sessions import sessions
+
+    if model not in sessions:
+        raise ValueError(f"rembg has no model named {model!r}; choose one of {KNOWN_MODELS}.")
+    return sessions[model]
 
 
-def rembg_home() -> Path:
-    """rembg's model home as rembg itself resolves it (U2NET_HOME wins, then REMBG_HOME, then ~/.rembg)."""
-    if os.getenv("U2NET_HOME"):
-        return Path(os.path.expanduser(os.environ["U2NET_HOME"]))
-    xdg = os.getenv("XDG_DATA_HOME")
-    default = os.path.join(xdg, "rembg") if xdg else os.path.join("~", ".rembg")
-    return Path(os.path.expanduser(os.getenv("REMBG_HOME", default)))
+def model_file_name(model: str) -> str:
+    """The file name rembg downloads and looks up for `model`."""
+    # Every single-file rembg session names its file f"{cls.name()}.onnx" inside download_models; rembg has no
+    # function that returns just the name, so this one line mirrors it.
+    return f"{session_class(model).name()}.onnx"
+
+
+def expected_model_file(model: str) -> Path:
+    """Where rembg saves, and first looks for, `model`'s file: `<cls.model_dir()>/<name>.onnx`."""
+    return Path(session_class(model).model_dir()) / model_file_name(model)
+
+
+def missing_model_message(model: str) -> str:
+    """The offline error for a model rembg cannot find: the paths, the env var and the fetch command."""
+    fname = model_file_name(model)
+    expected = expected_model_file(model)
+    legacy = Path(session_class(model).legacy_home()) / fname
+    fetch = f"python -c \"from rembg.bg import download_models; download_models(('{model}',))\""
+    return (
+        f"rembg model {model!r} is not on this machine: rembg looks for {expected} (then {legacy}), and "
+        f"this run never downloads models. On a machine with network run `rembg d {model}` (needs "
+        f"rembg[cli]) or {fetch}, then copy the {fname} it saved to {expected}; or set U2NET_HOME to a "
+        f"folder holding {fname} (rembg then looks in $U2NET_HOME/models/{model}/ and $U2NET_HOME/); or "
+        "pass model_path= with a local .onnx file."
+    )
 
 
 def resolve_model_file(model: str, model_path: str | os.PathLike[str] | None = None) -> Path:
-    """The ONNX file for `model`: the explicit path, or `<home>/models/<model>/<model>.onnx`, or `<home>/<model>.onnx`."""
+    """The ONNX file for `model`: the explicit model_path, or the file rembg's `resolve_existing` finds."""
     if model_path is not None:
         path = Path(model_path).expanduser()
         if not path.is_file():
             raise ValueError(
-                f"rembg model file {path} does not exist. Copy the {model!r} ONNX file there, or drop model_path "
-                f"to use rembg's model home ({rembg_home()})."
+                f"rembg model file {path} does not exist. Copy the {model!r} ONNX file there, or drop "
+                "model_path to use the file rembg itself looks up (U2NET_HOME, then rembg's default home)."
             )
         return path
-    if model in ("u2net_custom", "dis_custom"):
+    if model in CUSTOM_MODELS:
         raise ValueError(f"rembg model {model!r} needs model_path= pointing at your .onnx file.")
-    home = rembg_home()
-    candidates = [home / "models" / model / f"{model}.onnx", home / f"{model}.onnx"]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise ValueError(
-        f"rembg model file {model}.onnx is not on this machine (looked in {candidates[0].parent} and {home}). "
-        f"This machine cannot download it: fetch {model}.onnx from the rembg releases elsewhere and put it in "
-        f"{candidates[0].parent}, or set U2NET_HOME to the folder holding it, or pass model_path=."
-    )
+    # rembg's own lookup (its per-model folder, then the legacy flat U2NET_HOME / ~/.u2net one), asked before
+    # new_session: download_models would otherwise pooch-download a missing file without asking.
+    existing = session_class(model).resolve_existing(model_file_name(model))
+    if existing is None:
+        raise ValueError(missing_model_message(model))
+    return Path(existing)
 
 
 def providers_for(device: str) -> list[Any]:
@@ -72,31 +91,28 @@ def providers_for(device: str) -> list[Any]:
     raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N'; got {device!r}.")
 
 
-def get_session(model: str, model_file: Path, providers: list[Any]) -> Any:
-    """One rembg session per (model, file, providers) per process; later calls reuse it."""
-    key = (model, str(model_file.resolve()), tuple(str(p) for p in providers))
-    with _SESSIONS_LOCK:
-        if key not in _SESSIONS:
-            import onnxruntime as ort
-            from rembg.sessions import sessions_class
+def build_session(model: str, model_file: Path, providers: list[Any], explicit: bool) -> Any:
+    """A new rembg session for `model` on `providers`; the caller owns it (flows/caches.py caches segmenters)."""
+    if not explicit:
+        from rembg import new_session
 
-            session_class = next((c for c in sessions_class if c.name() == model), None)
-            if session_class is None:
-                raise ValueError(f"rembg has no model named {model!r}; choose one of {KNOWN_MODELS}.")
-            # A subclass that loads our already-checked file, so rembg never tries a download.
-            local_class = type(
-                f"Local{session_class.__name__}",
-                (session_class,),
-                {"download_models": classmethod(lambda cls, *a, **k: str(model_file))},
-            )
-            _SESSIONS[key] = local_class(
-                model, ort.SessionOptions(), providers=providers, model_path=str(model_file)
-            )
-        return _SESSIONS[key]
+        # model_file came from rembg's resolve_existing, which download_models asks first: no download here.
+        return new_session(model, providers=providers)
+    import onnxruntime as ort
+
+    # An explicit file loads through rembg's own class for `model` (its pre- and post-processing), with
+    # download_models pinned to that file: rembg's validate_model_path would refuse a file outside its model
+    # folders, and the release-model classes ignore model_path and would look up (or download) their own file.
+    pinned = type(
+        f"Local{session_class(model).__name__}",
+        (session_class(model),),
+        {"download_models": classmethod(lambda cls, *args, **kwargs: str(model_file))},
+    )
+    return pinned(model, ort.SessionOptions(), providers=providers, model_path=str(model_file))
 
 
 class RembgSegmenter:
-    """rembg model backend; the session loads once in __init__ and is shared by every segmenter in the process."""
+    """rembg model backend; each segmenter loads and holds its own session in __init__."""
 
     name = "rembg"
 
@@ -124,7 +140,7 @@ class RembgSegmenter:
         self.threshold = threshold
         self.limits = limits
         self.model_file = resolve_model_file(model, model_path)
-        self.session = get_session(model, self.model_file, providers_for(device))
+        self.session = build_session(model, self.model_file, providers_for(device), model_path is not None)
 
     def __call__(self, image: np.ndarray) -> Segmentation:
         """Cut one RGB uint8 image (H, W, 3)."""

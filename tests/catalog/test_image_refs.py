@@ -158,7 +158,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:  # http.server's naming
         self.hits[self.path] = self.hits.get(self.path, 0) + 1
         if self.path == "/ok.png":
             self._send(200, PNG_BYTES)
@@ -235,14 +235,14 @@ def test_fetch_too_large_is_refused(server, path: str) -> None:
 
 
 def test_fetch_slow_server_times_out_after_retries(server) -> None:
+    """Each attempt ends by the client's read timeout: had it waited out the server's 1 s, it would succeed.
+
+    How long giving up takes is measured in bench/image_fetch.py, not asserted on a shared CI machine.
+    """
     base, hits = server
-    started = time.monotonic()
-    with pytest.raises(TransientFetchError, match="after 2 attempts"):
+    with pytest.raises(TransientFetchError, match=r"after 2 attempts \(ReadTimeout"):
         _fetch(f"{base}/slow.png")
     assert hits["/slow.png"] == 2
-    assert (
-        time.monotonic() - started < 1.9
-    )  # gave up on each attempt near timeout_s, not after the full sleep
 
 
 def test_fetch_redirect_to_a_host_not_on_the_list_is_refused(server) -> None:

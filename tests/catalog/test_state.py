@@ -344,7 +344,7 @@ def test_many_threads_open_a_new_store_at_once(tmp_path: Path) -> None:
                 store = SQLiteJobStore(path)
                 _produce(store, f"job-{index}", [_KEY], h="hash", f="fp")
                 assert _is_current(store, f"job-{index}", "hash", "fp")
-            except BaseException as error:  # noqa: BLE001 - collected and asserted below
+            except BaseException as error:
                 errors.append(error)
 
         threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]

@@ -9,7 +9,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 # Importing the flow module sets up Prefect's logging; done here, its console handler binds the real stderr,
 # not the stream of whichever capsys test happens to import it first (closed after that test).
-import flows.produce  # noqa: F401, E402
+import flows.produce  # noqa: F401
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -103,8 +103,11 @@ def _rejects(out: Path) -> dict[int, dict[str, str]]:
     return {int(row["row"]): row for row in csv.DictReader((out / "rejects.csv").open())}
 
 
-def test_corpus_has_at_least_25_kinds() -> None:
-    assert len(ROW_CASES) + len(FILE_CASES) >= 25
+def test_every_broken_row_is_counted_once_as_rejected(corpus_run: tuple) -> None:
+    """CSV rejects and photo rejects (found while preparing) are each counted and reported exactly once."""
+    out, summary = corpus_run
+    assert summary.counts["rejected"] == len(ROW_CASES)
+    assert sorted(_rejects(out)) == list(range(3, len(ROW_CASES) + 3))
 
 
 @pytest.mark.parametrize(("index", "case"), list(enumerate(ROW_CASES)), ids=[c[0] for c in ROW_CASES])

@@ -10,7 +10,7 @@ import yaml
 
 from flows import models_command
 from flows.cli import build_parser
-from pipelines.renderers.random_models import save_random_components
+from pipelines.testing.random_models import save_random_components
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

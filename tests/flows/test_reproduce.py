@@ -13,7 +13,7 @@ from flows.produce import run_catalog
 from pipelines.image_io import load_image
 from pipelines.metadata import MetadataError
 from pipelines.production.reproduce import ReproduceError, reproduce_image
-from pipelines.renderers.random_models import save_random_components
+from pipelines.testing.random_models import save_random_components
 from tests.flows.helpers import small_profile, write_csv, write_flatlays
 from tests.pipelines.renderers.tiny_models import tiny_options
 

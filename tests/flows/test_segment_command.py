@@ -11,7 +11,7 @@ from PIL import Image
 
 from flows.cli import main
 from flows.segment_command import add_parser
-from pipelines.synthetic import FlatlaySpec, make_flatlay
+from pipelines.testing.flatlays import FlatlaySpec, make_flatlay
 
 
 def write_photo(path: Path, seed: int = 0) -> np.ndarray:

@@ -15,7 +15,7 @@ from pipelines.model_sources import (
     resolve_model,
     resolve_models,
 )
-from pipelines.renderers.random_models import save_random_components
+from pipelines.testing.random_models import save_random_components
 
 CLOSED_PORT = "http://127.0.0.1:9"  # nothing listens: a hub call fails at once, like an air-gapped worker
 

@@ -18,7 +18,7 @@ from pipelines.prepare import (
     thumbnail,
 )
 from pipelines.segmentation import get_segmenter
-from pipelines.synthetic import FlatlaySpec, make_flatlay
+from pipelines.testing.flatlays import FlatlaySpec, make_flatlay
 
 CLASSICAL = get_segmenter("classical")
 

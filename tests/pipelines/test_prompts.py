@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.prompts import DEFAULT_DIVERSITY, build_prompts, fit_prompt, pick_diversity
-from pipelines.renderers.random_models import write_clip_tokenizer_files
+from pipelines.testing.random_models import write_clip_tokenizer_files
 
 
 @pytest.fixture(scope="module")

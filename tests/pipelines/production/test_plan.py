@@ -47,10 +47,23 @@ def test_seed_is_independent_of_order_and_other_jobs() -> None:
 
 
 @given(st.integers(0, 2**31), st.text(min_size=1, max_size=12), st.integers(0, 15))
-def test_seed_is_deterministic_and_31_bit(base: int, sku: str, variant: int) -> None:
+def test_seed_is_31_bit_and_sensitive_to_each_input(base: int, sku: str, variant: int) -> None:
     seed = job_seed(base, sku, "front", variant)
-    assert seed == job_seed(base, sku, "front", variant)
     assert 0 <= seed < 2**31
+    assert seed != job_seed(base + 1, sku, "front", variant)
+    assert seed != job_seed(base, sku + "x", "front", variant)
+    assert seed != job_seed(base, sku, "walking", variant)
+    assert seed != job_seed(base, sku, "front", variant + 1)
+
+
+def test_seed_is_a_function_of_the_job_only_not_of_batch_or_order() -> None:
+    """Planning in another order, with other products or other poses around, gives every job the same seed."""
+    profile = load_profile("demo")
+    alone = {p.job_id: p.seed for p in plan_product(_record(sku="TEE-2"), profile)}
+    records = [_record(sku=f"TEE-{i}", row=i) for i in range(5)]
+    together = {p.job_id: p.seed for r in reversed(records) for p in plan_product(r, profile)}
+    assert all(together[job_id] == seed for job_id, seed in alone.items())
+    assert job_seed(1234, "TEE-2", "front", 0) == 1135346056  # golden: a change re-seeds every catalogue
 
 
 def test_seeds_differ_across_variants_and_base_seed() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 from configs import config_root
+from pipelines.model_sources import ModelNotAvailableError
 from pipelines.poses import load_pose_library
 from pipelines.presets import load_presets
 from pipelines.production.profile import ProfileError, load_profile
@@ -15,11 +17,15 @@ from pipelines.production.validate import (
     RunConfigError,
     check_device,
     check_run,
-    pose_library_digest,
+    run_fingerprint,
     start_run,
     validate,
 )
+from pipelines.renderers import describe_renderer
+from pipelines.renderers.draft import DraftRenderer
+from pipelines.testing.random_models import save_random_components
 from tests.flows.helpers import small_profile, write_csv, write_flatlays
+from tests.pipelines.renderers.tiny_models import tiny_options
 
 POSES = load_pose_library()
 PRESETS = load_presets()
@@ -89,6 +95,50 @@ def test_start_run_filters_only_and_names_unknown_skus(tmp_path: Path) -> None:
     )
     assert [r.sku for r in run.records] == ["SKU-01"] and run.unknown_only == ("NOPE",)
     assert [(r.sku, r.column) for r in run.rejects] == [("BAD", "category")]
-    assert run.ctx.fingerprint == profile.fingerprint(pose_library_digest(POSES)) and run.ctx.csv_dir == str(
-        (tmp_path / "in").resolve()
+    assert run.ctx.fingerprint == run_fingerprint(
+        profile, device="cpu", poses=POSES
+    ) and run.ctx.csv_dir == str((tmp_path / "in").resolve())
+
+
+def _hub_cache(cache: Path, repo: str, commit: str, files: Path) -> None:
+    """A Hugging Face cache entry for `repo` whose refs/main points at a snapshot of `files`."""
+    entry = cache / f"models--{repo.replace('/', '--')}"
+    shutil.copytree(files, entry / "snapshots" / commit, dirs_exist_ok=True)
+    (entry / "refs").mkdir(parents=True, exist_ok=True)
+    (entry / "refs" / "main").write_text(commit)
+
+
+def test_new_weights_behind_revision_main_change_the_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tiny = save_random_components(tmp_path / "models", "sd15", "tiny")
+    cache = tmp_path / "hub"
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+    options = {
+        **tiny_options(tiny),
+        "models": {
+            "inpaint": {"id": "acme/inpaint", "revision": "main"},
+            "controlnet_pose": {"id": "acme/pose", "revision": "main"},
+            "controlnet_garment": None,
+        },
+    }
+    profile = load_profile(small_profile(tmp_path, renderer={"name": "diffusion", "options": options}))
+    with pytest.raises(ModelNotAvailableError, match="acme/.* is not available on this machine"):
+        run_fingerprint(profile, device="cpu", poses=POSES)  # not on this machine: a clear error, no work
+    _hub_cache(cache, "acme/inpaint", "a" * 40, tiny["inpaint"])
+    _hub_cache(cache, "acme/pose", "c" * 40, tiny["controlnet"])
+    first = run_fingerprint(profile, device="cpu", poses=POSES)
+    assert describe_renderer("diffusion", options)["models"]["inpaint"]["commit"] == "a" * 40
+    assert run_fingerprint(profile, device="cpu", poses=POSES) == first
+    _hub_cache(cache, "acme/inpaint", "b" * 40, tiny["inpaint"])  # new weights published under main
+    assert run_fingerprint(profile, device="cpu", poses=POSES) != first
+
+
+def test_the_fingerprint_describes_the_renderer_as_it_will_describe_itself(tmp_path: Path) -> None:
+    options = {"skin_tones": ["#E9C6A9", "#8A573A"]}
+    assert describe_renderer("draft", options) == DraftRenderer.from_options(options).describe()
+    profile = load_profile(small_profile(tmp_path))
+    other = profile.with_overrides(renderer={"name": "draft", "options": options})
+    assert run_fingerprint(profile, device="cpu", poses=POSES) != run_fingerprint(
+        other, device="cpu", poses=POSES
     )

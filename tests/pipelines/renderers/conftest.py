@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,18 @@ from pipelines.masks import build_masks
 from pipelines.renderers.base import RenderJob
 from tests.pipelines.renderers.tiny_models import printed_garment, tiny_options
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import torch
+
+    # Each xdist worker would start a torch thread per core: with -n 2 on 2 cores they oversubscribe them and
+    # the tiny renders run 10-30x slower. One thread per worker keeps every core busy without contention.
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def tiny_sd15(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Folders of a tiny random SD 1.5 inpaint pipeline and two ControlNets."""
-    from pipelines.renderers.random_models import save_random_components
+    from pipelines.testing.random_models import save_random_components
 
     return save_random_components(tmp_path_factory.mktemp("sd15"), "sd15", "tiny")
 
@@ -26,9 +35,26 @@ def tiny_sd15(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tiny_sdxl(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Folders of a tiny random SDXL inpaint pipeline and two ControlNets."""
-    from pipelines.renderers.random_models import save_random_components
+    from pipelines.testing.random_models import save_random_components
 
     return save_random_components(tmp_path_factory.mktemp("sdxl"), "sdxl", "tiny")
+
+
+@pytest.fixture(scope="session", params=["sd15", "sdxl"])
+def tiny_four_channel(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, dict[str, Path]]:
+    """(family, folders) of the tiny pipeline with a 4-channel (non-inpainting) UNet instead of 9-channel."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    paths: dict[str, Path] = request.getfixturevalue(f"tiny_{request.param}")
+    inpaint = tmp_path_factory.mktemp(f"{request.param}-4ch") / "inpaint"
+    shutil.copytree(paths["inpaint"], inpaint, ignore=shutil.ignore_patterns("unet"))
+    config = {**UNet2DConditionModel.load_config(paths["inpaint"] / "unet"), "in_channels": 4}
+    torch.manual_seed(0)
+    UNet2DConditionModel.from_config(config).save_pretrained(inpaint / "unet")
+    return request.param, {**paths, "inpaint": inpaint}
 
 
 @pytest.fixture(scope="session")

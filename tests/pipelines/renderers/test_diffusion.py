@@ -83,6 +83,25 @@ def test_batch_of_8_equals_each_job_alone(sd15_renderer: DiffusionRenderer, make
         np.testing.assert_array_equal(in_batch.image[core(job)], alone.image[core(job)])
 
 
+def test_mixed_canvas_sizes_come_back_in_order_each_equal_to_alone(
+    sd15_renderer: DiffusionRenderer, make_job: Any
+) -> None:
+    """Two canvas sizes interleaved in one call: input order, own size, each as if rendered alone."""
+    jobs = [
+        make_job(sku="A", seed=1),
+        make_job(sku="B", seed=2, size=48),
+        make_job(sku="C", variant=1, seed=3),
+    ]
+    batched = sd15_renderer(jobs)
+    assert [out.job_id for out in batched] == [job.job_id for job in jobs]
+    for job, in_batch in zip(jobs, batched, strict=True):
+        assert in_batch.image.shape == (job.size[1], job.size[0], 3)
+        [alone] = sd15_renderer([job])
+        diff = np.abs(in_batch.image.astype(int) - alone.image.astype(int)).max()
+        assert diff <= BATCH_TOLERANCE, f"{job.job_id}: mixed batch differs from alone by {diff}"
+        np.testing.assert_array_equal(in_batch.image[core(job)], job.placed_rgba[..., :3][core(job)])
+
+
 def test_different_seeds_and_variants_give_different_images(
     sd15_renderer: DiffusionRenderer, make_job: Any
 ) -> None:

@@ -19,7 +19,7 @@ from pipelines.segmentation.classical import (
     segment_classical,
 )
 from pipelines.segmentation.metrics import iou
-from pipelines.synthetic import GROUPS, FlatlaySpec, make_flatlay, sample_specs
+from pipelines.testing.flatlays import GROUPS, FlatlaySpec, make_flatlay, sample_specs
 
 # Regression floors measured on this fixed set (seed 7, 60 images, 384-512 px) minus a small margin.
 # They sit BELOW the targets (mean >= 0.97, each group >= 0.93, no image < 0.85): on this set of small

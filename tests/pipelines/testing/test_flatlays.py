@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.synthetic import GARMENT_KINDS, GROUPS, FlatlaySpec, make_flatlay, sample_specs
+from pipelines.testing.flatlays import GARMENT_KINDS, GROUPS, FlatlaySpec, make_flatlay, sample_specs
 
 
 def test_sample_specs_cover_every_group_evenly_and_are_reproducible() -> None:

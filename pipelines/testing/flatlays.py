@@ -300,7 +300,7 @@ def make_flatlay(spec: FlatlaySpec) -> tuple[np.ndarray, np.ndarray]:
         )
         blur = max(3, int(min(small.shape) * 0.03)) | 1
         small = cv2.GaussianBlur(small.astype(np.float32) / 255.0, (0, 0), blur)
-        shift = np.float32([[1, 0, small.shape[1] * 0.012], [0, 1, small.shape[0] * 0.018]])
+        shift = np.array([[1, 0, small.shape[1] * 0.012], [0, 1, small.shape[0] * 0.018]], np.float32)
         small = cv2.warpAffine(small, shift, (small.shape[1], small.shape[0]))
         light -= spec.shadow * cv2.resize(small, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
     if spec.vignette > 0:
@@ -318,7 +318,12 @@ def make_flatlay(spec: FlatlaySpec) -> tuple[np.ndarray, np.ndarray]:
     rgb = np.clip(image + 0.5, 0, 255).astype(np.uint8)
     if spec.jpeg_quality:
         ok, encoded = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, spec.jpeg_quality])
-        rgb = np.ascontiguousarray(cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1])
+        decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+        if not ok or decoded is None:  # pragma: no cover - OpenCV fails only on invalid arrays
+            raise ValueError(
+                f"JPEG round trip of the synthetic flat-lay failed (quality {spec.jpeg_quality})."
+            )
+        rgb = np.ascontiguousarray(decoded[..., ::-1])
     return rgb, mask
 
 
