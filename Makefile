@@ -6,18 +6,24 @@ PIP    := $(VENV)/bin/pip
 # CPU machines and CI: constraints pin torch==2.13.0 (CPU build) and the Prefect pins.
 CONSTRAINTS ?= constraints.txt
 OUT    ?= outputs/demo
+# Optional: an index to take the CPU build of torch from (e.g. https://download.pytorch.org/whl/cpu), installed
+# before the project so the constraints' torch version is already satisfied by a CPU build.
+TORCH_INDEX ?=
+TORCH_PIN := $(shell grep '^torch==' $(CONSTRAINTS))
 
 .PHONY: demo test lint bench bench-seg bench-gpu clean
 
 $(VENV)/.core: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
+	$(if $(TORCH_INDEX),$(PIP) install -q '$(TORCH_PIN)' --index-url $(TORCH_INDEX))
 	$(PIP) install -q -c $(CONSTRAINTS) -e .
 	touch $@
 
 $(VENV)/.dev: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
+	$(if $(TORCH_INDEX),$(PIP) install -q '$(TORCH_PIN)' --index-url $(TORCH_INDEX))
 	$(PIP) install -q -c $(CONSTRAINTS) -e '.[dev]'
 	touch $@ $(VENV)/.core
 

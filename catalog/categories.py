@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from catalog.schema import GarmentClass
@@ -89,23 +90,24 @@ def _singular_forms(word: str) -> list[str]:
     return forms
 
 
-def _lookup_phrase(words: list[str]) -> str | None:
+def _lookup_phrase(words: list[str], lookup: Mapping[str, str]) -> str | None:
     """The canonical word for a phrase, trying its last word in singular forms too."""
     for last in _singular_forms(words[-1]):
-        canonical = _LOOKUP.get(" ".join([*words[:-1], last]))
+        canonical = lookup.get(" ".join([*words[:-1], last]))
         if canonical is not None:
             return canonical
     return None
 
 
-def _match_alternative(text: str, loose: bool) -> str | None:
+def _match_alternative(text: str, loose: bool, lookup: Mapping[str, str]) -> str | None:
     """Match one alternative such as 'Slim Fit Jeans': longest trailing phrase first, then (loose) other words."""
     words = _NON_WORD.sub(" ", text.lower()).split()
     if not words:
         return None
     # 1. The head noun is last in English ("Denim Jacket", "Shirt Dress"); try trailing phrases, longest first.
-    for start in range(max(0, len(words) - _LONGEST_PHRASE), len(words)):
-        canonical = _lookup_phrase(words[start:])
+    longest = _LONGEST_PHRASE if lookup is _LOOKUP else max(len(key.split()) for key in lookup)
+    for start in range(max(0, len(words) - longest), len(words)):
+        canonical = _lookup_phrase(words[start:], lookup)
         if canonical is not None:
             return canonical
     # 2. A known non-garment head noun ends the search ("Dress Shoes" is shoes).
@@ -113,17 +115,17 @@ def _match_alternative(text: str, loose: bool) -> str | None:
         return None
     # 3. Otherwise any garment word, right to left ("Trousers Black").
     for index in range(len(words) - 2, -1, -1):
-        canonical = _lookup_phrase([words[index]])
+        canonical = _lookup_phrase([words[index]], lookup)
         if canonical is not None:
             return canonical
     return None
 
 
-def _match_segment(segment: str, loose: bool) -> tuple[str | None, bool]:
+def _match_segment(segment: str, loose: bool, lookup: Mapping[str, str]) -> tuple[str | None, bool]:
     """Match one taxonomy level; also say whether it names a non-garment (which stops the search)."""
     alternatives = [part for part in _ALTERNATIVE_SEPARATORS.split(segment) if part.strip()]
     for alternative in alternatives:
-        canonical = _match_alternative(alternative, loose)
+        canonical = _match_alternative(alternative, loose, lookup)
         if canonical is not None:
             return canonical, False
     names_non_garment = any(
@@ -133,18 +135,40 @@ def _match_segment(segment: str, loose: bool) -> tuple[str | None, bool]:
     return None, names_non_garment
 
 
-def match_category(text: str, loose: bool = True) -> CategoryMatch | None:
+def check_extra_words(extra: Mapping[str, str], source: str = "categories") -> dict[str, str]:
+    """A profile's extra category words (word -> a known category word), normalised; ValueError if off."""
+    if not isinstance(extra, Mapping):
+        raise ValueError(f"{source} maps words to known categories, e.g. {{robe: dress, kleid: dress}}.")
+    checked = {}
+    for word, target in extra.items():
+        key = " ".join(_NON_WORD.sub(" ", str(word).lower()).split())
+        if not key:
+            raise ValueError(f"{source}: {word!r} is not a word; write the category as your CSVs spell it.")
+        if target not in _CLASS_OF_WORD:
+            raise ValueError(
+                f"{source}.{word}: {target!r} is not a known category word; map it to one of "
+                f"{', '.join(sorted(_CLASS_OF_WORD))}."
+            )
+        checked[key] = str(target)
+    return checked
+
+
+def match_category(
+    text: str, loose: bool = True, extra_words: Mapping[str, str] | None = None
+) -> CategoryMatch | None:
     """Recognise a category word, phrase, taxonomy path ('... > Clothing > Dresses') or Google id; else None.
 
     `loose=False` accepts only phrases whose last word is a garment ('Summer Dress', not 'Top Seller').
+    `extra_words` (from the profile: other languages, house terms) map more words to known category words.
     """
+    lookup: Mapping[str, str] = _LOOKUP | check_extra_words(extra_words) if extra_words else _LOOKUP
     id_match = _ID_PREFIX.match(text)
     if id_match is not None and id_match.group(1) in GOOGLE_PRODUCT_CATEGORY_IDS:
         word = GOOGLE_PRODUCT_CATEGORY_IDS[id_match.group(1)]
         return CategoryMatch(word, _CLASS_OF_WORD[word])
     # The last (most specific) taxonomy level first; stop at a level that names a non-garment.
     for segment in reversed(_SEGMENT_SEPARATORS.split(text.strip())):
-        canonical, names_non_garment = _match_segment(segment, loose)
+        canonical, names_non_garment = _match_segment(segment, loose, lookup)
         if canonical is not None:
             return CategoryMatch(canonical, _CLASS_OF_WORD[canonical])
         if names_non_garment:
@@ -172,5 +196,6 @@ def unknown_category_reason(text: str) -> str:
         f"{opening} Use one of: tops {', '.join(words[GarmentClass.UPPER][:14])}...; "
         f"bottoms {', '.join(words[GarmentClass.LOWER][:8])}...; "
         f"full-length {', '.join(words[GarmentClass.FULL][:7])}... (plurals and paths such as "
-        "'Clothing > Dresses' work too)."
+        "'Clothing > Dresses' work too; words in other languages can be added under the profile's "
+        "`categories`, e.g. kleid: dress)."
     )

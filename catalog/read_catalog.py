@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from catalog.categories import match_category, unknown_category_reason
+from catalog.categories import CategoryMatch, check_extra_words, match_category, unknown_category_reason
 from catalog.csv_reading import decode_csv_bytes, read_csv_bytes, split_csv_text
 from catalog.dialects import DIALECTS, RawProduct, detect_dialect
 from catalog.errors import CatalogError, ImageRefError
@@ -36,6 +36,16 @@ class ValidationContext:
     resolver: ImageRefResolver
     known_poses: frozenset[str] | None
     images: dict[str, ImageRef | str] = field(default_factory=dict)  # raw cell -> ref or the reason it failed
+    extra_categories: dict[str, str] = field(default_factory=dict)  # the profile's extra category words
+    categories: dict[str, CategoryMatch | None] = field(default_factory=dict)  # cell -> match (values repeat)
+
+    def category(self, text: str) -> CategoryMatch | None:
+        """The category a cell names, with the profile's extra words; matched once per distinct value."""
+        if not self.extra_categories:
+            return _match_category_cached(text)
+        if text not in self.categories:
+            self.categories[text] = match_category(text, extra_words=self.extra_categories)
+        return self.categories[text]
 
     def resolve(self, raw: str) -> ImageRef:
         """Resolve an image cell once per distinct value (catalogues often repeat images)."""
@@ -114,7 +124,7 @@ def validate_product(product: RawProduct, checks: ValidationContext) -> ProductR
         if not product.image:
             reason += " Give a file path relative to the CSV (e.g. images/shirt.jpg) or an http(s) link."
         problems.append(("image", reason))
-    category = _match_category_cached(product.category) if product.category else None
+    category = checks.category(product.category) if product.category else None
     if category is None:
         problems.append(("category", unknown_category_reason(product.category)))
     poses, problem = _parse_poses(product.poses, checks.known_poses)
@@ -167,7 +177,10 @@ def _duplicate_reject(product: RawProduct, first_row: int) -> Reject:
 
 
 def read_catalog(
-    csv_path: Path, policy: ImagePolicy | None = None, known_poses: set[str] | None = None
+    csv_path: Path,
+    policy: ImagePolicy | None = None,
+    known_poses: set[str] | None = None,
+    extra_categories: Mapping[str, str] | None = None,
 ) -> CatalogReadResult:
     """Read a product CSV into records and rejects.
 
@@ -195,7 +208,11 @@ def read_catalog(
 
     # 5. Validate each product, and skip repeated SKUs (the first row wins, even when it is itself rejected).
     poses = frozenset(normalise_pose(pose) for pose in known_poses) if known_poses is not None else None
-    checks = ValidationContext(resolver=ImageRefResolver(csv_path.parent, policy), known_poses=poses)
+    checks = ValidationContext(
+        resolver=ImageRefResolver(csv_path.parent, policy),
+        known_poses=poses,
+        extra_categories=check_extra_words(extra_categories or {}),
+    )
     first_row_of_sku: dict[str, int] = {}
     rejects: list[Reject] = [*table.rejects, *mapping_rejects]
     for product in products:

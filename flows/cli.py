@@ -18,7 +18,13 @@ if TYPE_CHECKING:
     from pipelines.production.outcomes import RunReport
 
 SHARED_DEMO_CSV = REPO_ROOT.parent / "shared" / "data" / "garments" / "products.csv"
-USAGE_ERROR = 2  # a user error the message explains (bad profile, preset, device, missing file)
+USAGE_ERROR = 2  # a user error the message explains (bad profile, preset, device, missing file); = EXIT_USAGE
+EXIT_CODES = """exit codes:
+  0  every row produced or skipped
+  1  jobs or products failed after their retries (see manifest.csv)
+  2  the run could not start: missing CSV, unknown profile/preset/device, a model not on this machine,
+     an unreachable Prefect server (the message says what to do)
+  3  nothing failed, but rows or photos were rejected (see rejects.csv); --allow-rejects makes this 0"""
 
 
 def _quiet_prefect(verbose: bool) -> None:
@@ -60,6 +66,25 @@ def _progress_bar(show: bool) -> Iterator[Callable[[ProgressEvent], None] | None
         yield update
 
 
+def _prefect_server_problem() -> str | None:
+    """Why the Prefect server named by PREFECT_API_URL cannot be used, or None (also when none is named)."""
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return None  # Prefect's embedded (ephemeral) API: nothing to reach
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=5.0, trust_env=False).raise_for_status()
+    except httpx.HTTPError as error:
+        return (
+            f"the Prefect server at PREFECT_API_URL={url} does not answer ({type(error).__name__}). Start it "
+            "with `prefect server start --host 127.0.0.1`, or unset PREFECT_API_URL to run on Prefect's "
+            "embedded API."
+        )
+    return None
+
+
 def _produce(args: argparse.Namespace, csv_path: str) -> int:
     """Run the flow with a progress bar; user errors (profile, preset, device) are one line, exit 2."""
     from flows.produce import run_catalog
@@ -67,6 +92,9 @@ def _produce(args: argparse.Namespace, csv_path: str) -> int:
     from pipelines.production.profile import ProfileError
     from pipelines.production.validate import RunConfigError
 
+    if problem := _prefect_server_problem():
+        print(f"error: {problem}", file=sys.stderr)
+        return USAGE_ERROR
     try:
         with _progress_bar(not args.no_progress) as on_progress:
             report = run_catalog(
@@ -83,7 +111,7 @@ def _produce(args: argparse.Namespace, csv_path: str) -> int:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
     _print_summary(report)
-    return report.exit_code
+    return report.exit_code(allow_rejects=getattr(args, "allow_rejects", False))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -103,7 +131,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from pipelines.production.validate import validate
 
     try:
-        result = validate(Path(args.csv), load_profile(args.config), poses=pose_library())
+        result = validate(Path(args.csv), load_profile(args.config), poses=pose_library(), deep=args.deep)
     except (ProfileError, CatalogError) as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
@@ -118,6 +146,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from flows import caches
     from pipelines.errors import InputError
     from pipelines.production.reproduce import reproduce_image
+    from pipelines.production.validate import RunConfigError, check_device
 
     try:
         report = reproduce_image(
@@ -126,9 +155,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             poses=caches.pose_library(),
             presets=caches.presets(),
             out_path=Path(args.out) if args.out else None,
-            device=args.device,
+            device=check_device(args.device),
         )
-    except (InputError, ImageFetchError) as error:  # no metadata, a changed or missing photo: no traceback
+    except (
+        InputError,
+        ImageFetchError,
+        RunConfigError,
+    ) as error:  # no metadata, a changed photo: no traceback
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
     print(report.describe())
@@ -152,13 +185,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """All subcommands; segment and models live in their own modules."""
     from flows import models_command, segment_command
+    from pipelines.production.profile import code_version
 
     parser = argparse.ArgumentParser(
-        prog="onmodel", description="Product CSV to on-model images and contact sheets."
+        prog="onmodel",
+        description="Product CSV to on-model images and contact sheets.",
+        epilog="Start with `onmodel demo`, then `onmodel validate products.csv` and `onmodel run products.csv`.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"onmodel {code_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="produce a catalogue from a product CSV")
+    run = sub.add_parser(
+        "run",
+        help="produce a catalogue from a product CSV",
+        description="Produce every pose x variant image of a product CSV, contact sheets and the run index.",
+        epilog="example:\n  onmodel run products.csv --config sd15 --device cuda --preset amazon --out outputs/\n\n"
+        + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("csv", help="product CSV (onmodel columns, Shopify export or Google Merchant feed)")
     run.add_argument(
         "--config", default="demo", help="profile name in configs/ or a YAML path (default: demo)"
@@ -170,12 +214,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     run.add_argument("--force", action="store_true", help="re-render jobs even if already produced")
+    run.add_argument(
+        "--allow-rejects",
+        action="store_true",
+        help="exit 0 (not 3) when rows were rejected but nothing failed",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     run.add_argument("--verbose", action="store_true", help="Prefect task logs at INFO")
     run.set_defaults(func=cmd_run)
 
-    validate = sub.add_parser("validate", help="check a product CSV and print the verdict; runs nothing")
-    validate.add_argument("csv")
+    validate = sub.add_parser(
+        "validate",
+        help="check a product CSV and print the verdict; runs nothing",
+        description="The verdict `run` would give with the same profile: exit 0 all rows ok, 1 rows rejected, "
+        "2 the file or profile cannot be read.",
+        epilog="example:\n  onmodel validate products.csv --config sd15 --deep",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    validate.add_argument("csv", help="product CSV (onmodel columns, Shopify export or Google Merchant feed)")
+    validate.add_argument(
+        "--deep", action="store_true", help="also fetch and decode every photo (catches truncated files)"
+    )
     validate.add_argument(
         "--config", default="demo", help="the profile whose image policy and poses apply (default: demo)"
     )
@@ -183,7 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     segment_command.add_parser(sub)
 
-    reproduce = sub.add_parser("reproduce", help="regenerate one image from its embedded metadata")
+    reproduce = sub.add_parser(
+        "reproduce",
+        help="regenerate one image from its embedded metadata",
+        description="Re-run segmentation, placement, the renderer and the preset with the recorded profile and "
+        "seed, and compare the pixels with the original.",
+        epilog="example:\n  onmodel reproduce outputs/images/master/TEE-1/TEE-1__front__v0.png --check",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     reproduce.add_argument("image", help="an image written by onmodel (PNG text chunk or JSON sidecar)")
     reproduce.add_argument("--out", help="where to write the regenerated image (default: beside it)")
     reproduce.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
@@ -196,23 +262,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     models_command.add_parser(sub)
 
-    demo = sub.add_parser("demo", help="run the offline demo catalogue with the draft renderer")
-    demo.add_argument("--out", default="outputs/demo")
-    demo.add_argument("--config", default="demo")
-    demo.add_argument("--preset")
-    demo.add_argument("--device", default="cpu")
+    demo = sub.add_parser(
+        "demo",
+        help="run the offline demo catalogue with the draft renderer",
+        description="The photos in ../shared/data/garments beside the checkout, else generated flat-lays, "
+        "through the real flow; needs no GPU, weights or network.",
+        epilog="example:\n  onmodel demo --synthetic --products 4 --out outputs/demo",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
+    demo.add_argument("--config", default="demo", help="profile name or YAML path (default: demo)")
+    demo.add_argument("--preset", help="output preset (master, amazon, shopify, zalando)")
+    demo.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     demo.add_argument("--synthetic", action="store_true", help="use generated flat-lays even if photos exist")
     demo.add_argument("--products", type=int, default=12, help="generated products (with --synthetic)")
-    demo.add_argument("--no-progress", action="store_true")
-    demo.add_argument("--verbose", action="store_true")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+    demo.add_argument("--verbose", action="store_true", help="Prefect task logs at INFO")
     demo.set_defaults(func=cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `onmodel` console script."""
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):  # bare `onmodel`: show what it can do
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:
+        # The reader went away (`onmodel validate big.csv | head`): stop quietly, as other tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -14,11 +14,19 @@ from pipelines.production.profile import ProfileError, resolve_profile_path
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `models download PROFILE [--cache-dir DIR]`."""
-    models = subparsers.add_parser("models", help="Manage the model weights a profile needs.")
+    models = subparsers.add_parser(
+        "models",
+        help="manage the model weights a profile needs",
+        description="Fill the Hugging Face cache on a machine with network, for air-gapped GPU workers.",
+        epilog="example:\n  onmodel models download sd15 --cache-dir /shared/hf-cache",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     actions = models.add_subparsers(dest="models_action", required=True)
     download = actions.add_parser(
         "download",
         help="Download a profile's models into the Hugging Face cache and print their commit shas.",
+        epilog="example:\n  onmodel models download configs/sd15.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     download.add_argument(
         "profile", type=Path, help="a run profile YAML (configs/sd15.yaml) or its name (sd15)"

@@ -27,6 +27,8 @@ def add_parser(subparsers: Any) -> None:
             "Writes <stem>.cutout.png (RGBA), <stem>.mask.png and one JSON line per image in segment.jsonl "
             "(quality flags, mask bounding box), so you can check a supplier's photos before a run."
         ),
+        epilog="example:\n  onmodel segment supplier_photos/ --out cutouts/ --backend rembg --model isnet-general-use",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_DIR", help="image files or folders")
     parser.add_argument("--out", required=True, type=Path, help="folder for cutouts, masks and segment.jsonl")

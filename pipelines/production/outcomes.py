@@ -19,9 +19,11 @@ JobStateName = Literal["produced", "skipped", "failed"]
 ProductStateName = Literal["produced", "skipped", "failed", "rejected"]
 REPORT_VERSION = 1
 
-# Exit codes of `onmodel run` (documented in the README).
-EXIT_OK = 0
-EXIT_FAILED = 1
+# Exit codes of `onmodel run` (documented in the README): a scheduler can tell them apart.
+EXIT_OK = 0  # every row produced or skipped
+EXIT_FAILED = 1  # jobs or products failed after their retries (takes precedence over rejects)
+EXIT_USAGE = 2  # the run could not start: missing CSV, bad profile, preset, device, model, server
+EXIT_REJECTED = 3  # nothing failed, but CSV rows or photos were rejected (0 with --allow-rejects)
 
 MANIFEST_COLUMNS = (
     "kind",
@@ -142,10 +144,13 @@ class RunReport:
         if not self.counts:
             self.counts = summary_counts(self.products, self.rejects)
 
-    @property
-    def exit_code(self) -> int:
-        """Non-zero when anything failed (rejected rows are reported, not failures)."""
-        return EXIT_FAILED if self.counts.get("failed", 0) else EXIT_OK
+    def exit_code(self, allow_rejects: bool = False) -> int:
+        """EXIT_FAILED when anything failed, else EXIT_REJECTED when rows were rejected, else EXIT_OK."""
+        if self.counts.get("failed", 0):
+            return EXIT_FAILED
+        if self.counts.get("rejected", 0) and not allow_rejects:
+            return EXIT_REJECTED
+        return EXIT_OK
 
     @property
     def failed_jobs(self) -> list[tuple[ProductOutcome, JobOutcome]]:

@@ -15,12 +15,13 @@ from typing import Any
 import yaml
 
 from catalog import ImagePolicy
+from catalog.categories import check_extra_words
 from configs import config_root
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GARMENT_CLASSES = ("upper_body", "lower_body", "full_body")
 # Only these sections change pixels; run settings (workers, retries) do not invalidate earlier work.
-IMAGE_SECTIONS = ("seed", "canvas", "segmentation", "masks", "renderer", "preset")
+IMAGE_SECTIONS = ("seed", "canvas", "segmentation", "masks", "renderer", "preset", "categories")
 
 
 class ProfileError(ValueError):
@@ -87,6 +88,11 @@ class Profile:
     def run(self) -> dict[str, Any]:
         return dict(self.data.get("run") or {})
 
+    @property
+    def categories(self) -> dict[str, str]:
+        """Extra category words (other languages, house terms) -> known category words, e.g. kleid: dress."""
+        return dict(self.data.get("categories") or {})
+
     def image_policy(self, csv_dir: str | Path = "") -> ImagePolicy:
         """The profile's image-fetch limits; the CSV's own folder is always an allowed root."""
         images = self.images
@@ -148,6 +154,10 @@ def check_profile(data: Any, source: str) -> None:
         raise ProfileError(f"{source}: renderer.name is required (draft or diffusion).")
     if "backend" not in data["segmentation"]:
         raise ProfileError(f"{source}: segmentation.backend is required (classical, rembg or alpha).")
+    try:
+        check_extra_words(data.get("categories") or {}, f"{source}: categories")
+    except ValueError as error:
+        raise ProfileError(str(error)) from error
 
 
 def resolve_profile_path(name_or_path: str | Path) -> Path:

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from catalog import read_catalog
-from catalog.schema import CatalogReadResult, ProductRecord
+from catalog import ImageFetchError, TransientFetchError, fetch_image_bytes, read_catalog
+from catalog.schema import CatalogReadResult, ProductRecord, Reject
+from pipelines.errors import InputError
+from pipelines.image_io import load_image_bytes
 from pipelines.poses import Pose
 from pipelines.presets import Preset
 from pipelines.production.outcomes import RejectRecord
@@ -71,11 +73,40 @@ def check_run(
         raise ProfileError(f"{source}: {error}") from error
 
 
-def validate(csv_path: Path | str, profile: Profile, *, poses: Mapping[str, Pose]) -> CatalogReadResult:
-    """Read and validate a product CSV as a run of this profile would (its image policy, the pose library)."""
+def validate(
+    csv_path: Path | str, profile: Profile, *, poses: Mapping[str, Pose], deep: bool = False
+) -> CatalogReadResult:
+    """Read and validate a product CSV as a run of this profile would (its image policy, the pose library).
+
+    deep: also fetch and decode every photo, so a missing, truncated or oversized image is a reject now,
+    not a surprise during the run.
+    """
     path = Path(csv_path)
     csv_dir = str(path.resolve().parent)
-    return read_catalog(path, profile.image_policy(csv_dir), known_poses=set(poses))
+    result = read_catalog(
+        path, profile.image_policy(csv_dir), known_poses=set(poses), extra_categories=profile.categories
+    )
+    return open_photos(result, profile, csv_dir) if deep else result
+
+
+def open_photos(result: CatalogReadResult, profile: Profile, csv_dir: str) -> CatalogReadResult:
+    """Fetch and fully decode each record's photo; a record whose photo cannot be used becomes a reject."""
+    policy = profile.image_policy(csv_dir)
+    good: list[ProductRecord] = []
+    rejects = list(result.rejects)
+    for record in result.records:
+        try:
+            data = fetch_image_bytes(record.image, policy)
+            load_image_bytes(data, profile.max_pixels, record.image.raw)
+        except (ImageFetchError, InputError) as error:
+            rejects.append(Reject(record.row, record.sku, "image", str(error)))
+        except TransientFetchError as error:  # not the row's fault, but the run would not get it either
+            rejects.append(Reject(record.row, record.sku, "image", f"{error} (try validate again later)"))
+        else:
+            good.append(record)
+    return CatalogReadResult(
+        records=good, rejects=rejects, dialect=result.dialect, rows_read=result.rows_read
+    )
 
 
 def pose_library_digest(poses: Mapping[str, Pose]) -> str:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from catalog.categories import (
     GOOGLE_PRODUCT_CATEGORY_IDS,
     accepted_category_words,
+    check_extra_words,
     match_category,
     unknown_category_reason,
 )
@@ -132,3 +133,31 @@ def test_match_category_never_raises(text: str) -> None:
 )
 def test_case_and_surrounding_space_do_not_matter(word: str, case, padding: str) -> None:
     assert match_category(padding + case(word) + padding) == match_category(word)
+
+
+def test_extra_words_map_other_languages_onto_known_categories() -> None:
+    extra = {"Robe": "dress", "kleid": "dress", "jupe": "skirt", "Sommer Hose": "trousers"}
+    assert match_category("Kleid") is None
+    assert match_category("Kleider", extra_words=extra) is None  # German plurals are not guessed
+    for text, word, garment_class in [
+        ("Kleid", "dress", GarmentClass.FULL),
+        ("Robe longue > Robe", "dress", GarmentClass.FULL),
+        ("Damen > Sommer Hose", "trousers", GarmentClass.LOWER),
+        ("jupes", "skirt", GarmentClass.LOWER),  # the English plural rule still applies
+        ("Denim Jacket", "jacket", GarmentClass.UPPER),  # built-in words still work
+    ]:
+        found = match_category(text, extra_words=extra)
+        assert found is not None and (found.word, found.garment_class) == (word, garment_class), text
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"kleid": "frock"}, "'frock' is not a known category word"),
+        ({"  ": "dress"}, "is not a word"),
+        (["x"], "maps words"),
+    ],
+)
+def test_extra_words_must_map_onto_known_words(extra: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        check_extra_words(extra)  # type: ignore[arg-type]

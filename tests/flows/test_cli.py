@@ -185,3 +185,68 @@ def test_demo_runs_a_generated_catalogue(tmp_path: Path, capsys) -> None:
     assert "demo catalogue: 2 generated flat-lays" in printed
     assert f"run index: {(tmp_path / 'demo' / 'index.html').resolve()}" in printed
     assert len(list((tmp_path / "demo" / "sheets").glob("*.jpg"))) == 2
+
+
+def test_rejects_exit_3_unless_allowed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = write_flatlays(tmp_path / "in", 1)
+    rows.append({"sku": "BAD-1", "image": "g00.png", "category": "umbrella"})
+    csv_path = write_csv(tmp_path / "in" / "products.csv", rows)
+    profile = str(small_profile(tmp_path, variants=1))
+    base = ["run", str(csv_path), "--config", profile, "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(base) == 3
+    assert "rejected 1" in capsys.readouterr().out
+    assert main([*base, "--allow-rejects"]) == 0  # the second run skips the produced jobs, still one reject
+
+
+def test_bare_command_version_and_every_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    assert "run" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as version:
+        main(["--version"])
+    assert version.value.code == 0 and capsys.readouterr().out.startswith("onmodel 0.")
+    for command in (
+        ["run"],
+        ["validate"],
+        ["segment"],
+        ["reproduce"],
+        ["models"],
+        ["models", "download"],
+        ["demo"],
+    ):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        assert "example:\n  onmodel " in capsys.readouterr().out, command
+
+
+def test_validate_deep_opens_the_photos(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = write_flatlays(tmp_path / "in", 2)
+    whole = (tmp_path / "in" / "g01.png").read_bytes()
+    (tmp_path / "in" / "g01.png").write_bytes(whole[: len(whole) // 2])  # truncated in transfer
+    csv_path = write_csv(tmp_path / "in" / "products.csv", rows)
+    assert main(["validate", str(csv_path)]) == 0  # the file is there: the shallow check cannot tell
+    capsys.readouterr()
+    assert main(["validate", str(csv_path), "--deep"]) == 1
+    verdict = capsys.readouterr().out
+    assert "1 products ok, 1 rows rejected" in verdict and "column 'image' (SKU SKU-01)" in verdict
+
+
+def test_unreachable_prefect_server_is_one_clear_line(tmp_path: Path) -> None:
+    rows = write_flatlays(tmp_path / "in", 1)
+    csv_path = write_csv(tmp_path / "in" / "products.csv", rows)
+    env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # nothing listens on port 9
+    done = _onmodel("run", str(csv_path), "--out", str(tmp_path / "out"), "--no-progress", env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "PREFECT_API_URL=http://127.0.0.1:9/api does not answer" in done.stderr
+    assert "prefect server start --host 127.0.0.1" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_output_piped_into_head_ends_quietly(tmp_path: Path) -> None:
+    header = "sku,image,category\n"
+    bad_rows = "".join(f"BAD-{i},missing-{i}.png,t-shirt\n" for i in range(4000))  # ~400 kB of verdict
+    (tmp_path / "big.csv").write_text(header + bad_rows)
+    done = subprocess.run(
+        f"{sys.executable} -m flows.cli validate {tmp_path / 'big.csv'} | head -n 1",
+        shell=True, cwd=ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.stdout.startswith("Read as:")
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr

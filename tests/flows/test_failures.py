@@ -42,7 +42,7 @@ def test_a_job_that_keeps_failing_is_isolated_and_recorded(
     monkeypatch.setattr(DraftRenderer, "__call__", broken_for_one_sku)
     summary = run_catalog(str(csv_path), str(profile), str(tmp_path / "out"))
     assert summary.counts["produced"] == 2 and summary.counts["failed"] == 2
-    assert summary.exit_code == 1
+    assert summary.exit_code() == 1
     manifest = list(csv.DictReader((tmp_path / "out" / "manifest.csv").open()))
     states = {(r["kind"], r["sku"]): r["state"] for r in manifest if r["kind"] == "product"}
     assert states == {("product", "SKU-00"): "produced", ("product", "SKU-01"): "failed"}

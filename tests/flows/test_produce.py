@@ -41,7 +41,7 @@ def test_every_job_is_produced_with_metadata(first_run: tuple) -> None:
         "failed": 0,
         "jobs": 12,
     }
-    assert summary.exit_code == 0
+    assert summary.exit_code() == 0
     images = _images(root / "out")
     assert len(images) == 12
     for image_path in images:

@@ -8,6 +8,10 @@ import io
 import pytest
 
 from pipelines.production.outcomes import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_REJECTED,
+    EXIT_USAGE,
     MANIFEST_COLUMNS,
     JobOutcome,
     ProductOutcome,
@@ -73,13 +77,13 @@ def test_manifest_has_one_row_per_reject_product_and_job() -> None:
         "failed": 1,
         "jobs": 2,
     }
-    assert report.exit_code == 1
+    assert report.exit_code() == 1
 
 
 def test_a_product_that_failed_before_planning_counts_as_one_failure() -> None:
     report = make_report([ProductOutcome("A", 2, "failed", reason="preparation failed after 2 retries")], [])
-    assert report.counts["failed"] == 1 and report.exit_code == 1
-    assert make_report([ProductOutcome("A", 2, "skipped", jobs=[_job("skipped")])], []).exit_code == 0
+    assert report.counts["failed"] == 1 and report.exit_code() == 1
+    assert make_report([ProductOutcome("A", 2, "skipped", jobs=[_job("skipped")])], []).exit_code() == 0
 
 
 def test_report_round_trips_through_its_dict() -> None:
@@ -90,3 +94,14 @@ def test_report_round_trips_through_its_dict() -> None:
     assert isinstance(again.products[0].jobs[0], JobOutcome) and isinstance(again.rejects[0], RejectRecord)
     with pytest.raises(ValueError, match="version"):
         RunReport.from_dict({**report.to_dict(), "version": 99})
+
+
+def test_exit_codes_tell_failures_rejects_and_success_apart() -> None:
+    produced = ProductOutcome("A", 2, "produced", jobs=[_job("produced")])
+    rejected_row = RejectRecord(3, "B", "category", "unknown")
+    assert make_report([produced], []).exit_code() == EXIT_OK
+    assert make_report([produced], [rejected_row]).exit_code() == EXIT_REJECTED
+    assert make_report([produced], [rejected_row]).exit_code(allow_rejects=True) == EXIT_OK
+    failed = ProductOutcome("C", 4, "failed", jobs=[_job("failed")])
+    assert make_report([failed], [rejected_row]).exit_code(allow_rejects=True) == EXIT_FAILED
+    assert len({EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED}) == 4

@@ -142,3 +142,22 @@ def test_the_fingerprint_describes_the_renderer_as_it_will_describe_itself(tmp_p
     assert run_fingerprint(profile, device="cpu", poses=POSES) != run_fingerprint(
         other, device="cpu", poses=POSES
     )
+
+
+def test_profile_category_words_apply_to_validate_and_run(tmp_path: Path) -> None:
+    rows = write_flatlays(tmp_path / "in", 2)
+    rows[0]["category"], rows[1]["category"] = "Kleid", "jupe"
+    csv_path = write_csv(tmp_path / "in" / "products.csv", rows)
+    plain = validate(csv_path, load_profile(small_profile(tmp_path)), poses=POSES)
+    assert [r.column for r in plain.rejects] == ["category", "category"]
+    assert "profile's `categories`" in plain.rejects[0].reason
+    german = load_profile(small_profile(tmp_path, categories={"kleid": "dress", "jupe": "skirt"}))
+    result = validate(csv_path, german, poses=POSES)
+    assert not result.rejects
+    assert [r.garment_class.value for r in result.records] == ["full_body", "lower_body"]
+    assert german.fingerprint("p") != load_profile(small_profile(tmp_path)).fingerprint("p")
+
+
+def test_a_category_mapping_to_an_unknown_word_is_a_profile_error(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="categories.kleid: 'frock' is not a known category word"):
+        load_profile(small_profile(tmp_path, categories={"kleid": "frock"}))
