@@ -44,7 +44,8 @@ def _print_summary(report: RunReport) -> None:
     out = Path(report.out_dir)
     print(f"manifest: {out / 'manifest.csv'}")
     print(f"rejects:  {out / 'rejects.csv'}")
-    print(f"run index: {(out / 'index.html').resolve()}")
+    print(f"run report: {(out / 'runs' / report.run_id / 'index.html').resolve()}")
+    print(f"run index: {(out / 'index.html').resolve()}  (the whole catalogue in this folder)")
 
 
 @contextmanager

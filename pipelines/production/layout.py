@@ -7,6 +7,8 @@ storage can replace the local folder without touching the pipeline.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, runtime_checkable
@@ -43,6 +45,10 @@ class OutputLayout:
     def run_summary(self, run_id: str) -> str:
         return f"runs/{run_id}/summary.json"
 
+    def run_index(self, run_id: str) -> str:
+        return f"runs/{run_id}/index.html"
+
+    catalogue: str = "catalogue.json"  # every product ever produced here, with its latest state
     manifest: str = "manifest.csv"
     rejects: str = "rejects.csv"
     index: str = "index.html"
@@ -65,6 +71,10 @@ class Storage(Protocol):
 
     def local_path(self, key: str) -> Path:
         """A local file for the key (for browsers and links); remote storages download or raise."""
+        ...
+
+    def lock(self, name: str) -> AbstractContextManager[None]:
+        """An exclusive lock shared by every process using this storage (read-modify-write of one key)."""
         ...
 
 
@@ -94,6 +104,20 @@ class LocalStorage:
 
     def local_path(self, key: str) -> Path:
         return self._path(key)
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """An OS file lock (fcntl): released by the kernel when a holder dies, even by kill -9."""
+        import fcntl
+
+        path = self._path(f".locks/{name}.lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @property
     def state_db(self) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -176,8 +176,11 @@ class RunReport:
         return cls(**values)
 
 
-def manifest_rows(report: RunReport) -> list[dict[str, Any]]:
-    """One row per CSV reject, per product and per job: every input ends in exactly one state."""
+def manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """One row per CSV reject, per product and per job: every input ends in exactly one state.
+
+    runs: sku -> the run a product's state comes from (the catalogue view); default: this report's run.
+    """
     rows: list[dict[str, Any]] = []
     common = {"renderer": report.renderer, "fingerprint": report.fingerprint, "run_id": report.run_id}
     for reject in report.rejects:
@@ -194,6 +197,7 @@ def manifest_rows(report: RunReport) -> list[dict[str, Any]]:
             }
         )
     for product in report.products:
+        run = {"run_id": (runs or {}).get(product.sku, report.run_id)}
         rows.append(
             {
                 "kind": "product",
@@ -204,6 +208,7 @@ def manifest_rows(report: RunReport) -> list[dict[str, Any]]:
                 "flags": product.flags,
                 "sheet": product.sheet,
                 **common,
+                **run,
             }
         )
         for job in product.jobs:
@@ -222,6 +227,7 @@ def manifest_rows(report: RunReport) -> list[dict[str, Any]]:
                     "output": job.output,
                     "sidecar": job.sidecar,
                     **common,
+                    **run,
                 }
             )
     return rows

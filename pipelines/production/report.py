@@ -6,13 +6,15 @@ Everything is rendered from one `RunReport`; the index goes through a real Jinja
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
 
+from pipelines.production import catalogue
 from pipelines.production.book import RunBook
-from pipelines.production.layout import OutputLayout, Storage, write_json, write_text
+from pipelines.production.layout import OutputLayout, Storage, read_json, write_json, write_text
 from pipelines.production.outcomes import (
     MANIFEST_COLUMNS,
     REJECT_COLUMNS,
@@ -56,8 +58,17 @@ def build_report(run: RunStart, book: RunBook, out_dir: str, seconds: float) -> 
     )
 
 
-def render_index(report: RunReport, layout: OutputLayout = LAYOUT) -> str:
-    """The reviewers' entry page: counts, a card per product linking its contact sheet, rejects, failures."""
+def render_index(
+    report: RunReport,
+    layout: OutputLayout = LAYOUT,
+    *,
+    runs: Mapping[str, str] | None = None,
+) -> str:
+    """The reviewers' entry page: counts, a card per product linking its contact sheet, rejects, failures.
+
+    runs (sku -> run id): the page is the catalogue view at the output root; without it, the run's own page
+    under runs/<id>/ (links climb back to the root).
+    """
     failures = [(p.sku, j.job_id, j.reason) for p, j in report.failed_jobs]
     failures += [
         (p.sku, "(product)", p.reason) for p in report.products if p.state == "failed" and not p.jobs
@@ -69,27 +80,43 @@ def render_index(report: RunReport, layout: OutputLayout = LAYOUT) -> str:
         ("fingerprint", report.fingerprint),
         ("seconds", f"{report.seconds:.1f}"),
     ]
+    is_catalogue = runs is not None
     return (
         _environment()
         .get_template("index.html.j2")
         .render(
-            title=f"onmodel · {Path(report.csv).name}",
+            title=f"onmodel · {'catalogue' if is_catalogue else Path(report.csv).name}",
             report=report,
             details=details,
             failures=failures,
-            summary=layout.run_summary(report.run_id),
+            base="" if is_catalogue else "../../",
+            summary=layout.run_summary(report.run_id) if is_catalogue else "summary.json",
+            runs=runs or {},
+            latest_run=layout.run_index(report.run_id) if is_catalogue else None,
         )
     )
 
 
-def publish_report(report: RunReport, storage: Storage, layout: OutputLayout = LAYOUT) -> None:
-    """Write the run's own folder first, then the top-level manifest, rejects and index (all atomic)."""
-    manifest = csv_text(MANIFEST_COLUMNS, manifest_rows(report))
-    rejects = csv_text(REJECT_COLUMNS, reject_rows(report))
+def publish_report(report: RunReport, storage: Storage, layout: OutputLayout = LAYOUT) -> RunReport:
+    """Write the run's own folder, then merge it into the catalogue and rewrite the top-level files.
+
+    Returns the catalogue view. The merge holds the storage's catalogue lock, so two runs into one folder
+    (nightly and an upload) never lose each other's products.
+    """
+    # 1. The run's own report: summary.json, manifest, rejects and its page under runs/<id>/.
     run_dir = layout.run_dir(report.run_id)
     write_json(storage, layout.run_summary(report.run_id), report.to_dict())
-    for folder in (run_dir, ""):
-        prefix = f"{folder}/" if folder else ""
-        write_text(storage, prefix + layout.manifest, manifest)
-        write_text(storage, prefix + layout.rejects, rejects)
-    write_text(storage, layout.index, render_index(report, layout))
+    write_text(storage, f"{run_dir}/{layout.manifest}", csv_text(MANIFEST_COLUMNS, manifest_rows(report)))
+    write_text(storage, f"{run_dir}/{layout.rejects}", csv_text(REJECT_COLUMNS, reject_rows(report)))
+    write_text(storage, layout.run_index(report.run_id), render_index(report, layout))
+    # 2. The catalogue: every product ever produced here with its latest state, and the top-level files.
+    with storage.lock("catalogue"):
+        previous = read_json(storage, layout.catalogue) if storage.exists(layout.catalogue) else None
+        entries = catalogue.merge(catalogue.read_entries(previous), report)
+        write_json(storage, layout.catalogue, catalogue.to_document(entries))
+        view = catalogue.catalogue_report(entries, report)
+        runs = {sku: entry.run_id for sku, entry in entries.items()}
+        write_text(storage, layout.manifest, csv_text(MANIFEST_COLUMNS, manifest_rows(view, runs)))
+        write_text(storage, layout.rejects, csv_text(REJECT_COLUMNS, reject_rows(view)))
+        write_text(storage, layout.index, render_index(view, layout, runs=runs))
+    return view

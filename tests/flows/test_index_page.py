@@ -28,26 +28,27 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def served_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     root = tmp_path_factory.mktemp("index")
     rows = write_flatlays(root / "in", 2)
     rows.append({"sku": "BAD-1", "image": "g00.png", "category": "umbrella"})
     csv_path = write_csv(root / "in" / "products.csv", rows)
-    run_catalog(str(csv_path), str(small_profile(root, variants=1)), str(root / "out"))
+    report = run_catalog(str(csv_path), str(small_profile(root, variants=1)), str(root / "out"))
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root / "out"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
+    yield f"http://127.0.0.1:{server.server_address[1]}", report.run_id
     server.shutdown()
 
 
-def test_index_shows_counts_sheets_and_rejects(served_run: str, tmp_path: Path) -> None:
+def test_index_shows_counts_sheets_and_rejects(served_run: tuple[str, str], tmp_path: Path) -> None:
+    base, run_id = served_run
     assert Path(CHROMIUM).exists(), "install Debian's chromium (make test does: apt-get install -y chromium)"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page()
-        page.goto(served_run)
+        page.goto(f"{base}/index.html")
         page.wait_for_load_state("load")
         counts = page.inner_text("#counts")
         assert "4\nproduced" in counts and "1\nrejected" in counts
@@ -64,4 +65,12 @@ def test_index_shows_counts_sheets_and_rejects(served_run: str, tmp_path: Path) 
             cards.first.locator("a").click()
         assert page.url.endswith("sheets/SKU-00.jpg")
         page.screenshot(path=str(tmp_path / "sheet.png"))
+        # The run's own report under runs/<id>/: its links climb back to the sheets at the root.
+        page.goto(f"{base}/runs/{run_id}/index.html")
+        page.wait_for_load_state("load")
+        widths = page.eval_on_selector_all(
+            "#products img", "imgs => imgs.map(i => i.complete && i.naturalWidth)"
+        )
+        assert len(widths) == 2 and all(w and w > 200 for w in widths)
+        assert "'umbrella' is not a garment category" in page.inner_text("#rejects")
         browser.close()

@@ -195,3 +195,24 @@ def test_progress_reaches_the_callback_of_whoever_started_the_run(tmp_path: Path
     assert [(e.done, e.total) for e in events if e.stage == "prepare"][-1] == (2, 2)
     assert [(e.done, e.total) for e in events if e.stage == "render"][-1] == (4, 4)
     assert "on_progress" not in inspect.signature(produce_catalog.fn).parameters
+
+
+def test_only_and_a_second_csv_never_make_products_vanish_from_the_index(tmp_path: Path) -> None:
+    rows = write_flatlays(tmp_path / "in", 3)
+    csv_path = write_csv(tmp_path / "in" / "products.csv", rows)
+    profile = str(small_profile(tmp_path, variants=1))
+    out = tmp_path / "out"
+    first = run_catalog(str(csv_path), profile, str(out))
+    only = run_catalog(str(csv_path), profile, str(out), only=["SKU-01"], force=True)
+    assert [p.sku for p in only.products] == ["SKU-01"]
+    other = write_csv(tmp_path / "in" / "more.csv", [{**rows[0], "sku": "EXTRA-1"}])
+    run_catalog(str(other), profile, str(out))
+    page = (out / "index.html").read_text()
+    for sku in ("SKU-00", "SKU-01", "SKU-02", "EXTRA-1"):
+        assert f'data-sku="{sku}"' in page, sku
+    manifest = list(csv.DictReader((out / "manifest.csv").open()))
+    runs = {r["sku"]: r["run_id"] for r in manifest if r["kind"] == "product"}
+    assert runs["SKU-00"] == first.run_id and runs["SKU-01"] == only.run_id and len(runs) == 4
+    assert len(list((out / "runs").glob("*/index.html"))) == 3
+    only_page = (out / "runs" / only.run_id / "index.html").read_text()
+    assert 'data-sku="SKU-01"' in only_page and 'data-sku="SKU-00"' not in only_page
