@@ -169,6 +169,19 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0 if report.matches or not args.check else 1
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print what an output folder holds: products and images per state, and each run's counts."""
+    from pipelines.production.layout import LocalStorage
+    from pipelines.production.status import folder_status
+
+    out = Path(args.out)
+    if not out.is_dir():
+        print(f"error: {out} is not a folder; give the --out of an earlier run", file=sys.stderr)
+        return USAGE_ERROR
+    print(folder_status(LocalStorage(out)).describe())
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the demo catalogue: the photos in ../shared/data/garments when present, else generated flat-lays."""
     _quiet_prefect(args.verbose)
@@ -262,6 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.set_defaults(func=cmd_reproduce)
 
     models_command.add_parser(sub)
+
+    status = sub.add_parser(
+        "status",
+        help="show what an output folder holds: products and images per state, and each run",
+        epilog="example:\n  onmodel status --out outputs/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    status.add_argument("--out", default="outputs", help="output folder (default: outputs/)")
+    status.set_defaults(func=cmd_status)
 
     demo = sub.add_parser(
         "demo",

@@ -250,3 +250,31 @@ def test_output_piped_into_head_ends_quietly(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.stdout.startswith("Read as:")
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+
+
+def test_status_of_an_output_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = write_flatlays(tmp_path / "in", 1)
+    csv_path = write_csv(tmp_path / "in" / "products.csv", rows)
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "run",
+                str(csv_path),
+                "--config",
+                str(small_profile(tmp_path, variants=1)),
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["status", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        printed.startswith("catalogue: 1 products (produced 1); 2 images (produced 2)")
+        and "runs (1):" in printed
+    )
+    assert main(["status", "--out", str(tmp_path / "nowhere")]) == 2
