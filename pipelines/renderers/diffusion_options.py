@@ -179,6 +179,13 @@ def check_inputs(options: Mapping[str, Any], device: str) -> DiffusionSettings:
         raise ValueError(
             f"attention must be 'sdpa' (fused kernels) or 'eager'; got {options.get('attention')!r}."
         )
+    if options.get("fuse_qkv") and options.get("attention", "sdpa") == "eager":
+        # Fusing installs diffusers' fused SDPA processors, which would silently undo `attention: eager` while
+        # every image's metadata still said eager.
+        raise ValueError(
+            "fuse_qkv: true runs fused SDPA attention, so it cannot be combined with attention: eager; "
+            "set attention: sdpa, or fuse_qkv: false to keep eager attention."
+        )
     scheduler = options.get("scheduler", {}) or {}
     if isinstance(scheduler, Mapping):
         _check_keys("scheduler", scheduler, SCHEDULER_KEYS, "scheduler: {name: dpmpp_2m_karras}")

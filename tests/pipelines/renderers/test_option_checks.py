@@ -97,6 +97,7 @@ def test_the_check_never_touches_the_filesystem(monkeypatch: pytest.MonkeyPatch)
 @pytest.mark.parametrize(
     ("change", "device", "words"),
     [
+        ({"fuse_qkv": True, "attention": "eager"}, "cuda:0", "cannot be combined with attention: eager"),
         ({"stepz": 30}, "cuda:0", r"\['stepz'\].*did you mean 'steps'"),
         ({"scheduler": {"name": "plms2"}}, "cuda:0", "scheduler.name must be one of"),
         ({"scheduler": {"nam": "ddim"}}, "cuda:0", r"\['nam'\] in scheduler"),
