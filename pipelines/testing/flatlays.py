@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -134,6 +135,70 @@ _STRAPS: dict[str, list[tuple[tuple[float, float], tuple[float, float]]]] = {
     "tank": [((0.30, 0.36), (0.30, 0.02)), ((0.70, 0.36), (0.70, 0.02))],
     "dress": [((0.30, 0.20), (0.32, 0.00)), ((0.70, 0.20), (0.68, 0.00))],
 }
+_SHIRT_COLLAR = np.array([(0.36, 0.03), (0.50, 0.10), (0.64, 0.03), (0.60, 0.15), (0.50, 0.20), (0.40, 0.15)])
+# Landmark name -> the (source, index) points it is the mean of: "o" a vertex of the jittered _OUTLINES entry,
+# "c" of _SHIRT_COLLAR, "s" a strap's top end. Image-left vertices are the wearer's right (r_).
+_Recipe = tuple[tuple[str, int], ...]
+_LANDMARK_RECIPES: dict[str, dict[str, _Recipe]] = {
+    "tee": {
+        "neck": (("o", 13),),
+        "r_shoulder": (("o", 1),),
+        "l_shoulder": (("o", 10),),
+        "r_armpit": (("o", 4),),
+        "l_armpit": (("o", 7),),
+        "r_cuff": (("o", 2), ("o", 3)),
+        "l_cuff": (("o", 8), ("o", 9)),
+        "r_hem": (("o", 5),),
+        "l_hem": (("o", 6),),
+    },
+    "shirt": {
+        "neck": (("c", 1),),  # the collar's V covers the body's neckline
+        "r_shoulder": (("o", 1),),
+        "l_shoulder": (("o", 12),),
+        "r_armpit": (("o", 5),),
+        "l_armpit": (("o", 8),),
+        "r_cuff": (("o", 3), ("o", 4)),
+        "l_cuff": (("o", 9), ("o", 10)),
+        "r_hem": (("o", 6),),
+        "l_hem": (("o", 7),),
+    },
+    "tank": {
+        "neck": (("o", 2), ("o", 3)),
+        "r_shoulder": (("o", 0),),
+        "l_shoulder": (("o", 5),),
+        "r_armpit": (("o", 9),),
+        "l_armpit": (("o", 6),),
+        "r_hem": (("o", 8),),
+        "l_hem": (("o", 7),),
+    },
+    "dress": {
+        "neck": (("o", 2),),
+        "r_shoulder": (("o", 0),),
+        "l_shoulder": (("o", 4),),
+        "r_armpit": (("o", 10),),
+        "l_armpit": (("o", 5),),
+        "r_waist": (("o", 9),),
+        "l_waist": (("o", 6),),
+        "r_hem": (("o", 8),),
+        "l_hem": (("o", 7),),
+    },
+    "trousers": {
+        "r_waist": (("o", 0),),
+        "l_waist": (("o", 1),),
+        "crotch": (("o", 5), ("o", 6)),
+        "r_hem": (("o", 8),),
+        "l_hem": (("o", 3),),
+        "r_hem_inner": (("o", 7),),
+        "l_hem_inner": (("o", 4),),
+    },
+    "skirt": {
+        "r_waist": (("o", 0),),
+        "l_waist": (("o", 1),),
+        "r_hem": (("o", 7),),
+        "l_hem": (("o", 3),),
+    },
+}
+_STRAP_SHOULDERS = {"r_shoulder": 0, "l_shoulder": 1}  # _STRAPS lists the image-left strap first
 
 
 @dataclass(frozen=True)
@@ -178,8 +243,14 @@ def check_inputs(spec: FlatlaySpec) -> None:
         raise ValueError(f"jpeg_quality must be 0 (none) or 10..100; got {spec.jpeg_quality}.")
 
 
-def _garment_geometry(spec: FlatlaySpec, rng: np.random.Generator) -> tuple[list[np.ndarray], list[tuple]]:
-    """Pixel polygons and strap segments (start, end, thickness) after jitter, scale, rotation and offset."""
+def _garment_frame(
+    spec: FlatlaySpec, rng: np.random.Generator
+) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """The jittered unit outline and the map from unit-box points to image pixels (scale, rotation, offset).
+
+    The one source of truth for where a garment lies: the drawn polygons and the ground-truth landmarks both
+    come from here. The jitter is the first draw from rng: callers pass a fresh default_rng(spec.seed).
+    """
     aspect, outline = _OUTLINES[spec.kind]
     points = np.asarray(outline, dtype=np.float64) + rng.normal(0.0, 0.008, (len(outline), 2))
     box_h = spec.fill * min(spec.height, spec.width / aspect)
@@ -192,18 +263,42 @@ def _garment_geometry(spec: FlatlaySpec, rng: np.random.Generator) -> tuple[list
         local = (unit - 0.5) * np.array([box_w, box_h])
         return local @ rotation.T + centre
 
+    return points, to_pixels
+
+
+def _garment_geometry(spec: FlatlaySpec, rng: np.random.Generator) -> tuple[list[np.ndarray], list[tuple]]:
+    """Pixel polygons and strap segments (start, end, thickness) after jitter, scale, rotation and offset."""
+    points, to_pixels = _garment_frame(spec, rng)
     polygons = [to_pixels(points)]
     if spec.kind == "shirt":  # a pointed collar that overlaps the neckline
-        collar = np.array(
-            [(0.36, 0.03), (0.50, 0.10), (0.64, 0.03), (0.60, 0.15), (0.50, 0.20), (0.40, 0.15)]
-        )
-        polygons.append(to_pixels(collar))
+        polygons.append(to_pixels(_SHIRT_COLLAR))
     straps = []
     if spec.straps and spec.kind in _STRAPS:
         for start, end in _STRAPS[spec.kind]:
             a, b = to_pixels(np.array([start, end]))
             straps.append((a, b, spec.strap_px))
     return polygons, straps
+
+
+def flatlay_landmarks(spec: FlatlaySpec) -> dict[str, tuple[float, float]]:
+    """Ground-truth landmarks of make_flatlay(spec)'s garment in image pixels (x, y), by landmark name.
+
+    Names follow pipelines.landmarks: r_/l_ is the wearer's right/left, so r_ lies on the image left of a
+    front-view packshot (as OpenPose's r_shoulder does). With straps drawn, a shoulder is its strap's top end.
+    A sleeve's axis runs from the middle of its shoulder and armpit to its cuff.
+    """
+    check_inputs(spec)
+    points, to_pixels = _garment_frame(spec, np.random.default_rng(spec.seed))
+    sources = {"o": points, "c": _SHIRT_COLLAR}
+    if spec.straps and spec.kind in _STRAPS:
+        sources["s"] = np.array([end for _, end in _STRAPS[spec.kind]])
+    unit: dict[str, np.ndarray] = {}
+    for name, recipe in _LANDMARK_RECIPES[spec.kind].items():
+        if "s" in sources and name in _STRAP_SHOULDERS:  # the strap's top end, not the bodice's tip
+            recipe = (("s", _STRAP_SHOULDERS[name]),)
+        unit[name] = np.mean([sources[source][index] for source, index in recipe], axis=0)
+    pixels = to_pixels(np.array(list(unit.values())))
+    return {name: (float(x), float(y)) for name, (x, y) in zip(unit, pixels, strict=True)}
 
 
 def _draw_mask(shape: tuple[int, int], polygons: list[np.ndarray], straps: list[tuple]) -> np.ndarray:
