@@ -31,6 +31,7 @@ from pipelines.image_io import load_image  # noqa: E402
 from pipelines.landmarks import GarmentLandmarks, find_landmarks  # noqa: E402
 from pipelines.segmentation import get_segmenter  # noqa: E402
 from pipelines.testing.flatlays import (  # noqa: E402
+    GARMENT_CLASS_OF_KIND,
     GARMENT_KINDS,
     flatlay_landmarks,
     make_flatlay,
@@ -38,14 +39,6 @@ from pipelines.testing.flatlays import (  # noqa: E402
 )
 
 REAL_PHOTOS = ROOT / ".." / "shared" / "data" / "garments"
-CLASS_OF_KIND = {
-    "tee": "upper_body",
-    "shirt": "upper_body",
-    "tank": "upper_body",
-    "dress": "full_body",
-    "trousers": "lower_body",
-    "skirt": "lower_body",
-}
 HINT_OF_CATEGORY = {"t-shirt": "tee", "tee": "tee", "shirt": "shirt", "vest": "tank", "tank": "tank"}
 REPEATS = 5  # timed calls per mask; the median is kept (another process on the machine adds outliers)
 
@@ -64,7 +57,7 @@ def measure(n: int, seed: int) -> dict[str, dict]:
     for spec in specs:
         _, mask = make_flatlay(spec)
         truth = flatlay_landmarks(spec)
-        garment_class = CLASS_OF_KIND[spec.kind]
+        garment_class = GARMENT_CLASS_OF_KIND[spec.kind]
         times = []
         for _ in range(REPEATS):
             started = time.perf_counter()

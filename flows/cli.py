@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipelines.production.layout import OutputLayout
+from pipelines.production.outcomes import EXIT_USAGE
 from pipelines.production.profile import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -18,7 +20,6 @@ if TYPE_CHECKING:
     from pipelines.production.outcomes import RunReport
 
 SHARED_DEMO_CSV = REPO_ROOT.parent / "shared" / "data" / "garments" / "products.csv"
-USAGE_ERROR = 2  # a user error the message explains (bad profile, preset, device, missing file); = EXIT_USAGE
 EXIT_CODES = """exit codes:
   0  every row produced or skipped
   1  jobs or products failed after their retries (see manifest.csv)
@@ -41,11 +42,11 @@ def _print_summary(report: RunReport) -> None:
         f"produced {counts['produced']} · skipped {counts['skipped']} · rejected {counts['rejected']} · "
         f"failed {counts['failed']}  ({counts['products']} products, {report.seconds:.1f} s)"
     )
-    out = Path(report.out_dir)
-    print(f"manifest: {out / 'manifest.csv'}")
-    print(f"rejects:  {out / 'rejects.csv'}")
-    print(f"run report: {(out / 'runs' / report.run_id / 'index.html').resolve()}")
-    print(f"run index: {(out / 'index.html').resolve()}  (the whole catalogue in this folder)")
+    out, layout = Path(report.out_dir), OutputLayout()
+    print(f"manifest: {out / layout.manifest}")
+    print(f"rejects:  {out / layout.rejects}")
+    print(f"run report: {(out / layout.run_index(report.run_id)).resolve()}")
+    print(f"run index: {(out / layout.index).resolve()}  (the whole catalogue in this folder)")
 
 
 @contextmanager
@@ -95,7 +96,7 @@ def _produce(args: argparse.Namespace, csv_path: str) -> int:
 
     if problem := _prefect_server_problem():
         print(f"error: {problem}", file=sys.stderr)
-        return USAGE_ERROR
+        return EXIT_USAGE
     try:
         with _progress_bar(not args.no_progress) as on_progress:
             report = run_catalog(
@@ -110,7 +111,7 @@ def _produce(args: argparse.Namespace, csv_path: str) -> int:
             )
     except (ProfileError, RunConfigError, ModelNotAvailableError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
+        return EXIT_USAGE
     _print_summary(report)
     return report.exit_code(allow_rejects=getattr(args, "allow_rejects", False))
 
@@ -120,7 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _quiet_prefect(args.verbose)
     if not Path(args.csv).exists():
         print(f"error: {args.csv} does not exist", file=sys.stderr)
-        return USAGE_ERROR
+        return EXIT_USAGE
     return _produce(args, args.csv)
 
 
@@ -135,7 +136,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         result = validate(Path(args.csv), load_profile(args.config), poses=pose_library(), deep=args.deep)
     except (ProfileError, CatalogError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
+        return EXIT_USAGE
     print(format_verdict(result))
     return 0 if not result.rejects else 1
 
@@ -164,7 +165,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         RunConfigError,
     ) as error:  # no metadata, a changed photo: no traceback
         print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
+        return EXIT_USAGE
     print(report.describe())
     return 0 if report.matches or not args.check else 1
 
@@ -177,7 +178,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.is_dir():
         print(f"error: {out} is not a folder; give the --out of an earlier run", file=sys.stderr)
-        return USAGE_ERROR
+        return EXIT_USAGE
     print(folder_status(LocalStorage(out)).describe())
     return 0
 

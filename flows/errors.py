@@ -4,21 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from catalog import TransientFetchError
 from pipelines.errors import TransientError
 from pipelines.production.profile import Profile
 
-# Types, not names: device faults come from renderers as pipelines.errors types; network faults from the
-# catalogue (after its own retries) or the standard library.
+# Types, not names: device faults come from renderers as pipelines.errors types, photo fetches that timed out
+# from the catalogue (which wraps httpx's errors after its own retries), OS-level timeouts from storage.
 TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
     TransientError,
     TransientFetchError,
     TimeoutError,
     ConnectionError,
-    httpx.TimeoutException,
-    httpx.NetworkError,
 )
 
 
@@ -47,8 +43,3 @@ def retry_options(profile: Profile) -> dict[str, Any]:
         "retry_delay_seconds": [delay * 2**attempt for attempt in range(retries)] if retries else 0,
         "retry_condition_fn": retry_only_transient,
     }
-
-
-def retries_of(profile: Profile) -> int:
-    """How many times a transient fault is retried (for the reason text of a job that still failed)."""
-    return int(profile.run.get("task_retries", 2))

@@ -17,7 +17,7 @@ from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import caches
-from flows.errors import is_transient, retries_of, retry_options
+from flows.errors import is_transient, retry_options
 from flows.tasks import prepare_product, publish_sheet, render_batch
 from pipelines.production import stages
 from pipelines.production.book import ProgressCallback, RunBook
@@ -146,7 +146,9 @@ def produce_catalog(
 
 
 def _after_retries(stage: str, error: BaseException, profile: Profile) -> str:
-    return f"{stage} failed after {retries_of(profile)} retries: {type(error).__name__}: {error}"
+    return (
+        f"{stage} failed after {retry_options(profile)['retries']} retries: {type(error).__name__}: {error}"
+    )
 
 
 def _artifacts(report: RunReport) -> None:
@@ -163,9 +165,9 @@ def _artifacts(report: RunReport) -> None:
     )
 
 
-def configured_flow(profile: str) -> Any:
+def configured_flow(profile: Profile) -> Any:
     """The flow with the profile's worker count (CLI, serve and deployments all start it through this)."""
-    workers = int(load_profile(profile).run.get("max_workers", DEFAULT_MAX_WORKERS))
+    workers = int(profile.run.get("max_workers", DEFAULT_MAX_WORKERS))
     return produce_catalog.with_options(task_runner=thread_pool(max(1, workers)))
 
 
@@ -188,7 +190,7 @@ def run_catalog(
     check_run(loaded, device=device, presets=caches.presets(), poses=caches.pose_library())
     run_fingerprint(loaded, device=device, poses=caches.pose_library())  # a missing model, before any work
     with progress_listener(on_progress):
-        state = configured_flow(profile)(
+        state = configured_flow(loaded)(
             csv_path=csv_path,
             profile=profile,
             out_dir=out_dir,

@@ -22,6 +22,7 @@ class FinishedImage:
     data: bytes
     extension: str
     metadata: ImageMetadata
+    metadata_json: str  # what the file embeds; the sidecar is the same text
 
     def decoded(self) -> np.ndarray:
         """The pixels a reader of the file sees (after the format's compression)."""
@@ -49,5 +50,6 @@ def finish_image(rgb: np.ndarray, preset: Preset, metadata: ImageMetadata) -> Fi
     # 2. The metadata records the format, so reproduce knows it compares against a lossy file or not.
     metadata = replace(metadata, format=preset.format)
     # 3. Encode with the metadata embedded.
-    data, extension = encode_for_preset(final, preset, text={TEXT_KEY: metadata.to_json()})
-    return FinishedImage(data=data, extension=extension, metadata=metadata)
+    metadata_json = metadata.to_json()
+    data, extension = encode_for_preset(final, preset, text={TEXT_KEY: metadata_json})
+    return FinishedImage(data=data, extension=extension, metadata=metadata, metadata_json=metadata_json)

@@ -8,7 +8,7 @@ placement apart from the renderer's own, and the preset's file format.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -76,26 +76,13 @@ class ImageMetadata:
             )
         known = {f.name for f in fields(cls)} - {"version"}
         values = {key: value for key, value in data.items() if key in known}
-        missing = sorted(name for name in known if name not in values and _required(name))
+        required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+        missing = sorted(required - set(values))
         if missing:
             raise MetadataError(f"image metadata (version {version}) lacks {', '.join(missing)}.")
         if version == 1:
             values.setdefault("format", "png")  # version 1 recorded no format; its reproduce wrote PNG
         return cls(**values, version=int(version))
-
-
-_OPTIONAL = {
-    "render_params",
-    "prompt",
-    "negative_prompt",
-    "attributes",
-    "flags",
-    "format",
-}
-
-
-def _required(name: str) -> bool:
-    return name not in _OPTIONAL
 
 
 def read_image_metadata(image_path: Path) -> ImageMetadata:

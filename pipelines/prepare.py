@@ -31,14 +31,6 @@ def image_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def check_inputs(data: bytes, max_pixels: int) -> None:
-    """Raise a ValueError naming what is off."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise ValueError(f"photo data must be bytes; got {type(data).__name__}.")
-    if max_pixels < 1:
-        raise ValueError(f"max_pixels must be a positive pixel count (e.g. 40_000_000); got {max_pixels}.")
-
-
 def thumbnail(rgb: np.ndarray, long_side: int = THUMB_LONG_SIDE) -> np.ndarray:
     """A copy no longer than long_side on its long side (area resampling), for contact sheets."""
     height, width = rgb.shape[:2]
@@ -70,9 +62,8 @@ def prepare_cutout(
     data: bytes, segmenter: Segmenter, *, max_pixels: int = 40_000_000, name: str = "image"
 ) -> Cutout:
     """Decode the photo robustly (EXIF, CMYK, 16-bit, bombs, corrupt files), segment it, crop to the garment."""
-    check_inputs(data, max_pixels)
-    # 1. Decode; a bad file is an ImageLoadError (an InputError) in a merchandiser's words.
-    image = load_image_bytes(bytes(data), max_pixels, name)
+    # 1. Decode (load_image_bytes checks its inputs); a bad file is an ImageLoadError (an InputError).
+    image = load_image_bytes(data, max_pixels, name)
     # 2. Segment (or use the supplied alpha) and crop to the garment.
     rgba, flags = cut_out_garment(image, segmenter)
     # 3. The source thumbnail for the contact sheet.

@@ -6,10 +6,10 @@ so `--only`, a second CSV or an upload run into the same folder never make produ
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from pipelines.production.outcomes import JobOutcome, ProductOutcome, RunReport
+from pipelines.production.outcomes import ProductOutcome, RunReport
 
 CATALOGUE_VERSION = 1
 
@@ -31,9 +31,7 @@ class CatalogueEntry:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CatalogueEntry:
-        product = dict(data["product"])
-        product["jobs"] = [JobOutcome(**job) for job in product.get("jobs", [])]
-        return cls(run_id=str(data["run_id"]), csv=str(data["csv"]), product=ProductOutcome(**product))
+        return cls(str(data["run_id"]), str(data["csv"]), ProductOutcome.from_dict(data["product"]))
 
 
 def read_entries(data: dict[str, Any] | None) -> dict[str, CatalogueEntry]:
@@ -63,17 +61,4 @@ def to_document(entries: dict[str, CatalogueEntry]) -> dict[str, Any]:
 def catalogue_report(entries: dict[str, CatalogueEntry], latest: RunReport) -> RunReport:
     """The whole catalogue as a report (products in CSV then row order), with the latest run's rejects."""
     ordered = sorted(entries.values(), key=lambda e: (e.csv, e.product.row, e.product.sku))
-    return RunReport(
-        run_id=latest.run_id,
-        out_dir=latest.out_dir,
-        csv=latest.csv,
-        dialect=latest.dialect,
-        profile=latest.profile,
-        renderer=latest.renderer,
-        preset=latest.preset,
-        fingerprint=latest.fingerprint,
-        started_at=latest.started_at,
-        seconds=latest.seconds,
-        products=[entry.product for entry in ordered],
-        rejects=list(latest.rejects),
-    )
+    return replace(latest, products=[entry.product for entry in ordered], rejects=list(latest.rejects))

@@ -40,14 +40,15 @@ class OutputLayout:
         return f"sheets/{sku}.jpg"
 
     def run_dir(self, run_id: str) -> str:
-        return f"runs/{run_id}"
+        return f"{self.runs}/{run_id}"
 
     def run_summary(self, run_id: str) -> str:
-        return f"runs/{run_id}/summary.json"
+        return f"{self.run_dir(run_id)}/summary.json"
 
     def run_index(self, run_id: str) -> str:
-        return f"runs/{run_id}/index.html"
+        return f"{self.run_dir(run_id)}/{self.index}"
 
+    runs: str = "runs"  # one folder per run
     catalogue: str = "catalogue.json"  # every product ever produced here, with its latest state
     manifest: str = "manifest.csv"
     rejects: str = "rejects.csv"

@@ -97,6 +97,11 @@ class ProductOutcome:
     source_rows: list[int] = field(default_factory=list)
     jobs: list[JobOutcome] = field(default_factory=list)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProductOutcome:
+        """Read back what asdict() wrote (summary.json, catalogue.json)."""
+        return cls(**{**data, "jobs": [JobOutcome(**job) for job in data.get("jobs", [])]})
+
 
 def product_state(jobs: Sequence[JobOutcome]) -> ProductStateName:
     """failed if any job failed, skipped if every job was already done, else produced."""
@@ -137,12 +142,12 @@ class RunReport:
     seconds: float
     products: list[ProductOutcome] = field(default_factory=list)
     rejects: list[RejectRecord] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
     version: int = REPORT_VERSION
 
-    def __post_init__(self) -> None:
-        if not self.counts:
-            self.counts = summary_counts(self.products, self.rejects)
+    @property
+    def counts(self) -> dict[str, int]:
+        """Products, rejects and jobs per state (derived: always agrees with the records)."""
+        return summary_counts(self.products, self.rejects)
 
     def exit_code(self, allow_rejects: bool = False) -> int:
         """EXIT_FAILED when anything failed, else EXIT_REJECTED when rows were rejected, else EXIT_OK."""
@@ -157,7 +162,8 @@ class RunReport:
         return [(p, j) for p in self.products for j in p.jobs if j.state == "failed"]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The records plus their counts, for readers of summary.json that do not recount."""
+        return {**asdict(self), "counts": self.counts}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunReport:
@@ -167,11 +173,8 @@ class RunReport:
                 f"run report version {data.get('version')!r} is not {REPORT_VERSION}; "
                 "it was written by another onmodel version."
             )
-        values = dict(data)
-        values["products"] = [
-            ProductOutcome(**{**p, "jobs": [JobOutcome(**j) for j in p.get("jobs", [])]})
-            for p in data.get("products", [])
-        ]
+        values = {key: value for key, value in data.items() if key != "counts"}  # derived, recounted
+        values["products"] = [ProductOutcome.from_dict(p) for p in data.get("products", [])]
         values["rejects"] = [RejectRecord(**r) for r in data.get("rejects", [])]
         return cls(**values)
 

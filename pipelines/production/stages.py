@@ -161,7 +161,7 @@ def prepare_product(record: ProductRecord, ctx: RunContext, res: Resources) -> P
                 "skipped",
                 reason="already produced with this image and config",
                 output=state.outputs[0],
-                sidecar=state.outputs[1] if len(state.outputs) > 1 else sidecar_key(state.outputs[0]),
+                sidecar=sidecar_key(state.outputs[0]),
                 flags=list(state.flags),
             )
         )
@@ -323,7 +323,7 @@ def finish_job(
     stem = res.layout.image_stem(preset.name, item.plan.sku, item.plan.job_id)
     image_key = f"{stem}.{finished.extension}"
     res.storage.write_bytes(image_key, finished.data)
-    res.storage.write_bytes(sidecar_key(image_key), (finished.metadata.to_json() + "\n").encode("utf-8"))
+    res.storage.write_bytes(sidecar_key(image_key), (finished.metadata_json + "\n").encode("utf-8"))
     res.store.record_produced(
         item.plan.job_id,
         sku=item.plan.sku,

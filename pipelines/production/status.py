@@ -62,13 +62,13 @@ def folder_status(storage: Storage, layout: OutputLayout = LAYOUT) -> FolderStat
     products = Counter(str(entry.product.state) for entry in entries.values())
     jobs = Counter(str(job.state) for entry in entries.values() for job in entry.product.jobs)
     # 2. The runs, oldest first (run ids are UTC timestamps).
-    root = storage.local_path(layout.run_dir("x")).parent
+    root = storage.local_path(layout.runs)
     runs = []
-    for summary in sorted(root.glob("*/summary.json")) if root.is_dir() else []:
+    for run_id in sorted(p.parent.name for p in root.glob("*/summary.json")) if root.is_dir() else []:
         try:
-            report = RunReport.from_dict(read_json(storage, layout.run_summary(summary.parent.name)))
+            report = RunReport.from_dict(read_json(storage, layout.run_summary(run_id)))
         except (ValueError, TypeError, KeyError):  # a summary from before the versioned run report
-            runs.append(RunLine(summary.parent.name, "", "", "", {}))
+            runs.append(RunLine(run_id, "", "", "", {}))
             continue
         runs.append(RunLine(report.run_id, report.started_at, report.csv, report.profile, report.counts))
     return FolderStatus(products=dict(products), jobs=dict(jobs), runs=runs)

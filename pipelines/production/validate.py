@@ -48,8 +48,8 @@ def check_run(
 ) -> None:
     """Everything a run needs from its profile, checked without loading weights or reading the CSV."""
     source = str(profile.path or profile.name)
-    # 1. The device string.
-    check_device(device)
+    # 1. The device string (the option checks below see it normalised).
+    device = check_device(device)
     # 2. The output preset (from the profile or --preset).
     if profile.preset not in presets:
         raise RunConfigError(
@@ -153,8 +153,9 @@ def start_run(
     poses: Mapping[str, Pose],
 ) -> RunStart:
     """Check the run, then read the CSV: good records (filtered by --only) and its rejects."""
-    # 1. The run itself, before any file is read.
+    # 1. The run itself and its fingerprint (models resolved offline), before any file is read.
     check_run(profile, device=device, presets=presets, poses=poses)
+    fingerprint = run_fingerprint(profile, device=device, poses=poses)
     # 2. The CSV, with the same validation as `onmodel validate`.
     result = validate(csv_path, profile, poses=poses)
     wanted = set(only or ())
@@ -162,7 +163,7 @@ def start_run(
     ctx = RunContext(
         run_id=new_run_id(),
         profile=profile,
-        fingerprint=run_fingerprint(profile, device=device, poses=poses),
+        fingerprint=fingerprint,
         device=check_device(device),
         force=force,
         csv_dir=str(Path(csv_path).resolve().parent),

@@ -6,12 +6,12 @@ after the GPU has warmed up. diffusion.py maps these names onto torch dtypes and
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines import model_sources
+from pipelines.option_keys import unknown_keys
 from pipelines.prompts import DEFAULT_DIVERSITY, DEFAULT_NEGATIVE, DEFAULT_TEMPLATE
 from pipelines.prompts import check_inputs as check_prompts
 
@@ -79,11 +79,9 @@ class DiffusionSettings:
 
 def _check_keys(where: str, given: Mapping[str, Any], known: Sequence[str], example: str) -> None:
     """Refuse keys outside `known`, suggesting the closest known one for a typo."""
-    unknown = sorted(str(key) for key in given if key not in known)
+    unknown, hint = unknown_keys(given, known)
     if not unknown:
         return
-    close = difflib.get_close_matches(unknown[0], known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ValueError(f"unknown key(s) {unknown} in {where}{hint}; it takes {list(known)}, e.g. {example}.")
 
 
@@ -157,10 +155,8 @@ def check_inputs(options: Mapping[str, Any], device: str) -> DiffusionSettings:
     """Validate renderer options; every error names the option and what to write instead."""
     if not isinstance(options, Mapping):
         raise ValueError(f"renderer options must be a mapping (see configs/sd15.yaml); got {options!r}.")
-    unknown = sorted(str(key) for key in options if key not in OPTION_NAMES)
+    unknown, hint = unknown_keys(options, OPTION_NAMES)
     if unknown:
-        close = difflib.get_close_matches(unknown[0], OPTION_NAMES, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(
             f"unknown diffusion renderer option(s) {unknown}{hint}; the diffusion renderer takes "
             f"{list(OPTION_NAMES)} (see configs/sd15.yaml)."

@@ -7,11 +7,11 @@ backend module (or the optional rembg / onnxruntime install behind it).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pipelines.option_keys import unknown_keys
 from pipelines.segmentation.quality import QualityLimits
 
 # Models whose weights are one `<name>.onnx` file in rembg's model home (sam needs two; not a garment cutter).
@@ -53,11 +53,9 @@ def classical_option_names() -> tuple[str, ...]:
 
 def _check_names(backend: str, options: Mapping[str, Any], known: Sequence[str]) -> None:
     """Refuse option names the backend does not take, suggesting the closest one for a typo."""
-    unknown = sorted(str(key) for key in options if key not in known)
+    unknown, hint = unknown_keys(options, known)
     if not unknown:
         return
-    close = difflib.get_close_matches(unknown[0], known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise UnknownOptionError(
         f"unknown {backend!r} segmentation option(s) {unknown}{hint}; the {backend} backend takes "
         f"{sorted(known)} (profile: segmentation.options)."

@@ -10,6 +10,15 @@ import cv2
 import numpy as np
 
 GARMENT_KINDS = ("tee", "shirt", "tank", "dress", "trousers", "skirt")
+# Where each kind sits on the body (the garment class placement and landmarks take).
+GARMENT_CLASS_OF_KIND = {
+    "tee": "upper_body",
+    "shirt": "upper_body",
+    "tank": "upper_body",
+    "dress": "full_body",
+    "trousers": "lower_body",
+    "skirt": "lower_body",
+}
 PATTERNS = ("solid", "stripes", "print", "logo")
 BACKGROUNDS = ("white", "off_white", "light_grey", "gradient", "dark")
 GROUPS = (

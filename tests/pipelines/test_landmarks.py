@@ -23,16 +23,14 @@ from pipelines.landmarks import (
     find_landmarks,
     partner_name,
 )
-from pipelines.testing.flatlays import GARMENT_KINDS, FlatlaySpec, flatlay_landmarks, make_flatlay
+from pipelines.testing.flatlays import (
+    GARMENT_CLASS_OF_KIND,
+    GARMENT_KINDS,
+    FlatlaySpec,
+    flatlay_landmarks,
+    make_flatlay,
+)
 
-CLASS_OF_KIND = {
-    "tee": "upper_body",
-    "shirt": "upper_body",
-    "tank": "upper_body",
-    "dress": "full_body",
-    "trousers": "lower_body",
-    "skirt": "lower_body",
-}
 SILHOUETTE_OF_KIND = {
     "tee": "sleeved_top",
     "shirt": "sleeved_top",
@@ -79,7 +77,7 @@ def _case(kind: str, index: int) -> tuple[np.ndarray, dict[str, tuple[float, flo
     spec = _spec(kind, index)
     mask = make_flatlay(spec)[1]
     mask.flags.writeable = False
-    return mask, flatlay_landmarks(spec), find_landmarks(mask, CLASS_OF_KIND[kind])
+    return mask, flatlay_landmarks(spec), find_landmarks(mask, GARMENT_CLASS_OF_KIND[kind])
 
 
 def _group(name: str) -> str:
@@ -112,7 +110,7 @@ def _bounding_box(kind: str) -> Callable[[int, str], tuple[float, float]]:
     """The naive method: r_ on the box's left side, l_ on its right, centre ones in the middle; a fixed height
     per group (top, 30 %, 40 %, 45 %, bottom)."""
     heights = {"neck": 0.0, "shoulder": 0.0, "armpit": 0.3, "cuff": 0.3, "crotch": 0.4, "hem": 1.0}
-    heights |= {"hem_inner": 1.0, "waist": 0.0 if CLASS_OF_KIND[kind] == "lower_body" else 0.45}
+    heights |= {"hem_inner": 1.0, "waist": 0.0 if GARMENT_CLASS_OF_KIND[kind] == "lower_body" else 0.45}
 
     def guess(index: int, name: str) -> tuple[float, float]:
         x0, y0, width, height = cv2.boundingRect(_case(kind, index)[0])
@@ -202,7 +200,7 @@ def _blobs() -> dict[str, np.ndarray]:
     return {"disc": disc, "ellipse": ellipse, "noise": noise, "speck": speck, "pieces": pieces}
 
 
-@pytest.mark.parametrize("garment_class", sorted(set(CLASS_OF_KIND.values())))
+@pytest.mark.parametrize("garment_class", sorted(set(GARMENT_CLASS_OF_KIND.values())))
 def test_blobs_that_are_no_garment_are_unusable_with_a_reason(garment_class: str) -> None:
     for name, mask in _blobs().items():
         found = find_landmarks(mask, garment_class)
@@ -214,7 +212,7 @@ def test_blobs_that_are_no_garment_are_unusable_with_a_reason(garment_class: str
 @settings(max_examples=30, deadline=None)
 @given(
     corners=st.lists(st.tuples(st.integers(0, 199), st.integers(0, 199)), min_size=3, max_size=12),
-    garment_class=st.sampled_from(sorted(set(CLASS_OF_KIND.values()))),
+    garment_class=st.sampled_from(sorted(set(GARMENT_CLASS_OF_KIND.values()))),
 )
 def test_any_polygon_gets_an_answer_not_an_exception(
     corners: list[tuple[int, int]], garment_class: str
@@ -267,12 +265,12 @@ def test_input_is_untouched_and_a_translation_moves_every_landmark_along(
     spec = FlatlaySpec(group="plain", kind=kind, width=300, height=380, rotation_deg=rotation, seed=seed)
     mask = make_flatlay(spec)[1]
     before = mask.copy()
-    found = find_landmarks(mask, CLASS_OF_KIND[kind])
+    found = find_landmarks(mask, GARMENT_CLASS_OF_KIND[kind])
     np.testing.assert_array_equal(mask, before)
     dx, dy = shift
     canvas = np.zeros((mask.shape[0] + 100, mask.shape[1] + 100), np.uint8)
     canvas[dy : dy + mask.shape[0], dx : dx + mask.shape[1]] = mask
-    moved = find_landmarks(canvas, CLASS_OF_KIND[kind])
+    moved = find_landmarks(canvas, GARMENT_CLASS_OF_KIND[kind])
     assert moved.usable == found.usable and set(moved.points) == set(found.points)
     for name, point in found.points.items():
         assert math.hypot(moved.points[name].x - point.x - dx, moved.points[name].y - point.y - dy) <= 1.0
@@ -286,8 +284,8 @@ def test_a_mirrored_mask_gives_mirrored_left_and_right_landmarks(
 ) -> None:
     spec = FlatlaySpec(group="plain", kind=kind, width=300, height=380, rotation_deg=rotation, seed=seed)
     mask = make_flatlay(spec)[1]
-    found = find_landmarks(mask, CLASS_OF_KIND[kind])
-    mirrored = find_landmarks(np.ascontiguousarray(mask[:, ::-1]), CLASS_OF_KIND[kind])
+    found = find_landmarks(mask, GARMENT_CLASS_OF_KIND[kind])
+    mirrored = find_landmarks(np.ascontiguousarray(mask[:, ::-1]), GARMENT_CLASS_OF_KIND[kind])
     assert mirrored.usable == found.usable
     assert set(mirrored.points) == {partner_name(name) for name in found.points}
     assert abs(mirrored.tilt_deg + found.tilt_deg) < 0.5
