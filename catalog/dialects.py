@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from catalog.categories import match_category
 from catalog.csv_reading import CsvTable
 from catalog.errors import CatalogError
-from catalog.schema import Reject
+from catalog.schema import CoveredRow, Reject
 
 # Fields a raw product carries; validation turns them into a ProductRecord.
 PRODUCT_FIELDS = (
@@ -36,6 +36,9 @@ class RawProduct:
     prompt: str = ""
     negative_prompt: str = ""
     extra_images: tuple[str, ...] = ()
+    source_identity: tuple[tuple[str, str], ...] = ()
+    variant_skus: tuple[str, ...] = ()
+    covered: tuple[CoveredRow, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,12 @@ def _native_products(table: CsvTable) -> tuple[list[RawProduct], list[Reject]]:
     """One product per row; column names equal field names."""
     fields = (*_NATIVE_REQUIRED, *_NATIVE_OPTIONAL)
     columns = _column_names(table, {field: field for field in fields})
-    products = [
-        RawProduct(row, (row,), columns, *values)
-        for row, *values in _cell_rows(table, fields)  # positional: same order as PRODUCT_FIELDS
-    ]
+    products = []
+    for row, *values in _cell_rows(table, fields):
+        product = RawProduct(row, (row,), columns, *values)  # positional: same order as PRODUCT_FIELDS
+        products.append(
+            replace(product, source_identity=(("system", "onmodel"), ("sku", product.sku)), variant_skus=())
+        )
     return products, []
 
 
@@ -123,51 +128,175 @@ def _image_position(value: str) -> float:
         return math.inf
 
 
-def _shopify_product(handle: str, rows: list[dict[str, str]], table: CsvTable) -> RawProduct:
-    """One product from all rows sharing a Handle."""
+def product_key_part(text: str) -> str:
+    """'Navy Blue' -> 'navy-blue': a colour as it goes into a product key (file-name safe, stable)."""
+    return _KEY_PART.sub("-", text.strip().casefold()).strip("-")
+
+
+_KEY_PART = re.compile(r"[^0-9a-z]+")
+
+
+def _is_variant_row(row: Mapping[str, str]) -> bool:
+    """A variant row has a SKU or an option value; an image-only row has neither (just Image Src)."""
+    return bool(row["variant_sku"] or row["option1_value"] or row["option2_value"] or row["option3_value"])
+
+
+def _options(row: Mapping[str, str], names: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The row's (option name, value) pairs; names come from the product's first row (Shopify writes them once)."""
+    return tuple(
+        (names[option] or option, row[f"{option}_value"])
+        for option in ("option1", "option2", "option3")
+        if row[f"{option}_value"]
+    )
+
+
+@dataclass(frozen=True)
+class _Colourway:
+    """The variant rows of one colour of a Shopify product, and the photo that shows that colour."""
+
+    colour: str
+    rows: list[dict[str, str]]
+    variant_image: str
+
+
+def _shopify_product(
+    handle: str, rows: list[dict[str, str]], table: CsvTable
+) -> tuple[list[RawProduct], list[Reject]]:
+    """The products of all rows sharing a Handle: one per colourway; sizes of one colour share one render.
+
+    With one colour (or no colour option) the product is its Handle, photographed by its lowest-position image.
+    With several colours, each colour with its own Variant Image is its own product; the product image goes to
+    the first colour without one, unless it is already some colour's Variant Image; any other colour without a
+    photo of its own is rejected (its rows cannot be rendered in the right colour).
+    """
     images = sorted(
         ((_image_position(row["image_position"]), index, row["image_src"]) for index, row in enumerate(rows)),
         key=lambda item: item[:2],
     )
     image_urls = list(dict.fromkeys(url for _, _, url in images if url))
-    variant_images = [row["variant_image"] for row in rows if row["variant_image"]]
-    extra_images = tuple(
-        dict.fromkeys(url for url in [*image_urls[1:], *variant_images] if url != _first(image_urls))
+    main_image = _first(image_urls)
+    option_names = {
+        option: _first(row[f"{option}_name"] for row in rows) for option in ("option1", "option2", "option3")
+    }
+    colour_option = next(
+        (option for option, name in option_names.items() if name.lower() in _COLOR_OPTION_NAMES), None
     )
-    color = ""
-    for option in ("option1", "option2", "option3"):
-        if _first(row[f"{option}_name"] for row in rows).lower() in _COLOR_OPTION_NAMES:
-            color = _first(row[f"{option}_value"] for row in rows)
-            break
-    sku = _first(row["variant_sku"] for row in rows)
+    variant_rows = [row for row in rows if _is_variant_row(row)] or rows[:1]
+    colourways: dict[str, _Colourway] = {}
+    for row in variant_rows:
+        colour = row[f"{colour_option}_value"] if colour_option else ""
+        way = colourways.setdefault(colour.casefold(), _Colourway(colour, [], ""))
+        way.rows.append(row)
+        if row["variant_image"] and not way.variant_image:
+            colourways[colour.casefold()] = way = _Colourway(way.colour, way.rows, row["variant_image"])
     category, category_column = _shopify_category(rows)
+    base = {
+        "category": category,
+        "title": rows[0]["title"] or _first(row["title"] for row in rows),
+        "gender": _first(row["google_shopping_/_gender"] for row in rows),
+    }
     columns = _column_names(
         table,
         {
-            "sku": "variant_sku" if sku else "handle",
+            "sku": "handle",
             "image": "image_src",
             "category": category_column,
             "title": "title",
-            "color": "option1_value",
+            "color": f"{colour_option or 'option1'}_value",
             "gender": "google_shopping_/_gender",
         },
     )
+    ways = list(colourways.values())
+    if len(ways) == 1:  # one render for the Handle: every other row (sizes, images) is covered by it
+        way = ways[0]
+        photo = main_image or way.variant_image
+        extras = [url for url in [*image_urls, *(r["variant_image"] for r in rows)] if url and url != photo]
+        key = (
+            f"{handle}--{product_key_part(way.colour)}"
+            if way.colour and product_key_part(way.colour)
+            else handle
+        )
+        return [
+            _shopify_raw(handle, key, way, rows, photo, extras, option_names, colour_option, base, columns)
+        ], []
+    variant_images = {way.variant_image for way in ways if way.variant_image}
+    main_free = bool(main_image) and main_image not in variant_images
+    products: list[RawProduct] = []
+    rejects: list[Reject] = []
+    image_only = [row for row in rows if not _is_variant_row(row)]
+    for way in ways:
+        photo, extras, member_rows = way.variant_image, [], list(way.rows)
+        if not photo and main_free:
+            photo, main_free = main_image, False
+            extras = [url for url in image_urls if url != photo and url not in variant_images]
+            member_rows += image_only  # the product's own photos belong to the colour they show
+            image_only = []
+        if not photo:
+            reason = (
+                f"Colour '{way.colour}' of '{handle}' has no Variant Image, and the product image already shows "
+                "another colour, so this colour cannot be rendered. Set a Variant Image for its variants."
+            )
+            column = table.headers.get("variant_image", "Variant Image")
+            rejects.extend(
+                Reject(int(row["__row__"]), row["variant_sku"], column, reason) for row in way.rows
+            )
+            continue
+        key = f"{handle}--{product_key_part(way.colour)}"
+        products.append(
+            _shopify_raw(
+                handle, key, way, member_rows, photo, extras, option_names, colour_option, base, columns
+            )
+        )
+    if image_only and products:  # image rows of colours that all have their own photo: the first colour's
+        first = products[0]
+        covered = first.covered + tuple(CoveredRow(int(row["__row__"]), "") for row in image_only)
+        rows_all = tuple(sorted({*first.source_rows, *(int(row["__row__"]) for row in image_only)}))
+        products[0] = replace(
+            first, covered=tuple(sorted(covered, key=lambda c: c.row)), source_rows=rows_all
+        )
+    return products, rejects
+
+
+def _shopify_raw(
+    handle: str,
+    key: str,
+    way: _Colourway,
+    rows: list[dict[str, str]],
+    photo: str,
+    extras: list[str],
+    option_names: Mapping[str, str],
+    colour_option: str | None,
+    base: Mapping[str, str],
+    columns: Mapping[str, str],
+) -> RawProduct:
+    """One colourway product: keyed by Handle (+ colour), covering every other row it stands for."""
+    ordered = sorted(rows, key=lambda row: int(row["__row__"]))
+    first = ordered[0]
+    identity = [("system", "shopify"), ("handle", handle)]
+    if colour_option and way.colour:
+        identity.append((option_names[colour_option] or "Color", way.colour))
+    skus = tuple(dict.fromkeys(row["variant_sku"] for row in ordered if row["variant_sku"]))
+    covered = tuple(
+        CoveredRow(int(row["__row__"]), row["variant_sku"], _options(row, option_names))
+        for row in ordered[1:]
+    )
     return RawProduct(
-        row=int(rows[0]["__row__"]),
-        source_rows=tuple(int(row["__row__"]) for row in rows),
+        row=int(first["__row__"]),
+        source_rows=tuple(int(row["__row__"]) for row in ordered),
         columns=columns,
-        sku=sku or handle,
-        image=_first(image_urls),
-        category=category,
-        title=rows[0]["title"] or _first(row["title"] for row in rows),
-        color=color,
-        gender=_first(row["google_shopping_/_gender"] for row in rows),
-        extra_images=extra_images,
+        sku=key,
+        image=photo,
+        color=way.colour,
+        extra_images=tuple(dict.fromkeys(url for url in extras if url != photo)),
+        source_identity=tuple(identity),
+        variant_skus=skus,
+        covered=covered,
+        **base,
     )
 
 
 def _shopify_products(table: CsvTable) -> tuple[list[RawProduct], list[Reject]]:
-    """One product per Handle (variant and image-only rows folded in), in first-row order."""
+    """One product per Handle and colour (sizes and image-only rows folded in), in first-row order."""
     groups: dict[str, list[dict[str, str]]] = {}
     rejects: list[Reject] = []
     handle_column = table.headers.get("handle", "Handle")
@@ -181,14 +310,19 @@ def _shopify_products(table: CsvTable) -> tuple[list[RawProduct], list[Reject]]:
             continue
         cells["__row__"] = str(row)  # cells are text; the spreadsheet row number rides along as text
         groups.setdefault(cells["handle"], []).append(cells)
-    return [_shopify_product(handle, rows, table) for handle, rows in groups.items()], rejects
+    products: list[RawProduct] = []
+    for handle, rows in groups.items():
+        colourways, colour_rejects = _shopify_product(handle, rows, table)
+        products.extend(colourways)
+        rejects.extend(colour_rejects)
+    return products, rejects
 
 
 # --- Google Merchant Center feed ------------------------------------------------------------------------------
 
 _MERCHANT_COLUMNS = (
     "id", "title", "image_link", "additional_image_link", "google_product_category", "product_type", "gender",
-    "color", "item_group_id",
+    "color", "item_group_id", "size",
 )  # fmt: skip
 _LINK_START = re.compile(r"\s*,\s*(?=https?://)", re.IGNORECASE)
 
@@ -201,44 +335,88 @@ def split_image_links(text: str) -> tuple[str, ...]:
 
 
 def _merchant_products(table: CsvTable) -> tuple[list[RawProduct], list[Reject]]:
-    """One product per feed item (`id`); Google's category first when it names a garment, else product_type."""
-    by_category_column = {
-        column: _column_names(
+    """One product per render: a feed item, or the rows of one `item_group_id` that share a colour (or a photo).
+
+    Google's category is used first when it names a garment, else product_type. Sizes of one colour share one
+    render; `color` splits a group; without colours, rows with different photos are different renders.
+    """
+    groups: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for row, *values in _cell_rows(table, _MERCHANT_COLUMNS):
+        cells = dict(zip(_MERCHANT_COLUMNS, values, strict=True))
+        cells["__row__"] = str(row)
+        group = cells["item_group_id"]
+        if not group:
+            key = ("", f"row {row}")  # an item of its own
+        elif cells["color"]:
+            key = (group, "color:" + cells["color"].casefold())
+        else:
+            key = (group, "image:" + cells["image_link"])
+        groups.setdefault(key, []).append(cells)
+    photos_per_group: dict[str, int] = {}
+    for group, kind in groups:
+        if group and kind.startswith("image:"):
+            photos_per_group[group] = photos_per_group.get(group, 0) + 1
+    return [_merchant_product(rows, table, photos_per_group) for rows in groups.values()], []
+
+
+def _merchant_product(
+    rows: list[dict[str, str]], table: CsvTable, photos_per_group: Mapping[str, int]
+) -> RawProduct:
+    """One render from feed rows of one item group and colour (or one item)."""
+    first = rows[0]
+    google_category, product_type = first["google_product_category"], first["product_type"]
+    if google_category and (match_category(google_category) is not None or not product_type):
+        category, category_column = google_category, "google_product_category"
+    else:
+        category, category_column = product_type, "product_type"
+    group, colour = first["item_group_id"], first["color"]
+    if not group:
+        key, key_column = first["id"], "id"
+    elif colour and product_key_part(colour):
+        key, key_column = f"{group}--{product_key_part(colour)}", "item_group_id"
+    elif photos_per_group.get(group, 0) > 1:  # one group, several photos, no colours: each photo its own
+        key, key_column = f"{group}--{first['id']}", "item_group_id"
+    else:
+        key, key_column = group, "item_group_id"
+    photo = first["image_link"]
+    extras = [
+        photo_link
+        for row in rows
+        for photo_link in (row["image_link"], *split_image_links(row["additional_image_link"]))
+    ]
+    identity = [("system", "google_merchant"), ("id", first["id"])]
+    if group:
+        identity.append(("item_group_id", group))
+    if colour:
+        identity.append(("color", colour))
+    return RawProduct(
+        row=int(first["__row__"]),
+        source_rows=tuple(int(row["__row__"]) for row in rows),
+        columns=_column_names(
             table,
             {
-                "sku": "id",
+                "sku": key_column,
                 "image": "image_link",
-                "category": column,
+                "category": category_column,
                 "title": "title",
                 "color": "color",
                 "gender": "gender",
             },
-        )
-        for column in ("google_product_category", "product_type")
-    }
-    products = []
-    for row, *values in _cell_rows(table, _MERCHANT_COLUMNS):
-        cells = dict(zip(_MERCHANT_COLUMNS, values, strict=True))
-        google_category, product_type = cells["google_product_category"], cells["product_type"]
-        if google_category and (match_category(google_category) is not None or not product_type):
-            category, category_column = google_category, "google_product_category"
-        else:
-            category, category_column = product_type, "product_type"
-        products.append(
-            RawProduct(
-                row=row,
-                source_rows=(row,),
-                columns=by_category_column[category_column],
-                sku=cells["id"],
-                image=cells["image_link"],
-                category=category,
-                title=cells["title"],
-                color=cells["color"],
-                gender=cells["gender"],
-                extra_images=split_image_links(cells["additional_image_link"]),
-            )
-        )
-    return products, []
+        ),
+        sku=key,
+        image=photo,
+        category=category,
+        title=first["title"],
+        color=colour,
+        gender=first["gender"],
+        extra_images=tuple(dict.fromkeys(link for link in extras if link and link != photo)),
+        source_identity=tuple(identity),
+        variant_skus=tuple(dict.fromkeys(row["id"] for row in rows if row["id"])),
+        covered=tuple(
+            CoveredRow(int(row["__row__"]), row["id"], (("size", row["size"]),) if row["size"] else ())
+            for row in rows[1:]
+        ),
+    )
 
 
 # --- detection ------------------------------------------------------------------------------------------------
@@ -264,7 +442,7 @@ GOOGLE_MERCHANT = Dialect(
     title="Google Merchant Center feed",
     required=("id", "image_link"),
     required_any=("google_product_category", "product_type"),
-    optional=("title", "additional_image_link", "gender", "color", "item_group_id"),
+    optional=("title", "additional_image_link", "gender", "color", "item_group_id", "size"),
     to_products=_merchant_products,
 )
 DIALECTS = (NATIVE, SHOPIFY, GOOGLE_MERCHANT)
@@ -274,7 +452,7 @@ ACCEPTED_HEADERS_TEXT = (
     "negative_prompt); Shopify product export: Handle, Title, Type, Tags, Variant SKU, Image Src, "
     "Image Position, Option1 Name, Option1 Value; Google Merchant Center feed (CSV or tab-separated): id, "
     "title, image_link, additional_image_link, product_type or google_product_category, gender, color, "
-    "item_group_id"
+    "item_group_id, size"
 )
 
 

@@ -160,7 +160,19 @@ def validate_product(product: RawProduct, checks: ValidationContext) -> ProductR
         negative_prompt=product.negative_prompt,
         extra_images=tuple(extra_images),
         source_rows=product.source_rows,
+        source_identity=product.source_identity,
+        variant_skus=product.variant_skus or (product.sku,),
+        covered=product.covered,
     )
+
+
+def _covered_rejects(product: RawProduct, why: str) -> list[Reject]:
+    """The rows a product would have covered, rejected with it (every row ends in a state of its own)."""
+    reason = f"This row is a variant of product '{product.sku}' (row {product.row}), which {why}."
+    return [
+        Reject(row=covered.row, sku=covered.sku, column=product.columns.get("sku", "sku"), reason=reason)
+        for covered in product.covered
+    ]
 
 
 def _duplicate_reject(product: RawProduct, first_row: int) -> Reject:
@@ -220,12 +232,14 @@ def read_catalog(
             first_row = first_row_of_sku.setdefault(product.sku.casefold(), product.row)
             if first_row != product.row:
                 rejects.append(_duplicate_reject(product, first_row))
+                rejects.extend(_covered_rejects(product, f"repeats the product key of row {first_row}"))
                 continue
         outcome = validate_product(product, checks)
         if isinstance(outcome, ProductRecord):
             result.records.append(outcome)
         else:
             rejects.extend(outcome)
+            rejects.extend(_covered_rejects(product, "was rejected (see that row)"))
 
     # 6. Rejects in spreadsheet order, so the verdict reads top to bottom.
     result.rejects = sorted(rejects, key=lambda reject: reject.row)

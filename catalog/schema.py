@@ -25,8 +25,30 @@ class ImageRef:
 
 
 @dataclass(frozen=True)
+class CoveredRow:
+    """A CSV row folded into a product it does not render apart: another size, an image-only row.
+
+    options: the row's option values in the source system, e.g. (("Size", "M"),).
+    """
+
+    row: int
+    sku: str  # the row's own SKU / feed id ('' for an image-only row)
+    options: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        """'size M (SKU LS-M)' for reasons and manifests."""
+        options = ", ".join(f"{name} {value}" for name, value in self.options)
+        sku = f"SKU {self.sku}" if self.sku else "image row"
+        return f"{options} ({sku})" if options else sku
+
+
+@dataclass(frozen=True)
 class ProductRecord:
-    """One product to produce, validated; `row` is its spreadsheet row number (the header is row 1)."""
+    """One product to produce, validated; `row` is its spreadsheet row number (the header is row 1).
+
+    A product is one render: a colourway, not a size. `sku` is its stable product key (the native CSV's SKU, a
+    Shopify Handle plus its colour, a Merchant item group plus its colour), which names its output files.
+    """
 
     sku: str
     image: ImageRef
@@ -42,6 +64,15 @@ class ProductRecord:
     negative_prompt: str = ""
     extra_images: tuple[ImageRef, ...] = ()
     source_rows: tuple[int, ...] = ()  # every CSV row that contributed (Shopify has several)
+    # Who the product is in its source system, for mapping outputs back on upload:
+    # (("system", "shopify"), ("handle", "linen-shirt"), ("Colour", "Sand")).
+    source_identity: tuple[tuple[str, str], ...] = ()
+    variant_skus: tuple[str, ...] = ()  # every size / variant SKU this render stands for
+    covered: tuple[CoveredRow, ...] = ()  # the rows other than `row` that this product covers
+
+    @property
+    def identity(self) -> dict[str, str]:
+        return dict(self.source_identity)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The `onmodel` command line: run, validate, segment, reproduce, models, demo."""
+"""The `onmodel` command line: run, validate, segment, reproduce, models, status, export, prune, demo."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def _produce(args: argparse.Namespace, csv_path: str) -> int:
                 args.config,
                 args.out,
                 only=getattr(args, "only", None),
-                preset=args.preset,
+                presets=_presets(args.preset),
                 device=args.device,
                 force=getattr(args, "force", False),
                 on_progress=on_progress,
@@ -114,6 +114,13 @@ def _produce(args: argparse.Namespace, csv_path: str) -> int:
         return EXIT_USAGE
     _print_summary(report)
     return report.exit_code(allow_rejects=getattr(args, "allow_rejects", False))
+
+
+def _presets(values: list[str] | None) -> list[str] | None:
+    """--preset amazon --preset shopify, or --preset master,amazon -> ['master', 'amazon']; None: the profile's."""
+    from pipelines.production.profile import preset_names
+
+    return list(preset_names(values)) if values else None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -183,6 +190,51 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Derive presets from the stored masters of an output folder; renders nothing."""
+    from flows import caches
+    from pipelines.production.export import export_preset
+    from pipelines.production.layout import LocalStorage
+
+    out = Path(args.out)
+    if not (out / OutputLayout().catalogue).is_file():
+        print(f"error: {out} holds no onmodel catalogue; give the --out of an earlier run", file=sys.stderr)
+        return EXIT_USAGE
+    presets = caches.presets()
+    names = _presets(args.preset) or []
+    unknown = [name for name in names if name not in presets]
+    if unknown:
+        print(
+            f"error: preset {', '.join(unknown)} is not in presets.yaml; choose from {', '.join(sorted(presets))}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    resources = caches.resources(str(out))
+    target = LocalStorage(Path(args.to)) if args.to else None
+    missing = 0
+    for name in names:
+        result = export_preset(presets[name], resources, only=args.only or (), target=target)
+        print(result.describe())
+        missing += len(result.missing_master)
+    where = Path(args.to) if args.to else out
+    print(f"images: {where / 'images'}")
+    return 1 if missing else 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Delete the retired images (dropped poses and variants) of an output folder."""
+    from pipelines.production.layout import LocalStorage
+    from pipelines.production.retire import prune_retired
+
+    out = Path(args.out)
+    if not out.is_dir():
+        print(f"error: {out} is not a folder; give the --out of an earlier run", file=sys.stderr)
+        return EXIT_USAGE
+    result = prune_retired(LocalStorage(out), dry_run=args.dry_run)
+    print(result.describe(out / OutputLayout().retired_root))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the demo catalogue: the photos in ../shared/data/garments when present, else generated flat-lays."""
     _quiet_prefect(args.verbose)
@@ -225,7 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="outputs", help="output folder (default: outputs/)")
     run.add_argument("--only", nargs="+", metavar="SKU", help="produce only these SKUs")
     run.add_argument(
-        "--preset", help="output preset from configs/presets.yaml (master, amazon, shopify, zalando)"
+        "--preset",
+        action="append",
+        metavar="PRESET[,PRESET]",
+        help="output preset(s) from configs/presets.yaml (master, amazon, shopify, zalando); several: "
+        "--preset master,amazon. Each job renders once: presets are derived from its stored master",
     )
     run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     run.add_argument("--force", action="store_true", help="re-render jobs even if already produced")
@@ -286,6 +342,36 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--out", default="outputs", help="output folder (default: outputs/)")
     status.set_defaults(func=cmd_status)
 
+    export = sub.add_parser(
+        "export",
+        help="derive a preset from the stored master renders of an output folder (renders nothing)",
+        description="Every produced job keeps its master render (lossless PNG); export writes another preset of "
+        "each from it, into the folder itself (later runs keep it current) or into --to. Exit 1 when some "
+        "jobs have no stored master.",
+        epilog="example:\n  onmodel export --preset amazon --out outputs/\n"
+        "  onmodel export --preset zalando --only oxford-shirt--white --out outputs/ --to upload/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument(
+        "--preset", action="append", required=True, metavar="PRESET[,PRESET]", help="preset(s) to derive"
+    )
+    export.add_argument("--out", default="outputs", help="output folder of earlier runs (default: outputs/)")
+    export.add_argument("--only", nargs="+", metavar="PRODUCT", help="only these product keys")
+    export.add_argument("--to", help="write into this folder instead (same images/<preset>/ layout)")
+    export.set_defaults(func=cmd_export)
+
+    prune = sub.add_parser(
+        "prune",
+        help="delete retired images (poses or variants a product no longer has)",
+        description="A run moves the images of jobs its products no longer plan under retired/<run id>/; prune "
+        "deletes that folder.",
+        epilog="example:\n  onmodel prune --out outputs/ --dry-run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    prune.add_argument("--out", default="outputs", help="output folder (default: outputs/)")
+    prune.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    prune.set_defaults(func=cmd_prune)
+
     demo = sub.add_parser(
         "demo",
         help="run the offline demo catalogue with the draft renderer",
@@ -296,7 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
     demo.add_argument("--config", default="demo", help="profile name or YAML path (default: demo)")
-    demo.add_argument("--preset", help="output preset (master, amazon, shopify, zalando)")
+    demo.add_argument(
+        "--preset", action="append", metavar="PRESET[,PRESET]", help="output preset(s) (master, amazon, ...)"
+    )
     demo.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     demo.add_argument("--synthetic", action="store_true", help="use generated flat-lays even if photos exist")
     demo.add_argument("--products", type=int, default=12, help="generated products (with --synthetic)")

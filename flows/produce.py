@@ -61,7 +61,7 @@ def produce_catalog(
     profile: str = "demo",
     out_dir: str = "outputs",
     only: list[str] | None = None,
-    preset: str | None = None,
+    presets: list[str] | None = None,
     device: str = "cpu",
     force: bool = False,
 ) -> RunReport | State[Any]:
@@ -71,7 +71,7 @@ def produce_catalog(
     # 1. Validate the run and read the CSV (nothing is loaded or rendered before this passes).
     run = start_run(
         csv_path,
-        load_profile(profile).with_overrides(preset=preset),
+        load_profile(profile).with_overrides(preset=presets or None),
         device=device,
         force=force,
         only=only,
@@ -177,7 +177,7 @@ def run_catalog(
     out_dir: str = "outputs",
     *,
     only: list[str] | None = None,
-    preset: str | None = None,
+    presets: list[str] | None = None,
     device: str = "cpu",
     force: bool = False,
     on_progress: ProgressCallback | None = None,
@@ -186,7 +186,7 @@ def run_catalog(
 
     The run is checked here first too, so a bad profile, preset or device is one clear error and no flow run.
     """
-    loaded = load_profile(profile).with_overrides(preset=preset)
+    loaded = load_profile(profile).with_overrides(preset=presets or None)
     check_run(loaded, device=device, presets=caches.presets(), poses=caches.pose_library())
     run_fingerprint(loaded, device=device, poses=caches.pose_library())  # a missing model, before any work
     with progress_listener(on_progress):
@@ -195,7 +195,7 @@ def run_catalog(
             profile=profile,
             out_dir=out_dir,
             only=only,
-            preset=preset,
+            presets=presets,
             device=device,
             force=force,
             return_state=True,

@@ -6,6 +6,7 @@ result with the decoded file on disk, so a lossy (JPEG) preset compares like wit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -53,3 +54,14 @@ def finish_image(rgb: np.ndarray, preset: Preset, metadata: ImageMetadata) -> Fi
     metadata_json = metadata.to_json()
     data, extension = encode_for_preset(final, preset, text={TEXT_KEY: metadata_json})
     return FinishedImage(data=data, extension=extension, metadata=metadata, metadata_json=metadata_json)
+
+
+def finish_presets(
+    rgb: np.ndarray, presets: Sequence[Preset], metadata: ImageMetadata
+) -> list[FinishedImage]:
+    """Every preset of one render from the same pixels: the master first, then each channel's derivative.
+
+    A derivative made right after rendering and one made later from the stored master PNG are the same bytes,
+    because the master is lossless: this is what lets a preset change skip the renderer.
+    """
+    return [finish_image(rgb, preset, replace(metadata, preset=preset.name)) for preset in presets]

@@ -51,6 +51,10 @@ class ImageMetadata:
     attributes: dict[str, str] = field(default_factory=dict)  # title, color, gender, category
     flags: list[str] = field(default_factory=list)  # placement and renderer quality flags
     format: str = "png"  # the preset's file format: reproduce compares like with like
+    # The product in its source system (Shopify handle + colour, Merchant id / item group) and the variant
+    # SKUs this image stands for, so outputs map back on upload; they do not change pixels.
+    source_identity: dict[str, str] = field(default_factory=dict)
+    variant_skus: list[str] = field(default_factory=list)
     version: int = METADATA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -21,6 +21,8 @@ RESAMPLERS = {
     "bilinear": Image.Resampling.BILINEAR,
 }
 FORMATS = ("png", "jpeg")
+# The stored render every other preset is derived from: native size, lossless PNG, rendered once per job.
+MASTER = "master"
 MAX_SIDE = 10_000  # Amazon's upper bound; larger is never useful for a catalogue image
 BORDER_SAMPLE_PX = 4  # how deep into the image the backdrop colour is sampled when padding without a colour
 BORDER_SMOOTH_PX = 31  # smooth the sampled edge along it so a garment touching the border doesn't streak
@@ -103,6 +105,13 @@ def load_presets(path: Path | None = None) -> dict[str, Preset]:
     for name, entry in document.items():
         check_inputs(str(name), entry, str(path))
         presets[str(name)] = Preset(name=str(name), **dict(entry))
+    master = presets.get(MASTER)
+    if master is None or (master.width, master.height, master.format) != (None, None, "png"):
+        raise ValueError(
+            f"{path}: needs a preset '{MASTER}' with width: null, height: null, format: png. It is the stored "
+            "render (native size, lossless) that every other preset is derived from, so a preset change never "
+            "renders again."
+        )
     return presets
 
 

@@ -174,6 +174,9 @@ class RunBook:
             reason=reason,
             title=record.title,
             source_rows=list(record.source_rows),
+            source_identity=record.identity,
+            variant_skus=list(record.variant_skus),
+            covered=[{"row": row.row, "sku": row.sku, "describe": row.describe()} for row in record.covered],
         )
 
     def _count_prepared(self) -> None:

@@ -7,6 +7,7 @@ storage can replace the local folder without touching the pipeline.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, runtime_checkable
 
 from pipelines.image_io import write_bytes_atomic
+from pipelines.presets import MASTER, Preset
 
 STATE_DB_NAME = "state.sqlite"
 
@@ -25,6 +27,23 @@ class OutputLayout:
     def image_stem(self, preset: str, sku: str, job_id: str) -> str:
         """The image key without its extension (the preset decides png or jpg)."""
         return f"images/{preset}/{sku}/{job_id}"
+
+    def image(self, preset: Preset, sku: str, job_id: str) -> str:
+        return f"{self.image_stem(preset.name, sku, job_id)}.{preset.extension}"
+
+    def master_image(self, sku: str, job_id: str) -> str:
+        """The stored render (lossless PNG) every preset of the job is derived from."""
+        return f"{self.image_stem(MASTER, sku, job_id)}.png"
+
+    @staticmethod
+    def preset_of(image_key: str) -> str:
+        """'images/amazon/SKU/JOB.jpg' -> 'amazon' ('' for a key outside images/)."""
+        parts = PurePosixPath(image_key).parts
+        return parts[1] if len(parts) == 4 and parts[0] == "images" else ""
+
+    def retired(self, run_id: str, key: str) -> str:
+        """Where a stale file goes when its pose or variant left the product's plan (kept, not current)."""
+        return f"{self.retired_root}/{run_id}/{key}"
 
     def cutout(self, sku: str) -> str:
         return f"cutouts/{sku}.png"
@@ -49,6 +68,7 @@ class OutputLayout:
         return f"{self.run_dir(run_id)}/{self.index}"
 
     runs: str = "runs"  # one folder per run
+    retired_root: str = "retired"  # stale images of dropped poses / variants, until `onmodel prune`
     catalogue: str = "catalogue.json"  # every product ever produced here, with its latest state
     manifest: str = "manifest.csv"
     rejects: str = "rejects.csv"
@@ -69,6 +89,10 @@ class Storage(Protocol):
     def read_bytes(self, key: str) -> bytes: ...
 
     def exists(self, key: str) -> bool: ...
+
+    def move(self, key: str, new_key: str) -> None:
+        """Rename a file within the storage (atomic where the storage can)."""
+        ...
 
     def local_path(self, key: str) -> Path:
         """A local file for the key (for browsers and links); remote storages download or raise."""
@@ -102,6 +126,11 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def move(self, key: str, new_key: str) -> None:
+        target = self._path(new_key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._path(key), target)
 
     def local_path(self, key: str) -> Path:
         return self._path(key)

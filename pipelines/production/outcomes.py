@@ -42,6 +42,9 @@ MANIFEST_COLUMNS = (
     "renderer",
     "fingerprint",
     "run_id",
+    "source_identity",
+    "variant_skus",
+    "outputs",
 )
 REJECT_COLUMNS = ("row", "sku", "column", "reason")
 
@@ -57,9 +60,13 @@ class JobOutcome:
     seed: int
     state: JobStateName
     reason: str = ""
-    output: str = ""  # storage key of the image
+    output: str = ""  # storage key of the image in the run's first preset
     sidecar: str = ""  # storage key of its JSON metadata
     flags: list[str] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)  # preset -> image key ("master": the stored render)
+    derived: list[str] = field(
+        default_factory=list
+    )  # presets derived from the stored master without rendering
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for benchmarks
 
 
@@ -96,6 +103,14 @@ class ProductOutcome:
     sheet: str = ""  # storage key of the contact sheet
     source_rows: list[int] = field(default_factory=list)
     jobs: list[JobOutcome] = field(default_factory=list)
+    # Who the product is in its source system (Shopify handle + colour, Merchant id / item group), the
+    # variant SKUs its images stand for, and the rows it covers: [{"row", "sku", "describe"}].
+    source_identity: dict[str, str] = field(default_factory=dict)
+    variant_skus: list[str] = field(default_factory=list)
+    covered: list[dict[str, Any]] = field(default_factory=list)
+    retired_jobs: list[str] = field(
+        default_factory=list
+    )  # jobs dropped from its plan, files moved to retired/
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProductOutcome:
@@ -123,6 +138,8 @@ def summary_counts(products: Sequence[ProductOutcome], rejects: Sequence[RejectR
         "failed": sum(job.state == "failed" for job in jobs)
         + sum(product.state == "failed" and not product.jobs for product in products),
         "jobs": len(jobs),
+        "derived": sum(len(job.derived) for job in jobs),  # preset files made from stored masters
+        "covered": sum(len(product.covered) for product in products),  # size / image rows of a product
     }
 
 
@@ -201,6 +218,10 @@ def manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> l
         )
     for product in report.products:
         run = {"run_id": (runs or {}).get(product.sku, report.run_id)}
+        identity = {
+            "source_identity": identity_text(product.source_identity),
+            "variant_skus": product.variant_skus,
+        }
         rows.append(
             {
                 "kind": "product",
@@ -212,8 +233,38 @@ def manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> l
                 "sheet": product.sheet,
                 **common,
                 **run,
+                **identity,
             }
         )
+        for job_id in product.retired_jobs:  # dropped from the plan this run: files under retired/
+            rows.append(
+                {
+                    "kind": "job",
+                    "row": product.row,
+                    "sku": product.sku,
+                    "job_id": job_id,
+                    "state": "retired",
+                    "reason": "no longer in the product's poses or variants; its files moved to retired/",
+                    **common,
+                    **run,
+                    **identity,
+                }
+            )
+        for covered in product.covered:  # sizes and image rows: their state is their product's
+            rows.append(
+                {
+                    "kind": "covered",
+                    "row": covered["row"],
+                    "sku": covered["sku"],
+                    "state": "covered",
+                    "reason": f"covered by product {product.sku} (row {product.row}, {product.state}): "
+                    f"{covered['describe']}",
+                    "sheet": product.sheet,
+                    **common,
+                    **run,
+                    **identity,
+                }
+            )
         for job in product.jobs:
             rows.append(
                 {
@@ -229,11 +280,20 @@ def manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> l
                     "flags": job.flags,
                     "output": job.output,
                     "sidecar": job.sidecar,
+                    "outputs": [f"{preset}={key}" for preset, key in job.outputs.items()],
                     **common,
                     **run,
+                    **identity,
                 }
             )
     return rows
+
+
+def identity_text(identity: Mapping[str, str]) -> str:
+    """'shopify handle=oxford-shirt Color=Navy' for one manifest cell (the sidecars keep the mapping)."""
+    system = identity.get("system", "")
+    pairs = " ".join(f"{key}={value}" for key, value in identity.items() if key != "system")
+    return f"{system} {pairs}".strip()
 
 
 def reject_rows(report: RunReport) -> list[dict[str, Any]]:

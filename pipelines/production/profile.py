@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
@@ -20,8 +20,9 @@ from configs import config_root
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GARMENT_CLASSES = ("upper_body", "lower_body", "full_body")
-# Only these sections change pixels; run settings (workers, retries) do not invalidate earlier work.
-IMAGE_SECTIONS = ("seed", "canvas", "segmentation", "masks", "renderer", "preset", "categories")
+# Only these sections change the render; run settings (workers, retries) and the output presets (derived
+# from the stored master render) do not invalidate earlier work.
+IMAGE_SECTIONS = ("seed", "canvas", "segmentation", "masks", "renderer", "categories")
 
 
 class ProfileError(ValueError):
@@ -77,8 +78,9 @@ class Profile:
         return int(self.data["masks"]["feather_px"])
 
     @property
-    def preset(self) -> str:
-        return str(self.data["preset"])
+    def presets(self) -> tuple[str, ...]:
+        """The output presets of a run, in order: `preset: amazon` or `preset: [master, amazon]`."""
+        return preset_names(self.data["preset"])
 
     @property
     def images(self) -> dict[str, Any]:
@@ -131,6 +133,13 @@ class Profile:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def preset_names(value: str | Sequence[str]) -> tuple[str, ...]:
+    """'amazon' | 'master,amazon' | ['master', 'amazon'] -> ('master', 'amazon'); repeats dropped."""
+    parts = [value] if isinstance(value, str) else list(value)
+    names = (name.strip() for part in parts for name in str(part).split(","))
+    return tuple(dict.fromkeys(name for name in names if name))
+
+
 def check_profile(data: Any, source: str) -> None:
     """Raise a ProfileError naming the missing or malformed key."""
     if not isinstance(data, dict):
@@ -145,6 +154,11 @@ def check_profile(data: Any, source: str) -> None:
         )
     if int(canvas["width"]) % 8 or int(canvas["height"]) % 8:
         raise ProfileError(f"{source}: canvas width and height must be multiples of 8 (latent grid).")
+    preset = data["preset"]
+    if not (isinstance(preset, str) or isinstance(preset, list)) or not preset_names(preset):
+        raise ProfileError(
+            f"{source}: preset is a preset name or a list of them (e.g. preset: [master, amazon]); got {preset!r}."
+        )
     if not 1 <= int(data["variants"]) <= 16:
         raise ProfileError(f"{source}: variants must be 1..16; got {data['variants']}.")
     for garment_class in GARMENT_CLASSES:

@@ -23,6 +23,7 @@ from pipelines.production.outcomes import (
     manifest_rows,
     reject_rows,
 )
+from pipelines.production.retire import retire_stale_jobs
 from pipelines.production.validate import RunStart
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -49,7 +50,7 @@ def build_report(run: RunStart, book: RunBook, out_dir: str, seconds: float) -> 
         dialect=run.dialect,
         profile=profile.name,
         renderer=profile.renderer_name,
-        preset=profile.preset,
+        preset=",".join(profile.presets),
         fingerprint=run.ctx.fingerprint,
         started_at=run.started_at,
         seconds=seconds,
@@ -98,21 +99,28 @@ def render_index(
 
 
 def publish_report(report: RunReport, storage: Storage, layout: OutputLayout = LAYOUT) -> RunReport:
-    """Write the run's own folder, then merge it into the catalogue and rewrite the top-level files.
+    """Retire stale jobs, write the run's own folder, then merge it into the catalogue and rewrite the
+    top-level files.
 
-    Returns the catalogue view. The merge holds the storage's catalogue lock, so two runs into one folder
+    Returns the catalogue view. All of it holds the storage's catalogue lock, so two runs into one folder
     (nightly and an upload) never lose each other's products.
     """
-    # 1. The run's own report: summary.json, manifest, rejects and its page under runs/<id>/.
-    run_dir = layout.run_dir(report.run_id)
-    write_json(storage, layout.run_summary(report.run_id), report.to_dict())
-    write_text(storage, f"{run_dir}/{layout.manifest}", csv_text(MANIFEST_COLUMNS, manifest_rows(report)))
-    write_text(storage, f"{run_dir}/{layout.rejects}", csv_text(REJECT_COLUMNS, reject_rows(report)))
-    write_text(storage, layout.run_index(report.run_id), render_index(report, layout))
-    # 2. The catalogue: every product ever produced here with its latest state, and the top-level files.
     with storage.lock("catalogue"):
         previous = read_json(storage, layout.catalogue) if storage.exists(layout.catalogue) else None
-        entries = catalogue.merge(catalogue.read_entries(previous), report)
+        entries = catalogue.read_entries(previous)
+        # 1. Files of poses / variants a product no longer plans leave images/ (kept under retired/).
+        for product in report.products:
+            product.retired_jobs = retire_stale_jobs(
+                entries.get(product.sku), product, report.run_id, storage, layout
+            )
+        # 2. The run's own report: summary.json, manifest, rejects and its page under runs/<id>/.
+        run_dir = layout.run_dir(report.run_id)
+        write_json(storage, layout.run_summary(report.run_id), report.to_dict())
+        write_text(storage, f"{run_dir}/{layout.manifest}", csv_text(MANIFEST_COLUMNS, manifest_rows(report)))
+        write_text(storage, f"{run_dir}/{layout.rejects}", csv_text(REJECT_COLUMNS, reject_rows(report)))
+        write_text(storage, layout.run_index(report.run_id), render_index(report, layout))
+        # 3. The catalogue: every product ever produced here with its latest state, and the top-level files.
+        entries = catalogue.merge(entries, report)
         write_json(storage, layout.catalogue, catalogue.to_document(entries))
         view = catalogue.catalogue_report(entries, report)
         runs = {sku: entry.run_id for sku, entry in entries.items()}

@@ -17,18 +17,18 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from catalog import ImageFetchError, JobStore, fetch_image_bytes
+from catalog import ImageFetchError, JobState, JobStore, fetch_image_bytes
 from catalog.schema import ProductRecord
 from pipelines.contact_sheet import Tile, make_contact_sheet
 from pipelines.errors import InputError, RenderError
-from pipelines.finish import finish_image
+from pipelines.finish import finish_presets
 from pipelines.image_io import encode_jpeg, encode_png, load_image_bytes
 from pipelines.metadata import ImageMetadata
 from pipelines.poses import Pose
 from pipelines.prepare import image_hash, prepare_cutout
-from pipelines.presets import Preset
+from pipelines.presets import MASTER, Preset
 from pipelines.production.layout import OutputLayout, Storage, read_json, sidecar_key, write_json
-from pipelines.production.outcomes import JobOutcome, ProductOutcome, RejectRecord
+from pipelines.production.outcomes import JobOutcome, JobStateName, ProductOutcome, RejectRecord
 from pipelines.production.plan import JobPlan, plan_product
 from pipelines.production.profile import Profile, code_version
 from pipelines.render_inputs import JobSpec, PlacementSettings, build_render_jobs
@@ -90,6 +90,8 @@ class PreparedProduct:
     flags: list[str] = field(default_factory=list)
     todo: list[JobPlan] = field(default_factory=list)
     skipped: list[JobOutcome] = field(default_factory=list)
+    # job id -> presets an earlier render of the job was derived into: a new render keeps them current.
+    earlier_presets: dict[str, list[str]] = field(default_factory=dict)
     rejected: RejectRecord | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -138,33 +140,24 @@ def prepare_product(record: ProductRecord, ctx: RunContext, res: Resources) -> P
     except ImageFetchError as error:
         return _rejected(prepared, str(error))
     prepared.image_hash = image_hash(data)
-    # 2. Plan the jobs and keep those already produced with this photo and config (no decode for them).
+    # 2. Plan the jobs; a job rendered before with this photo and config is not rendered again: presets
+    # it lacks are derived from its stored master (no decode of the photo, no renderer).
     plans = plan_product(record, ctx.profile)
     states = res.store.get_many([plan.job_id for plan in plans])
     for plan in plans:
         state = states.get(plan.job_id)
+        master = layout.master_image(plan.sku, plan.job_id)
+        if state is not None:
+            prepared.earlier_presets[plan.job_id] = _presets_in(state.outputs, res)
         if (
             ctx.force
             or state is None
             or not state.is_current(prepared.image_hash, ctx.fingerprint)
-            or not all(res.storage.exists(key) for key in state.outputs)
+            or not (res.storage.exists(master) and res.storage.exists(sidecar_key(master)))
         ):
             prepared.todo.append(plan)
             continue
-        prepared.skipped.append(
-            JobOutcome(
-                plan.job_id,
-                plan.sku,
-                plan.pose,
-                plan.variant,
-                state.seed if state.seed is not None else plan.seed,
-                "skipped",
-                reason="already produced with this image and config",
-                output=state.outputs[0],
-                sidecar=sidecar_key(state.outputs[0]),
-                flags=list(state.flags),
-            )
-        )
+        prepared.skipped.append(reuse_render(plan, state, prepared, ctx, res))
     prepared.cutout, prepared.source = layout.cutout(record.sku), layout.source_thumbnail(record.sku)
     record_key = layout.cutout_record(record.sku)
     if not prepared.todo and res.storage.exists(prepared.cutout) and res.storage.exists(record_key):
@@ -191,6 +184,96 @@ def prepare_product(record: ProductRecord, ctx: RunContext, res: Resources) -> P
     write_json(res.storage, record_key, {"image_sha256": prepared.image_hash, "flags": prepared.flags})
     prepared.seconds["save_cutout"] = time.perf_counter() - timer
     return prepared
+
+
+def output_presets(ctx: RunContext, res: Resources, earlier: Sequence[str] = ()) -> list[Preset]:
+    """The presets a job is finished in: the master (the stored render) first, then the run's presets, then
+    any preset an earlier render was derived into (so no derived file is ever left older than its master)."""
+    names = dict.fromkeys([MASTER, *ctx.profile.presets, *(name for name in earlier if name in res.presets)])
+    return [res.presets[name] for name in names]
+
+
+def _presets_in(outputs: Sequence[str], res: Resources) -> list[str]:
+    """The preset names of a job's recorded image keys."""
+    names = (res.layout.preset_of(key) for key in outputs)
+    return list(dict.fromkeys(name for name in names if name in res.presets))
+
+
+def _job_outcome(
+    plan: JobPlan, seed: int, state: JobStateName, keys: Mapping[str, str], ctx: RunContext, **details: Any
+) -> JobOutcome:
+    """A produced or skipped job's outcome: its output is the image in the run's first preset."""
+    output = keys[ctx.profile.presets[0]]
+    return JobOutcome(
+        plan.job_id,
+        plan.sku,
+        plan.pose,
+        plan.variant,
+        seed,
+        state,
+        output=output,
+        sidecar=sidecar_key(output),
+        outputs=dict(keys),
+        **details,
+    )
+
+
+def derive_from_master(
+    sku: str, job_id: str, presets: Sequence[Preset], res: Resources, target: Storage | None = None
+) -> dict[str, str]:
+    """Write these presets of a job from its stored master (lossless), without the renderer; keys by preset.
+
+    target: where the files go (default: the output folder itself, beside the master).
+    """
+    layout, storage = res.layout, res.storage
+    out = target if target is not None else storage
+    # 1. The master's pixels and metadata: the very pixels the renderer returned.
+    master_key = layout.master_image(sku, job_id)
+    rgb = load_image_bytes(storage.read_bytes(master_key), name=master_key)[..., :3]
+    metadata = ImageMetadata.from_dict(read_json(storage, sidecar_key(master_key)))
+    # 2. Each preset through the same finish step as a fresh render; image first, sidecar second.
+    keys: dict[str, str] = {}
+    for preset, finished in zip(
+        presets, finish_presets(np.ascontiguousarray(rgb), presets, metadata), strict=True
+    ):
+        keys[preset.name] = key = layout.image(preset, sku, job_id)
+        out.write_bytes(key, finished.data)
+        out.write_bytes(sidecar_key(key), (finished.metadata_json + "\n").encode("utf-8"))
+    return keys
+
+
+def reuse_render(
+    plan: JobPlan, state: JobState, prepared: PreparedProduct, ctx: RunContext, res: Resources
+) -> JobOutcome:
+    """A job already rendered with this photo and config: derive the presets it lacks from its stored master."""
+    storage = res.storage
+    presets = output_presets(ctx, res, prepared.earlier_presets.get(plan.job_id, ()))
+    keys = {preset.name: res.layout.image(preset, plan.sku, plan.job_id) for preset in presets}
+    missing = [
+        preset
+        for preset in presets
+        if not (storage.exists(keys[preset.name]) and storage.exists(sidecar_key(keys[preset.name])))
+    ]
+    seed = state.seed if state.seed is not None else plan.seed
+    if missing:
+        derive_from_master(plan.sku, plan.job_id, missing, res)
+        outputs = [path for key in keys.values() for path in (key, sidecar_key(key))]
+        res.store.record_produced(
+            plan.job_id,
+            sku=plan.sku,
+            image_hash=state.image_hash,
+            fingerprint=state.config_fingerprint,
+            outputs=list(dict.fromkeys([*state.outputs, *outputs])),
+            seed=seed,
+            flags=list(state.flags),
+        )
+    derived = [preset.name for preset in missing]
+    reason = "already rendered with this image and config"
+    if derived:
+        reason += f"; {', '.join(derived)} derived from its stored master"
+    return _job_outcome(
+        plan, seed, "skipped", keys, ctx, reason=reason, flags=list(state.flags), derived=derived
+    )
 
 
 def _rejected(prepared: PreparedProduct, reason: str) -> PreparedProduct:
@@ -292,7 +375,7 @@ def job_metadata(
         source_path=str(record.image.path) if record.image.path else "",
         source_url=record.image.url or "",
         source_sha256=item.product.image_hash,
-        preset=ctx.profile.preset,
+        preset=MASTER,
         config_fingerprint=ctx.fingerprint,
         code_version=code_version(),
         run_id=ctx.run_id,
@@ -303,6 +386,8 @@ def job_metadata(
         negative_prompt=record.negative_prompt,
         attributes=attributes(record),
         flags=list(flags),
+        source_identity=record.identity,
+        variant_skus=list(record.variant_skus),
     )
 
 
@@ -313,37 +398,31 @@ def finish_job(
     ctx: RunContext,
     res: Resources,
 ) -> JobOutcome:
-    """Apply the run's preset, write image + JSON sidecar atomically, then record the job as produced."""
+    """Store the master render, derive the run's presets from it, write each image + JSON sidecar atomically,
+    then record the job as produced."""
     item = placed.item
+    plan = item.plan
     flags = [*placed.flags, *rendered.flags]
-    preset = res.presets[ctx.profile.preset]
-    # 1. Preset, encoding and metadata: the same function reproduce uses.
-    finished = finish_image(rendered.image, preset, job_metadata(item, rendered, renderer_info, flags, ctx))
-    # 2. Image first, sidecar second, state last: a crash in between leaves a job that simply re-renders.
-    stem = res.layout.image_stem(preset.name, item.plan.sku, item.plan.job_id)
-    image_key = f"{stem}.{finished.extension}"
-    res.storage.write_bytes(image_key, finished.data)
-    res.storage.write_bytes(sidecar_key(image_key), (finished.metadata_json + "\n").encode("utf-8"))
+    presets = output_presets(ctx, res, item.product.earlier_presets.get(plan.job_id, ()))
+    # 1. Master and presets, encoding and metadata: the same function reproduce and `export` use.
+    metadata = job_metadata(item, rendered, renderer_info, flags, ctx)
+    finished = finish_presets(rendered.image, presets, metadata)
+    # 2. Images first, sidecars second, state last: a crash in between leaves a job that simply re-renders.
+    keys: dict[str, str] = {}
+    for preset, image in zip(presets, finished, strict=True):
+        keys[preset.name] = key = res.layout.image(preset, plan.sku, plan.job_id)
+        res.storage.write_bytes(key, image.data)
+        res.storage.write_bytes(sidecar_key(key), (image.metadata_json + "\n").encode("utf-8"))
     res.store.record_produced(
-        item.plan.job_id,
-        sku=item.plan.sku,
+        plan.job_id,
+        sku=plan.sku,
         image_hash=item.product.image_hash,
         fingerprint=ctx.fingerprint,
-        outputs=[image_key, sidecar_key(image_key)],
+        outputs=[path for key in keys.values() for path in (key, sidecar_key(key))],
         seed=rendered.seed,
         flags=flags,
     )
-    return JobOutcome(
-        item.plan.job_id,
-        item.plan.sku,
-        item.plan.pose,
-        item.plan.variant,
-        rendered.seed,
-        "produced",
-        output=image_key,
-        sidecar=sidecar_key(image_key),
-        flags=flags,
-    )
+    return _job_outcome(plan, rendered.seed, "produced", keys, ctx, flags=flags)
 
 
 def record_failed_job(item: BatchItem, reason: str, ctx: RunContext, res: Resources) -> JobOutcome:
@@ -417,8 +496,8 @@ def publish_sheet(product: ProductOutcome, prepared: PreparedProduct, ctx: RunCo
         if job.state == "failed":
             blank = np.full((height, width, 3), 235, np.uint8)
             tiles.append(Tile(image=blank, caption=caption, flags=["FAILED: " + job.reason[:80]]))
-        elif job.output and storage.exists(job.output):
-            image = load_image_bytes(storage.read_bytes(job.output), name=job.output)
+        elif (master := job.outputs.get(MASTER, job.output)) and storage.exists(master):
+            image = load_image_bytes(storage.read_bytes(master), name=master)
             tiles.append(Tile(image=image, caption=caption, flags=list(job.flags)))
     record = prepared.record
     title = f"{record.sku} · {record.title}" if record.title else record.sku

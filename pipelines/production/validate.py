@@ -50,10 +50,12 @@ def check_run(
     source = str(profile.path or profile.name)
     # 1. The device string (the option checks below see it normalised).
     device = check_device(device)
-    # 2. The output preset (from the profile or --preset).
-    if profile.preset not in presets:
+    # 2. The output presets (from the profile or --preset).
+    unknown = [name for name in profile.presets if name not in presets]
+    if unknown:
         raise RunConfigError(
-            f"preset {profile.preset!r} is not in presets.yaml; choose one of: {', '.join(sorted(presets))}."
+            f"preset {', '.join(map(repr, unknown))} is not in presets.yaml; choose one of: "
+            f"{', '.join(sorted(presets))} (several: --preset master,amazon)."
         )
     # 3. Every default pose exists in the pose library.
     for garment_class in ("upper_body", "lower_body", "full_body"):

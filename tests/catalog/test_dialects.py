@@ -67,13 +67,17 @@ def test_shopify_rows_fold_into_one_product_per_handle() -> None:
     products, rejects = SHOPIFY.to_products(table)
     assert [(r.row, r.column, r.sku) for r in rejects] == [(7, "Handle", "ORPHAN")]
     shirt, dress = products
-    assert shirt.sku == "LS-S"
+    # One colour (Sand), two sizes: one render keyed by Handle and colour, standing for both variant SKUs.
+    assert shirt.sku == "linen-shirt--sand"
+    assert shirt.variant_skus == ("LS-S", "LS-M")
+    assert shirt.source_identity == (("system", "shopify"), ("handle", "linen-shirt"), ("Colour", "Sand"))
+    assert [(c.row, c.sku) for c in shirt.covered] == [(3, "LS-M"), (4, ""), (6, "")]
     assert shirt.image == "https://cdn.shop/a.jpg"  # lowest Image Position
     assert shirt.extra_images == ("https://cdn.shop/b.jpg", "https://cdn.shop/c.jpg")
     assert (shirt.category, shirt.columns["category"]) == ("Shirts", "Type")
     assert (shirt.title, shirt.color) == ("Linen Shirt", "Sand")
     assert (shirt.row, shirt.source_rows) == (2, (2, 3, 4, 6))
-    # No Variant SKU: the handle; no Type: the first tag that is itself a garment ('Top Seller' is not).
+    # No colour option: the handle; no Type: the first tag that is itself a garment ('Top Seller' is not).
     assert (dress.sku, dress.columns["sku"]) == ("wrap-dress", "Handle")
     assert (dress.category, dress.columns["category"]) == ("Summer Dress", "Tags")
     assert dress.color == ""  # the option is Size, not Colour

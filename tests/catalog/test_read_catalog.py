@@ -140,13 +140,14 @@ CASES = {
     "shopify_product_without_image": Case(
         SHOPIFY_HEADER + "tee,Tee,T-Shirt,,TEE-1,img1.png,1\ntee,,,,TEE-2,,\ndress,Dress,Dress,,DR-1,,\n"
         "dress,,,,DR-2,,\n",
-        [(4, "Image Src", "No image is given")],
-        ["TEE-1"],
+        # The dress's second size is not silently lost: it is rejected with its product.
+        [(4, "Image Src", "No image is given"), (5, "Handle", "variant of product 'dress' (row 4)")],
+        ["tee"],
     ),
     "shopify_unknown_type_and_no_handle": Case(
         SHOPIFY_HEADER + "tee,Tee,T-Shirt,,TEE-1,img1.png,1\nmug,Mug,Homeware,,MUG-1,img2.png,1\n,,,,X-1,,\n",
         [(3, "Type", "'Homeware' is not a garment category"), (4, "Handle", "no Handle")],
-        ["TEE-1"],
+        ["tee"],
     ),
     "merchant_feed_tsv_with_a_bad_row": Case(
         MERCHANT_HEADER
@@ -276,3 +277,196 @@ def test_100k_rows_are_all_read(tmp_path: Path, write_png) -> None:
     assert result.rejects == []
     assert result.rows_read == n_rows and len(result.records) == n_rows
     assert result.records[-1].sku == f"SKU-{n_rows - 1}" and result.records[-1].row == n_rows + 1
+
+
+# --- colourways: a realistic Shopify export and a Google Merchant feed ----------------------------------------
+
+# The columns of Shopify's product export (2024 layout), in its order; values as Shopify writes them: option
+# names only on a product's first row, Variant Image per variant, image-only rows carrying Handle + Image Src.
+SHOPIFY_EXPORT_COLUMNS = (
+    "Handle,Title,Body (HTML),Vendor,Product Category,Type,Tags,Published,Option1 Name,Option1 Value,"
+    "Option2 Name,Option2 Value,Option3 Name,Option3 Value,Variant SKU,Variant Grams,Variant Inventory Tracker,"
+    "Variant Inventory Qty,Variant Inventory Policy,Variant Fulfillment Service,Variant Price,"
+    "Variant Compare At Price,Variant Requires Shipping,Variant Taxable,Variant Barcode,Image Src,"
+    "Image Position,Image Alt Text,Gift Card,SEO Title,SEO Description,Google Shopping / Gender,"
+    "Variant Image,Variant Weight Unit,Status"
+).split(",")
+
+
+def _shopify_export(rows: list[dict[str, str]]) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SHOPIFY_EXPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({column: row.get(column, "") for column in SHOPIFY_EXPORT_COLUMNS})
+    return buffer.getvalue()
+
+
+def _variant(handle: str, colour: str, size: str, sku: str, variant_image: str = "", **first: str) -> dict:
+    return {
+        "Handle": handle,
+        "Option1 Value": colour,
+        "Option2 Value": size,
+        "Variant SKU": sku,
+        "Variant Grams": "180",
+        "Variant Inventory Tracker": "shopify",
+        "Variant Inventory Qty": "12",
+        "Variant Inventory Policy": "deny",
+        "Variant Fulfillment Service": "manual",
+        "Variant Price": "39.00",
+        "Variant Requires Shipping": "true",
+        "Variant Taxable": "true",
+        "Variant Image": variant_image,
+        "Variant Weight Unit": "kg",
+        **first,
+    }
+
+
+def _first_row(title: str, product_type: str, image: str) -> dict[str, str]:
+    return {
+        "Title": title,
+        "Body (HTML)": "<p>Soft cotton, relaxed fit.</p>",
+        "Vendor": "Atelier Nord",
+        "Product Category": "Apparel & Accessories > Clothing > Shirts & Tops",
+        "Type": product_type,
+        "Tags": "summer, cotton",
+        "Published": "true",
+        "Option1 Name": "Color",
+        "Option2 Name": "Size",
+        "Image Src": image,
+        "Image Position": "1",
+        "Image Alt Text": title,
+        "Gift Card": "false",
+        "Google Shopping / Gender": "female",
+        "Status": "active",
+    }
+
+
+def test_shopify_colours_with_their_own_variant_image_render_apart(catalog_dir: Path, write_csv) -> None:
+    rows = [
+        _variant(
+            "oxford-shirt", "White", "S", "OX-WHT-S", "img1.png", **_first_row("Oxford", "Shirts", "img1.png")
+        ),
+        _variant("oxford-shirt", "White", "M", "OX-WHT-M", "img1.png"),
+        _variant("oxford-shirt", "White", "L", "OX-WHT-L", "img1.png"),
+        _variant("oxford-shirt", "Navy Blue", "S", "OX-NVY-S", "img2.png"),
+        _variant("oxford-shirt", "Navy Blue", "M", "OX-NVY-M", "img2.png"),
+        {"Handle": "oxford-shirt", "Image Src": "img2.png", "Image Position": "2"},  # image-only row
+        {"Handle": "oxford-shirt", "Image Src": "img3.png", "Image Position": "3"},  # a detail shot
+    ]
+    result = read_catalog(write_csv(catalog_dir, _shopify_export(rows)))
+    assert result.rejects == [], format_verdict(result)
+    white, navy = result.records
+    assert (white.sku, white.color, white.row) == ("oxford-shirt--white", "White", 2)
+    assert (navy.sku, navy.color, navy.row) == ("oxford-shirt--navy-blue", "Navy Blue", 5)
+    assert white.image.path == (catalog_dir / "img1.png").resolve()
+    assert navy.image.path == (catalog_dir / "img2.png").resolve()
+    assert white.variant_skus == ("OX-WHT-S", "OX-WHT-M", "OX-WHT-L")
+    assert navy.variant_skus == ("OX-NVY-S", "OX-NVY-M")
+    assert white.identity == {"system": "shopify", "handle": "oxford-shirt", "Color": "White"}
+    assert navy.identity == {"system": "shopify", "handle": "oxford-shirt", "Color": "Navy Blue"}
+    assert [(c.row, c.sku, c.options) for c in navy.covered] == [
+        (6, "OX-NVY-M", (("Color", "Navy Blue"), ("Size", "M")))
+    ]
+    # Every row ends in exactly one place: its product's own row, or covered by exactly one product.
+    placed = [row for record in result.records for row in (record.row, *(c.row for c in record.covered))]
+    assert sorted(placed) == list(range(2, 9))
+    assert navy.covered[0].describe() == "Color Navy Blue, Size M (SKU OX-NVY-M)"
+
+
+def test_shopify_size_only_variants_share_one_render(catalog_dir: Path, write_csv) -> None:
+    first = _first_row("Linen Tee", "T-Shirts", "img1.png")
+    first["Option1 Name"], first["Option2 Name"] = "Size", ""
+    rows = [
+        {**_variant("linen-tee", "S", "", "LT-S", **first)},
+        _variant("linen-tee", "M", "", "LT-M"),
+        _variant("linen-tee", "L", "", "LT-L"),
+    ]
+    result = read_catalog(write_csv(catalog_dir, _shopify_export(rows)))
+    (tee,) = result.records
+    assert (tee.sku, tee.variant_skus) == ("linen-tee", ("LT-S", "LT-M", "LT-L"))
+    assert [c.describe() for c in tee.covered] == ["Size M (SKU LT-M)", "Size L (SKU LT-L)"]
+
+
+def test_shopify_colour_without_a_photo_of_its_own_is_rejected_not_dropped(
+    catalog_dir: Path, write_csv
+) -> None:
+    rows = [
+        _variant("wrap-dress", "Red", "S", "WD-R-S", "img1.png", **_first_row("Wrap", "Dresses", "img1.png")),
+        _variant("wrap-dress", "Green", "S", "WD-G-S", "img2.png"),
+        _variant("wrap-dress", "Black", "S", "WD-B-S"),  # no Variant Image, and img1 already shows Red
+        _variant("wrap-dress", "Black", "M", "WD-B-M"),
+    ]
+    result = read_catalog(write_csv(catalog_dir, _shopify_export(rows)))
+    assert [record.sku for record in result.records] == ["wrap-dress--red", "wrap-dress--green"]
+    assert [(r.row, r.sku, r.column) for r in result.rejects] == [
+        (4, "WD-B-S", "Variant Image"),
+        (5, "WD-B-M", "Variant Image"),
+    ]
+    assert "Colour 'Black' of 'wrap-dress' has no Variant Image" in result.rejects[0].reason
+
+
+def test_shopify_colour_without_variant_image_takes_the_free_product_image(
+    catalog_dir: Path, write_csv
+) -> None:
+    rows = [
+        _variant("polo", "Sand", "S", "PO-S-S", **_first_row("Polo", "Polos", "img1.png")),
+        _variant("polo", "Olive", "S", "PO-O-S", "img2.png"),
+    ]
+    sand, olive = read_catalog(write_csv(catalog_dir, _shopify_export(rows))).records
+    assert (sand.sku, sand.image.path) == ("polo--sand", (catalog_dir / "img1.png").resolve())
+    assert (olive.sku, olive.image.path) == ("polo--olive", (catalog_dir / "img2.png").resolve())
+
+
+MERCHANT_FEED_COLUMNS = (
+    "id\ttitle\tdescription\tlink\timage_link\tadditional_image_link\tavailability\tprice\tbrand\t"
+    "google_product_category\tproduct_type\tgender\tage_group\tcolor\tsize\titem_group_id\n"
+)
+
+
+def _feed_row(item: str, colour: str, size: str, group: str, image: str, extra: str = "") -> str:
+    return "\t".join(
+        [item, "Oxford shirt", "Soft cotton", f"https://shop.example/p/{item}", image, extra, "in_stock",
+         "39.00 EUR", "Atelier Nord", "Apparel & Accessories > Clothing > Shirts & Tops", "Shirts", "female",
+         "adult", colour, size, group]
+    ) + "\n"  # fmt: skip
+
+
+def test_merchant_item_group_sizes_share_one_render_and_colour_splits(catalog_dir: Path, write_csv) -> None:
+    feed = (
+        MERCHANT_FEED_COLUMNS
+        + _feed_row("OX-WHT-S", "White", "S", "OX-1", "img1.png", "img3.png,img4.png")
+        + _feed_row("OX-WHT-M", "White", "M", "OX-1", "img1.png", "img3.png")
+        + _feed_row("OX-WHT-L", "white", "L", "OX-1", "img1.png")  # colour case differs: the same colour
+        + _feed_row("OX-NVY-S", "Navy", "S", "OX-1", "img2.png")
+        + _feed_row("TEE-9", "", "", "", "img4.png")  # no group: an item of its own
+    )
+    result = read_catalog(write_csv(catalog_dir, feed, name="feed.tsv"))
+    assert result.rejects == [] and result.dialect == "google_merchant"
+    white, navy, tee = result.records
+    assert (white.sku, white.variant_skus) == ("OX-1--white", ("OX-WHT-S", "OX-WHT-M", "OX-WHT-L"))
+    assert [ref.raw for ref in white.extra_images] == ["img3.png", "img4.png"]
+    assert white.identity == {
+        "system": "google_merchant",
+        "id": "OX-WHT-S",
+        "item_group_id": "OX-1",
+        "color": "White",
+    }
+    assert [c.describe() for c in white.covered] == ["size M (SKU OX-WHT-M)", "size L (SKU OX-WHT-L)"]
+    assert (navy.sku, navy.variant_skus, navy.row) == ("OX-1--navy", ("OX-NVY-S",), 5)
+    assert (tee.sku, tee.covered, tee.identity) == ("TEE-9", (), {"system": "google_merchant", "id": "TEE-9"})
+
+
+def test_merchant_group_without_colours_splits_by_photo(catalog_dir: Path, write_csv) -> None:
+    feed = (
+        MERCHANT_FEED_COLUMNS
+        + _feed_row("SK-1-S", "", "S", "SK-1", "img1.png")
+        + _feed_row("SK-1-M", "", "M", "SK-1", "img1.png")
+        + _feed_row("SK-2-S", "", "S", "SK-1", "img2.png")
+    )
+    first, second = read_catalog(write_csv(catalog_dir, feed, name="feed.tsv")).records
+    assert (first.sku, first.variant_skus) == ("SK-1--SK-1-S", ("SK-1-S", "SK-1-M"))
+    assert (second.sku, second.variant_skus) == ("SK-1--SK-2-S", ("SK-2-S",))

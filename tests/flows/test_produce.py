@@ -40,6 +40,8 @@ def test_every_job_is_produced_with_metadata(first_run: tuple) -> None:
         "skipped": 0,
         "failed": 0,
         "jobs": 12,
+        "derived": 0,
+        "covered": 0,
     }
     assert summary.exit_code() == 0
     images = _images(root / "out")
@@ -110,7 +112,7 @@ def test_only_and_preset(first_run: tuple, tmp_path: Path) -> None:
         str(profile),
         str(tmp_path / "out"),
         only=["SKU-01"],
-        preset="shopify",
+        presets=["shopify"],
     )
     assert summary.counts["products"] == 1 and summary.counts["produced"] == 4
     images = sorted((tmp_path / "out" / "images" / "shopify" / "SKU-01").glob("*.jpg"))
@@ -173,7 +175,7 @@ def test_jpeg_preset_image_reproduces_identically(tmp_path: Path, capsys: pytest
     csv_path = write_csv(tmp_path / "in" / "products.csv", rows)
     one_pose = {"upper_body": ["front"], "lower_body": ["front"], "full_body": ["front"]}
     profile = small_profile(tmp_path, variants=1, poses=one_pose)
-    run_catalog(str(csv_path), str(profile), str(tmp_path / "out"), preset="shopify")
+    run_catalog(str(csv_path), str(profile), str(tmp_path / "out"), presets=["shopify"])
     [image] = sorted((tmp_path / "out" / "images" / "shopify").rglob("*.jpg"))
     assert json.loads(image.with_suffix(".json").read_text())["format"] == "jpeg"
     assert main(["reproduce", str(image), "--check"]) == 0

@@ -77,6 +77,18 @@ def test_bad_presets_get_teaching_errors(tmp_path: Path) -> None:
         load_presets(tmp_path / "missing.yaml")
 
 
+@pytest.mark.parametrize(
+    "body", ["shop:\n  width: 100\n", "master:\n  width: 800\n", "master:\n  format: jpeg\n"]
+)
+def test_presets_need_a_native_png_master_to_derive_from(tmp_path: Path, body: str) -> None:
+    path = tmp_path / "presets.yaml"
+    path.write_text(body)
+    with pytest.raises(
+        ValueError, match="needs a preset 'master' with width: null, height: null, format: png"
+    ):
+        load_presets(path)
+
+
 def test_encode_carries_metadata_in_the_preset_format(tmp_path: Path) -> None:
     image = _studio()
     presets = load_presets()

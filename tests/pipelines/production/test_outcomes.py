@@ -76,6 +76,8 @@ def test_manifest_has_one_row_per_reject_product_and_job() -> None:
         "skipped": 0,
         "failed": 1,
         "jobs": 2,
+        "derived": 0,
+        "covered": 0,
     }
     assert report.exit_code() == 1
 

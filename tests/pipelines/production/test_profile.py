@@ -27,10 +27,32 @@ def test_every_shipped_profile_is_valid(path: Path) -> None:
 def test_fingerprint_changes_with_image_settings_only() -> None:
     profile = load_profile("demo")
     base = profile.fingerprint("poses")
-    assert profile.with_overrides(preset="amazon").fingerprint("poses") != base
     assert profile.with_overrides(seed=99).fingerprint("poses") != base
     assert profile.fingerprint("other-poses") != base
     assert profile.with_overrides(run={"max_workers": 7}).fingerprint("poses") == base
+    # The render is keyed without the output presets: they are derived from the stored master.
+    assert profile.with_overrides(preset=["master", "amazon"]).fingerprint("poses") == base
+
+
+@pytest.mark.parametrize(
+    ("value", "names"),
+    [
+        ("amazon", ("amazon",)),
+        ("master, amazon", ("master", "amazon")),
+        (["amazon", "amazon,shopify"], ("amazon", "shopify")),
+    ],
+)
+def test_presets_are_one_name_a_comma_list_or_a_yaml_list(value: object, names: tuple[str, ...]) -> None:
+    assert load_profile("demo").with_overrides(preset=value).presets == names
+
+
+def test_an_empty_preset_list_is_refused(tmp_path: Path) -> None:
+    data = yaml.safe_load((CONFIG_DIR / "demo.yaml").read_text())
+    data["preset"] = []
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ProfileError, match="preset is a preset name or a list"):
+        load_profile(path)
 
 
 def test_missing_key_names_the_key(tmp_path: Path) -> None:
