@@ -1,4 +1,4 @@
-"""The `onmodel` command line: run, validate, segment, reproduce, models, demo."""
+"""The `onmodel` command line: run, validate, segment, reproduce, models, status, retry, demo."""
 
 from __future__ import annotations
 
@@ -199,7 +199,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """All subcommands; segment and models live in their own modules."""
-    from flows import models_command, segment_command
+    from flows import models_command, retry_command, segment_command
     from pipelines.production.profile import code_version
 
     parser = argparse.ArgumentParser(
@@ -285,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--out", default="outputs", help="output folder (default: outputs/)")
     status.set_defaults(func=cmd_status)
+
+    retry_command.add_parser(sub)
 
     demo = sub.add_parser(
         "demo",

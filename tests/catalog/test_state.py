@@ -132,7 +132,11 @@ def test_seed_flags_and_render_inputs_round_trip_through_get_and_get_many(store:
             render_fingerprint="rfp",
         )
         assert (states["K"].seed, states["K"].flags) == (0, ())  # 0 is a real seed, not "unknown"
-        assert (states["K"].render_fields, states["K"].render_fingerprint, states["K"].last_run_id) == ({}, "", None)
+        assert (states["K"].render_fields, states["K"].render_fingerprint, states["K"].last_run_id) == (
+            {},
+            "",
+            None,
+        )
         assert (states["L"].seed, states["L"].flags) == (None, ())
 
 
@@ -141,7 +145,12 @@ def test_attempts_errors_and_runs_accumulate_across_attempts(store: SQLJobStore)
     _fail(store, "J", reason="CUDA OOM", run_id="r2")
     failed = store.get("J")
     assert failed is not None
-    assert (failed.attempts, failed.last_error, failed.reason, failed.last_run_id) == (2, "CUDA OOM", "CUDA OOM", "r2")
+    assert (failed.attempts, failed.last_error, failed.reason, failed.last_run_id) == (
+        2,
+        "CUDA OOM",
+        "CUDA OOM",
+        "r2",
+    )
     assert failed.first_produced_run is None
     # A caller that passes no render inputs keeps the recorded ones.
     assert (failed.render_fields, failed.render_fingerprint) == ({"prompt": "a"}, "x")
@@ -230,7 +239,9 @@ def test_many_threads_write_without_losing_rows(store: SQLJobStore) -> None:
         thread.join()
     assert errors == []
     assert len(store.all_rows()) == 6 * 40 + 40
-    assert {state.attempts for state in store.get_many([f"shared-{job}" for job in range(40)]).values()} == {6}
+    assert {state.attempts for state in store.get_many([f"shared-{job}" for job in range(40)]).values()} == {
+        6
+    }
 
 
 def _write_jobs(url: str, prefix: str, count: int) -> None:
@@ -285,7 +296,9 @@ def test_many_threads_open_a_new_store_at_once(state_url: str) -> None:
     with open_job_store(state_url) as store:
         assert len(store.all_rows()) == 8
         with store.engine.connect() as connection:
-            assert connection.exec_driver_sql("SELECT version FROM schema_version").all() == [(SCHEMA_VERSION,)]
+            assert connection.exec_driver_sql("SELECT version FROM schema_version").all() == [
+                (SCHEMA_VERSION,)
+            ]
 
 
 # Failures and retries -------------------------------------------------------------------------------------------
@@ -338,7 +351,12 @@ def test_runs_are_recorded_from_start_to_finish(store: SQLJobStore) -> None:
     store.record_run_started("20250101T093000Z", profile="demo", csv="upload-7.csv", trigger="upload")
     running = store.get_run("20250101T020000Z")
     assert running is not None
-    assert (running.status, running.finished_at, running.counts, running.trigger) == ("running", None, {}, "nightly")
+    assert (running.status, running.finished_at, running.counts, running.trigger) == (
+        "running",
+        None,
+        {},
+        "nightly",
+    )
     store.record_run_finished("20250101T020000Z", counts={"produced": 12, "failed": 1}, status="failed")
     finished = store.get_run("20250101T020000Z")
     assert finished is not None
@@ -370,7 +388,11 @@ def test_products_are_seen_recorded_and_retired_when_the_catalogue_drops_them(st
     first = store.get_products(["A-1", "B-2", "missing"])
     assert set(first) == {"A-1", "B-2"}
     assert first["A-1"].source_identity == {"url": "https://img.example/a.jpg", "etag": '"abc"'}
-    assert (first["A-1"].image_hash, first["B-2"].image_hash, first["B-2"].source_identity) == ("hash-a", "", {})
+    assert (first["A-1"].image_hash, first["B-2"].image_hash, first["B-2"].source_identity) == (
+        "hash-a",
+        "",
+        {},
+    )
     # The next night's catalogue no longer lists C-3.
     store.record_run_started("n2", profile="demo", csv="catalog.csv", trigger="nightly")
     store.mark_seen(["A-1", "B-2"], "n2")
@@ -428,7 +450,11 @@ def test_the_latest_review_decision_wins_and_every_one_is_kept(store: SQLJobStor
     assert store.decisions() == current
     history = store.history("A-1/front/0")
     assert history == [first, second]
-    assert (history[0].decision, history[0].reason, history[0].image_key) == ("reject", "sleeve cut off", _KEY)
+    assert (history[0].decision, history[0].reason, history[0].image_key) == (
+        "reject",
+        "sleeve cut off",
+        _KEY,
+    )
     assert history[0].decided_at <= history[1].decided_at
     assert store.history("C-3/front/0") == []
     assert store.counts_by_decision() == {"approve": 2, "reject": 0}

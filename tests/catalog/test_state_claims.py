@@ -90,7 +90,9 @@ def test_threads_racing_for_the_same_jobs_each_get_a_share_and_no_job_twice(stor
         assert store.claims_of(run_id) == claimed
 
 
-def _claim_in_child(url: str, run_id: str, job_ids: list[str], start: multiprocessing.Event, out: str) -> None:
+def _claim_in_child(
+    url: str, run_id: str, job_ids: list[str], start: multiprocessing.Event, out: str
+) -> None:
     """Child process: wait for the start signal, claim in chunks as a run would, write what it won."""
     with open_job_store(url) as store:
         start.wait(timeout=60)
@@ -111,7 +113,12 @@ def test_processes_racing_for_the_same_jobs_never_both_get_one(state_url: str, t
         random.Random(index).shuffle(mine)
         out = tmp_path / f"won-{index}.json"
         processes.append(
-            (out, context.Process(target=_claim_in_child, args=(state_url, f"run-{index}", mine, start, str(out))))
+            (
+                out,
+                context.Process(
+                    target=_claim_in_child, args=(state_url, f"run-{index}", mine, start, str(out))
+                ),
+            )
         )
     for _, process in processes:
         process.start()

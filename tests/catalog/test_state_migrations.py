@@ -105,7 +105,18 @@ def _write_v2_file(path: Path) -> None:
     for job_id, sku, image_hash, fingerprint, status, outputs, reason, seed, flags in rows:
         connection.execute(
             _V2_UPSERT,
-            (job_id, sku, image_hash, fingerprint, status, json.dumps(outputs), reason, updated, seed, json.dumps(flags)),
+            (
+                job_id,
+                sku,
+                image_hash,
+                fingerprint,
+                status,
+                json.dumps(outputs),
+                reason,
+                updated,
+                seed,
+                json.dumps(flags),
+            ),
         )
     connection.close()
 
@@ -233,8 +244,16 @@ def test_version_2_file_written_by_the_raw_sqlite_release_is_migrated_in_place(t
         rows = {row.job_id: row for row in store.all_rows()}
         assert set(rows) == {"A-1/front/0", "A-1/back/0", "B-2/front/0"}
         front = rows["A-1/front/0"]
-        assert (front.outputs, front.seed, front.flags) == ((_KEY, "meta/A-1.json"), 11, ("garment_upscaled",))
-        assert (front.updated_at, front.attempts, front.render_fields) == ("2025-02-01T02:00:00.000+00:00", 1, {})
+        assert (front.outputs, front.seed, front.flags) == (
+            (_KEY, "meta/A-1.json"),
+            11,
+            ("garment_upscaled",),
+        )
+        assert (front.updated_at, front.attempts, front.render_fields) == (
+            "2025-02-01T02:00:00.000+00:00",
+            1,
+            {},
+        )
         assert front.is_current("h1", "fp")
         back = rows["A-1/back/0"]
         assert (back.status, back.reason, back.last_error, back.seed) == (
