@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from sqlalchemy import (
@@ -34,6 +35,9 @@ from sqlalchemy import (
     Float,
     Row,
     Table,
+    Text,
+    any_,
+    bindparam,
     cast,
     create_engine,
     delete,
@@ -111,7 +115,8 @@ class JobState:
     last_error: str = ""  # the reason of the latest failure, kept after a later success
     last_run_id: str | None = None  # the run of the latest attempt (None for rows from before version 3)
     first_produced_run: str | None = None
-    render_fields: Mapping[str, Any] = field(default_factory=dict)  # product fields that affect pixels
+    # The product fields that affect pixels (read-only); left out of the hash, so a JobState stays hashable.
+    render_fields: Mapping[str, Any] = field(default_factory=dict, hash=False)
     render_fingerprint: str = ""  # preset-independent: the same render serves every preset
 
     def is_current(self, image_hash: str, fingerprint: str) -> bool:
@@ -362,26 +367,81 @@ def _json_object(value: Mapping[str, Any] | None, what: str) -> str:
         raise TypeError(f"{what} must be JSON-serialisable: {error}") from error
 
 
-def _job_from_row(row: Row[Any]) -> JobState:
-    """A jobs row as a JobState."""
-    return JobState(
-        job_id=row.job_id,
-        sku=row.sku,
-        image_hash=row.image_hash,
-        config_fingerprint=row.config_fingerprint,
-        status=row.status,
-        outputs=tuple(json.loads(row.outputs)),
-        reason=row.reason,
-        updated_at=row.updated_at,
-        seed=row.seed,
-        flags=tuple(json.loads(row.flags)),
-        attempts=row.attempts,
-        last_error=row.last_error,
-        last_run_id=row.last_run_id,
-        first_produced_run=row.first_produced_run,
-        render_fields=json.loads(row.render_fields),
-        render_fingerprint=row.render_fingerprint,
+# The jobs columns in the order _JobDecoder unpacks them.
+_JOB_COLUMNS = [
+    jobs.c[name]
+    for name in (
+        "job_id",
+        "sku",
+        "image_hash",
+        "config_fingerprint",
+        "status",
+        "outputs",
+        "reason",
+        "updated_at",
+        "seed",
+        "flags",
+        "attempts",
+        "last_error",
+        "last_run_id",
+        "first_produced_run",
+        "render_fields",
+        "render_fingerprint",
     )
+]
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+
+
+class _JobDecoder:
+    """Rows of _JOB_COLUMNS as JobStates, fast enough for a 100k-job plan (its JSON decoded once per value).
+
+    The jobs of one product share their render fields, so each distinct JSON text is decoded once and shared
+    read-only.
+    """
+
+    def __init__(self) -> None:
+        self._fields: dict[str, Mapping[str, Any]] = {"{}": _NO_FIELDS}
+
+    def __call__(self, row: Sequence[Any]) -> JobState:
+        (
+            job_id,
+            sku,
+            image_hash,
+            fingerprint,
+            status,
+            outputs,
+            reason,
+            updated_at,
+            seed,
+            flags,
+            attempts,
+            last_error,
+            last_run_id,
+            first_produced_run,
+            render_fields,
+            render_fingerprint,
+        ) = row
+        fields = self._fields.get(render_fields)
+        if fields is None:
+            fields = self._fields[render_fields] = MappingProxyType(json.loads(render_fields))
+        return JobState(
+            job_id,
+            sku,
+            image_hash,
+            fingerprint,
+            status,
+            tuple(json.loads(outputs)),
+            reason,
+            updated_at,
+            seed,
+            () if flags == "[]" else tuple(json.loads(flags)),
+            attempts,
+            last_error,
+            last_run_id,
+            first_produced_run,
+            fields,
+            render_fingerprint,
+        )
 
 
 def _product_from_row(row: Row[Any]) -> ProductState:
@@ -611,6 +671,17 @@ class SQLJobStore:
     def _rows_per_statement(self, columns: int) -> int:
         return max(1, self._variables // columns)
 
+    def _among(self, column: ColumnElement[str], values: Sequence[str]) -> ColumnElement[bool]:
+        """`column IN values` with one bound parameter however many values (no per-value binds to chunk).
+
+        SQLite expands a JSON array with json_each, PostgreSQL compares with ANY of a text[]; a 100k-job plan
+        is then one query, not hundreds of chunks compiled one by one.
+        """
+        if self.url.get_backend_name() == "postgresql":
+            return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(Text)))
+        listed = func.json_each(bindparam(None, json.dumps(list(values)))).table_valued("value")
+        return column.in_(select(listed.c.value).scalar_subquery())
+
     # Jobs ---------------------------------------------------------------------------------------------------
 
     def _record(
@@ -734,30 +805,34 @@ class SQLJobStore:
     def get(self, job_id: str) -> JobState | None:
         """The job's last recorded state, or None if it never ran."""
         with self._read() as connection:
-            row = connection.execute(select(jobs).where(jobs.c.job_id == job_id)).first()
-        return _job_from_row(row) if row is not None else None
+            row = connection.execute(select(*_JOB_COLUMNS).where(jobs.c.job_id == job_id)).first()
+        return _JobDecoder()(row) if row is not None else None
 
     def get_many(self, job_ids: Sequence[str]) -> dict[str, JobState]:
         """The recorded states of these jobs, by job id; jobs that never ran are absent."""
         unique = list(dict.fromkeys(_strings(job_ids, "job_ids")))
-        found: dict[str, JobState] = {}
+        if not unique:
+            return {}
+        decode = _JobDecoder()
+        query = select(*_JOB_COLUMNS).where(self._among(jobs.c.job_id, unique))
         with self._read() as connection:
-            # One query per chunk: SQLite caps the number of bound variables in one statement.
-            for chunk in _chunks(unique, self._variables):
-                for row in connection.execute(select(jobs).where(jobs.c.job_id.in_(chunk))):
-                    found[row.job_id] = _job_from_row(row)
-        return found
+            states = [decode(row) for row in connection.execute(query).all()]
+        return {state.job_id: state for state in states}
 
     def all_rows(self) -> list[JobState]:
         """Every recorded job, ordered by job id."""
+        decode = _JobDecoder()
         with self._read() as connection:
-            return [_job_from_row(row) for row in connection.execute(select(jobs).order_by(jobs.c.job_id))]
+            return [
+                decode(row) for row in connection.execute(select(*_JOB_COLUMNS).order_by(jobs.c.job_id)).all()
+            ]
 
     def failed_jobs(self) -> list[JobState]:
         """The jobs whose latest attempt failed, ordered by job id."""
-        query = select(jobs).where(jobs.c.status == "failed").order_by(jobs.c.job_id)
+        query = select(*_JOB_COLUMNS).where(jobs.c.status == "failed").order_by(jobs.c.job_id)
+        decode = _JobDecoder()
         with self._read() as connection:
-            return [_job_from_row(row) for row in connection.execute(query)]
+            return [decode(row) for row in connection.execute(query).all()]
 
     def requeue_failed(self, job_ids: Sequence[str] | None = None) -> int:
         """Mark failed jobs (all, or these) queued, so the next run over their products renders them; the count.
@@ -768,12 +843,9 @@ class SQLJobStore:
 
         def work(connection: Connection) -> int:
             base = update(jobs).where(jobs.c.status == "failed").values(status="queued", updated_at=_now())
-            if chosen is None:
-                return int(connection.execute(base).rowcount)
-            return sum(
-                int(connection.execute(base.where(jobs.c.job_id.in_(chunk))).rowcount)
-                for chunk in _chunks(chosen, self._variables)
-            )
+            if chosen is not None:
+                base = base.where(self._among(jobs.c.job_id, chosen))
+            return int(connection.execute(base).rowcount)
 
         return self._write(work)
 
@@ -898,51 +970,43 @@ class SQLJobStore:
         keys = _unique(product_keys, "product_keys")
         now = _now()
 
-        def work(connection: Connection) -> None:
-            # 4 bound values per row (the other columns are constants in the statement).
-            for chunk in _chunks(keys, self._rows_per_statement(4)):
-                statement = self._insert(products).values(
-                    [
-                        {
-                            "product_key": key,
-                            "first_seen_run": run_id,
-                            "last_seen_run": run_id,
-                            "first_seen_at": now,
-                            "last_seen_at": now,
-                        }
-                        for key in chunk
-                    ]
-                )
-                new = statement.excluded
-                connection.execute(
-                    statement.on_conflict_do_update(
-                        index_elements=[products.c.product_key],
-                        set_={
-                            "last_seen_run": new.last_seen_run,
-                            "last_seen_at": new.last_seen_at,
-                            "retired_at": None,
-                            "retired_run": None,
-                        },
-                    )
-                )
-
-        self._write(work)
+        if not keys:
+            return
+        statement = self._insert(products)
+        new = statement.excluded
+        statement = statement.on_conflict_do_update(
+            index_elements=[products.c.product_key],
+            set_={
+                "last_seen_run": new.last_seen_run,
+                "last_seen_at": new.last_seen_at,
+                "retired_at": None,
+                "retired_run": None,
+            },
+        )
+        rows = [
+            {
+                "product_key": key,
+                "first_seen_run": run_id,
+                "last_seen_run": run_id,
+                "first_seen_at": now,
+                "last_seen_at": now,
+            }
+            for key in keys
+        ]
+        # One statement, many parameter sets: the driver's executemany (no SQL compiled per chunk).
+        self._write(lambda connection: connection.execute(statement, rows))
 
     def get_products(self, product_keys: Sequence[str] | None = None) -> dict[str, ProductState]:
         """Products by key: these (absent when never seen), or all of them."""
-        found: dict[str, ProductState] = {}
+        query = select(products).order_by(products.c.product_key)
+        if product_keys is not None:
+            wanted = list(dict.fromkeys(_strings(product_keys, "product_keys")))
+            if not wanted:
+                return {}
+            query = query.where(self._among(products.c.product_key, wanted))
         with self._read() as connection:
-            if product_keys is None:
-                rows: Iterable[Row[Any]] = connection.execute(
-                    select(products).order_by(products.c.product_key)
-                )
-                return {row.product_key: _product_from_row(row) for row in rows}
-            for chunk in _chunks(
-                list(dict.fromkeys(_strings(product_keys, "product_keys"))), self._variables
-            ):
-                for row in connection.execute(select(products).where(products.c.product_key.in_(chunk))):
-                    found[row.product_key] = _product_from_row(row)
-        return found
+            rows = connection.execute(query).all()
+        return {row.product_key: _product_from_row(row) for row in rows}
 
     def retire_missing(self, present_keys: Iterable[str], run_id: str) -> list[str]:
         """Retire the products a full catalogue no longer lists; their keys, sorted. Their files stay.
@@ -961,12 +1025,11 @@ class SQLJobStore:
                 )
             ).scalars()
             missing = sorted(set(listed) - present)
-            now = _now()
-            for chunk in _chunks(missing, self._variables):
+            if missing:
                 connection.execute(
                     update(products)
-                    .where(products.c.product_key.in_(chunk), products.c.retired_at.is_(None))
-                    .values(retired_at=now, retired_run=run_id)
+                    .where(self._among(products.c.product_key, missing), products.c.retired_at.is_(None))
+                    .values(retired_at=_now(), retired_run=run_id)
                 )
             return missing
 
@@ -1015,19 +1078,18 @@ class SQLJobStore:
     def decisions(self, job_ids: Sequence[str] | None = None) -> dict[str, ReviewDecision]:
         """The decision in force (the latest recorded) per job: of these jobs, or of every reviewed job."""
         latest = select(func.max(review_decisions.c.decision_id)).group_by(review_decisions.c.job_id)
-        found: dict[str, ReviewDecision] = {}
         with self._read() as connection:
             if job_ids is None:
                 query = select(review_decisions).where(
                     review_decisions.c.decision_id.in_(latest.scalar_subquery())
                 )
                 return {row.job_id: _decision_from_row(row) for row in connection.execute(query)}
-            for chunk in _chunks(list(dict.fromkeys(_strings(job_ids, "job_ids"))), self._variables):
-                chunk_latest = latest.where(review_decisions.c.job_id.in_(chunk)).scalar_subquery()
-                query = select(review_decisions).where(review_decisions.c.decision_id.in_(chunk_latest))
-                for row in connection.execute(query):
-                    found[row.job_id] = _decision_from_row(row)
-        return found
+            wanted = list(dict.fromkeys(_strings(job_ids, "job_ids")))
+            if not wanted:
+                return {}
+            of_these = latest.where(self._among(review_decisions.c.job_id, wanted)).scalar_subquery()
+            query = select(review_decisions).where(review_decisions.c.decision_id.in_(of_these))
+            return {row.job_id: _decision_from_row(row) for row in connection.execute(query)}
 
     def history(self, job_id: str) -> list[ReviewDecision]:
         """Every decision on a job, oldest first; the last one is in force."""
@@ -1096,17 +1158,10 @@ class SQLJobStore:
         """Give back this run's claims on these jobs (others' claims are untouched); how many were released."""
         wanted = _unique(job_ids, "job_ids")
 
-        def work(connection: Connection) -> int:
-            return sum(
-                int(
-                    connection.execute(
-                        delete(claims).where(claims.c.run_id == run_id, claims.c.job_id.in_(chunk))
-                    ).rowcount
-                )
-                for chunk in _chunks(wanted, self._variables)
-            )
-
-        return self._write(work)
+        if not wanted:
+            return 0
+        statement = delete(claims).where(claims.c.run_id == run_id, self._among(claims.c.job_id, wanted))
+        return self._write(lambda connection: int(connection.execute(statement).rowcount))
 
     def claims_of(self, run_id: str) -> set[str]:
         """The jobs this run holds a claim on (expired leases included until someone takes them over)."""

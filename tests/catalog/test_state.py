@@ -187,6 +187,10 @@ def test_get_many_on_1200_ids_returns_exactly_the_recorded_ones(store: SQLJobSto
     assert store.get_many([]) == {}
     with pytest.raises(TypeError, match="not a string"):
         store.get_many("job-0003")
+    odd = ["Kleid-ä/front/0", 'quote"d/front/0', "comma,and'apostrophe/front/0"]  # ids travel as one JSON array
+    for job_id in odd:
+        _produce(store, job_id, [_KEY])
+    assert set(store.get_many([*odd, "Kleid-a/front/0"])) == set(odd)
 
 
 def test_outputs_must_be_storage_keys_not_os_paths(store: SQLJobStore, tmp_path: Path) -> None:
