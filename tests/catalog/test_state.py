@@ -187,7 +187,8 @@ def test_get_many_on_1200_ids_returns_exactly_the_recorded_ones(store: SQLJobSto
     assert store.get_many([]) == {}
     with pytest.raises(TypeError, match="not a string"):
         store.get_many("job-0003")
-    odd = ["Kleid-ä/front/0", 'quote"d/front/0', "comma,and'apostrophe/front/0"]  # ids travel as one JSON array
+    # Ids travel to the database as one JSON array (SQLite) or text[] (PostgreSQL): odd characters too.
+    odd = ["Kleid-ä/front/0", 'quote"d/front/0', "comma,and'apostrophe/front/0"]
     for job_id in odd:
         _produce(store, job_id, [_KEY])
     assert set(store.get_many([*odd, "Kleid-a/front/0"])) == set(odd)
@@ -522,3 +523,43 @@ def test_choose_state_url_prefers_the_profile_then_the_environment(
     monkeypatch.setenv(STATE_URL_ENV, "postgresql://team@db.internal/onmodel")
     assert choose_state_url(default) == "postgresql+psycopg://team@db.internal/onmodel"
     assert choose_state_url(default, "sqlite:////srv/state.sqlite") == "sqlite:////srv/state.sqlite"
+
+
+def _backend(store: SQLJobStore) -> int:
+    """The server process behind the connection the store's pool hands out (PostgreSQL), else 0."""
+    if store.path is not None:
+        return 0
+    with store.engine.connect() as connection:
+        return int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+
+def _write_from_forked_child(store: SQLJobStore, backends: Any) -> None:
+    """Child process (forked): use the parent's store object; it must open its own connections."""
+    _produce(store, "from-child", [_KEY])
+    assert store.get("from-parent") is not None
+    backends.put(_backend(store))
+
+
+def test_a_forked_child_reconnects_instead_of_sharing_the_parents_connections(store: SQLJobStore) -> None:
+    _produce(store, "from-parent", [_KEY])
+    parents = _backend(store)  # the connection now idle in the pool, which the child inherits
+    context = multiprocessing.get_context("fork")
+    backends = context.Queue()
+    child = context.Process(target=_write_from_forked_child, args=(store, backends))
+    child.start()
+    childs = backends.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    if store.path is None:
+        assert childs != parents  # its own server session, not the parent's socket
+    _produce(store, "parent-again", [_KEY])  # the parent's own connections still work
+    assert _backend(store) == parents
+    assert {row.job_id for row in store.all_rows()} == {"from-parent", "from-child", "parent-again"}
+
+
+def test_job_states_stay_hashable(store: SQLJobStore) -> None:
+    _produce(store, "J", [_KEY], render_fields={"prompt": "a"})
+    state = store.get("J")
+    assert state is not None and state in {state}
+    with pytest.raises(TypeError):
+        state.render_fields["prompt"] = "b"  # type: ignore[index] - read-only, shared between states
