@@ -376,3 +376,38 @@ def test_an_empty_schema_version_table_is_refused(tmp_path: Path) -> None:
     connection.close()
     with pytest.raises(StateStoreLayoutError, match="not written by onmodel"):
         open_job_store(path)
+
+
+def test_downgrading_to_version_2_and_back_keeps_the_jobs(state_url: str) -> None:
+    """The migrations' downgrades work (for a release that has to be rolled back), rows included."""
+    from alembic import command
+
+    from catalog.state_migrate import _alembic_config
+
+    with open_job_store(state_url) as store:
+        store.record_produced(
+            "J", sku="A", image_hash="h", fingerprint="f", outputs=[_KEY], seed=3, run_id="r"
+        )
+        store.record_failed("K", sku="B", image_hash="h", fingerprint="f", reason="OOM", run_id="r")
+        assert store.requeue_failed() == 1
+    engine = create_engine(state_url)
+    try:
+        with engine.begin() as connection:
+            command.downgrade(_alembic_config(connection, None), revision_for(2))
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT version FROM schema_version")).all() == [(2,)]
+            columns = [column["name"] for column in inspect(connection).get_columns("jobs")]
+            rows = connection.execute(text("SELECT job_id, status, seed FROM jobs ORDER BY job_id")).all()
+        assert columns[-2:] == ["seed", "flags"] and "attempts" not in columns
+        assert [tuple(row) for row in rows] == [
+            ("J", "produced", 3),
+            ("K", "failed", None),
+        ]  # queued -> failed
+    finally:
+        engine.dispose()
+    with open_job_store(state_url) as store:  # up to the head again on open
+        assert store.schema_version == SCHEMA_VERSION
+        assert {(row.job_id, row.status, row.attempts) for row in store.all_rows()} == {
+            ("J", "produced", 1),
+            ("K", "failed", 1),
+        }
