@@ -82,8 +82,8 @@ RUN_STATUSES: tuple[RunStatus, ...] = ("running", "completed", "failed", "crashe
 STATE_URL_ENV = "ONMODEL_STATE_URL"
 
 _BUSY_TIMEOUT_S = 30.0
-# SQLite builds before 3.32 allow 999 bound variables per statement; stay under it there. PostgreSQL allows
-# 65535 per statement, and fewer round trips matter more over a network.
+# Bound variables per statement for the multi-row claim upsert (id sets elsewhere travel as one parameter):
+# SQLite builds before 3.32 allow 999; PostgreSQL allows 65535, and fewer round trips matter over a network.
 _SQLITE_VARIABLES = 999
 _POSTGRES_VARIABLES = 30000
 # Errors worth another try of the whole transaction: SQLite's lock held past the busy timeout's reach (the WAL
