@@ -10,7 +10,19 @@ from catalog.errors import CatalogError, ImageFetchError, ImageRefError, Transie
 from catalog.image_refs import ImagePolicy, fetch_image_bytes, host_allowed, resolve_image_ref
 from catalog.read_catalog import format_verdict, normalise_pose, read_catalog
 from catalog.schema import CatalogReadResult, GarmentClass, ImageRef, ProductRecord, Reject
-from catalog.state import SCHEMA_VERSION, JobState, JobStore, SQLiteJobStore, StateStoreVersionError
+from catalog.state import (
+    SCHEMA_VERSION,
+    JobState,
+    JobStore,
+    ProductState,
+    ReviewDecision,
+    RunState,
+    SQLiteJobStore,
+    SQLJobStore,
+    StateStore,
+    StateStoreVersionError,
+    open_job_store,
+)
 
 __all__ = [
     "DIALECTS",
@@ -27,10 +39,15 @@ __all__ = [
     "ImageRefError",
     "JobState",
     "JobStore",
+    "ProductState",
     "ProductRecord",
     "RawProduct",
     "Reject",
+    "ReviewDecision",
+    "RunState",
+    "SQLJobStore",
     "SQLiteJobStore",
+    "StateStore",
     "StateStoreVersionError",
     "TransientFetchError",
     "accepted_category_words",
@@ -40,6 +57,7 @@ __all__ = [
     "host_allowed",
     "match_category",
     "normalise_pose",
+    "open_job_store",
     "read_catalog",
     "read_csv_table",
     "resolve_image_ref",

@@ -9,7 +9,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from catalog import SQLiteJobStore
+from catalog.state import SQLJobStore, choose_state_url, open_job_store
+from catalog.state import state_url as url_of
 from pipelines.poses import Pose, load_pose_library
 from pipelines.presets import Preset, load_presets
 from pipelines.production.layout import LocalStorage
@@ -64,18 +65,26 @@ class ProcessModels:
 MODELS = ProcessModels()
 
 
+def job_store(path_or_url: str) -> SQLJobStore:
+    """One state store per database per process (a pool of connections inside): a SQLite path or a URL."""
+    return _job_store(url_of(path_or_url))
+
+
 @lru_cache(maxsize=4)
-def job_store(path: str) -> SQLiteJobStore:
-    """One job store per output folder per process (connections per thread inside)."""
-    return SQLiteJobStore(Path(path))
+def _job_store(url: str) -> SQLJobStore:
+    return open_job_store(url)
 
 
-def resources(out_dir: str) -> Resources:
-    """Storage, job store, models and libraries for one output folder, shared by every task of the process."""
+def resources(out_dir: str, state_url: str | None = None) -> Resources:
+    """Storage, state store, models and libraries for one output folder, shared by every task of the process.
+
+    The state store is `state_url` (a profile's `run.state_url`), else $ONMODEL_STATE_URL, else the folder's
+    state.sqlite.
+    """
     storage = LocalStorage(Path(out_dir))
     return Resources(
         storage=storage,
-        store=job_store(str(storage.state_db)),
+        store=job_store(choose_state_url(storage.state_db, state_url)),
         models=MODELS,
         poses=pose_library(),
         presets=presets(),

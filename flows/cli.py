@@ -1,4 +1,4 @@
-"""The `onmodel` command line: run, validate, segment, reproduce, models, status, export, prune, demo."""
+"""The `onmodel` command line: run, validate, segment, reproduce, models, status, retry, export, prune, demo."""
 
 from __future__ import annotations
 
@@ -251,7 +251,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """All subcommands; segment and models live in their own modules."""
-    from flows import models_command, segment_command
+    from flows import models_command, retry_command, segment_command
     from pipelines.production.profile import code_version
 
     parser = argparse.ArgumentParser(
@@ -371,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--out", default="outputs", help="output folder (default: outputs/)")
     prune.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     prune.set_defaults(func=cmd_prune)
+    retry_command.add_parser(sub)
 
     demo = sub.add_parser(
         "demo",

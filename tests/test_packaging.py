@@ -65,6 +65,27 @@ def test_installed_package_loads_its_configs_without_a_checkout(installed: Path,
     assert done.stdout.startswith("ok 0.")
 
 
+def test_installed_package_creates_and_migrates_a_state_store(installed: Path, tmp_path: Path) -> None:
+    """The Alembic migrations ship in the wheel: an installed onmodel opens a new store at the head."""
+    assert (installed / "catalog" / "migrations" / "env.py").is_file()
+    assert sorted(path.name for path in (installed / "catalog" / "migrations" / "versions").glob("0*.py"))
+    code = (
+        "import catalog.state as s\n"
+        "assert s.__file__.startswith(SITE), s.__file__\n"
+        "store = s.open_job_store('state.sqlite')\n"
+        "assert store.schema_version == s.SCHEMA_VERSION, store.schema_version\n"
+        "store.record_failed('J', sku='A', image_hash='h', fingerprint='f', reason='x')\n"
+        "assert store.requeue_failed() == 1\n"
+        "print('ok', store.schema_version)\n"
+    ).replace("SITE", repr(str(installed)))
+    env = {**os.environ, "PYTHONPATH": str(installed)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == "ok 3"
+
+
 def test_config_root_can_point_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from configs import CONFIG_ROOT_ENV, config_root
     from pipelines.production.profile import ProfileError, resolve_profile_path

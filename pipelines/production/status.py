@@ -1,12 +1,15 @@
-"""What an output folder holds: the catalogue's products and jobs per state, and each run's counts."""
+"""What an output folder holds: the catalogue's products and jobs per state, each run's counts, and what the
+state store (the folder's state.sqlite, or the shared store of $ONMODEL_STATE_URL) records per state and run."""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 
+from catalog.state import STATE_URL_ENV, SQLJobStore, choose_state_url, open_job_store
 from pipelines.production.catalogue import read_entries
-from pipelines.production.layout import OutputLayout, Storage, read_json
+from pipelines.production.layout import STATE_DB_NAME, OutputLayout, Storage, read_json
 from pipelines.production.outcomes import RunReport
 
 LAYOUT = OutputLayout()
@@ -25,17 +28,58 @@ class RunLine:
 
 
 @dataclass(frozen=True)
+class StoreRunLine:
+    """One run as the state store knows it: how it started and ended, and its jobs' latest states."""
+
+    run_id: str
+    trigger: str  # "" for attempts recorded without a run record
+    status: str
+    started_at: str
+    jobs: dict[str, int]
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """The state store's counts: jobs per state, per run of their latest attempt, products, reviews."""
+
+    location: str
+    schema_version: int
+    jobs: dict[str, int]
+    runs: list[StoreRunLine]
+    products: int
+    retired: int
+    reviews: dict[str, int]
+
+    def describe(self) -> list[str]:
+        lines = [
+            f"state store: {self.location} (schema {self.schema_version})",
+            f"  jobs: {sum(self.jobs.values())} ({_counts(self.jobs)}); products: {self.products} "
+            f"({self.retired} retired); reviews: {_counts(self.reviews)}",
+        ]
+        if self.runs:
+            lines.append(f"  jobs by the run of their latest attempt ({len(self.runs)}):")
+        for run in self.runs:
+            name = run.run_id or "(before run ids were recorded)"
+            how = f"{run.trigger} {run.status}" if run.trigger else "no run record"
+            lines.append(f"    {name}  {how}  ({_counts(run.jobs)})")
+        return lines
+
+
+@dataclass(frozen=True)
 class FolderStatus:
     """The catalogue's products and jobs per latest state, and the runs that made them (oldest first)."""
 
     products: dict[str, int] = field(default_factory=dict)
     jobs: dict[str, int] = field(default_factory=dict)
     runs: list[RunLine] = field(default_factory=list)
+    store: StoreStatus | None = None
 
     def describe(self) -> str:
         """The text `onmodel status` prints."""
         if not self.runs and not self.products:
-            return "no onmodel run has written to this folder yet."
+            if self.store is None or not any(self.store.jobs.values()):
+                return "no onmodel run has written to this folder yet."
+            return "\n".join(["no run report in this folder.", *self.store.describe()])
         lines = [
             f"catalogue: {sum(self.products.values())} products ({_counts(self.products)}); "
             f"{sum(self.jobs.values())} images ({_counts(self.jobs)})",
@@ -47,6 +91,8 @@ class FolderStatus:
                 continue
             counts = ", ".join(f"{k} {run.counts.get(k, 0)}" for k in RUN_COUNTS)
             lines.append(f"  {run.run_id}  {run.started_at}  {run.profile:<8} {run.csv}  ({counts})")
+        if self.store is not None:
+            lines.extend(self.store.describe())
         return "\n".join(lines)
 
 
@@ -54,8 +100,46 @@ def _counts(counter: dict[str, int]) -> str:
     return ", ".join(f"{state} {count}" for state, count in sorted(counter.items())) or "none"
 
 
-def folder_status(storage: Storage, layout: OutputLayout = LAYOUT) -> FolderStatus:
-    """Read catalogue.json and every runs/<id>/summary.json of an output folder (nothing is written)."""
+def store_status(store: SQLJobStore) -> StoreStatus:
+    """The state store's counts per state, per run, of products and of review decisions."""
+    by_run = store.counts_by_run()
+    recorded = {run.run_id: run for run in store.list_runs()}
+    lines = []
+    for run_id in [*recorded, *sorted(set(by_run) - set(recorded))]:  # recorded runs oldest first
+        run = recorded.get(run_id)
+        jobs = by_run.get(run_id, {})
+        if run is None:
+            lines.append(StoreRunLine(run_id, "", "", "", jobs))
+        else:
+            lines.append(StoreRunLine(run_id, run.trigger, run.status, run.started_at, jobs))
+    products = store.get_products()
+    return StoreStatus(
+        location=store.location,
+        schema_version=store.schema_version,
+        jobs=store.counts_by_status(),
+        runs=lines,
+        products=len(products),
+        retired=sum(product.retired for product in products.values()),
+        reviews=store.counts_by_decision(),
+    )
+
+
+def open_status_store(storage: Storage, state_url: str | None = None) -> SQLJobStore | None:
+    """The folder's state store, or None when it has none: a default SQLite file is never created here.
+
+    The store is a configured URL, else $ONMODEL_STATE_URL, else the folder's state.sqlite (opening a file of an
+    older layout migrates it, as any run would).
+    """
+    default = storage.local_path(STATE_DB_NAME)
+    if not (state_url or os.environ.get(STATE_URL_ENV)) and not default.is_file():
+        return None
+    return open_job_store(choose_state_url(default, state_url))
+
+
+def folder_status(
+    storage: Storage, layout: OutputLayout = LAYOUT, *, state_url: str | None = None
+) -> FolderStatus:
+    """Read catalogue.json, every runs/<id>/summary.json and the state store's counts (nothing is written)."""
     # 1. The catalogue: each product's and job's latest state.
     document = read_json(storage, layout.catalogue) if storage.exists(layout.catalogue) else None
     entries = read_entries(document)
@@ -71,4 +155,12 @@ def folder_status(storage: Storage, layout: OutputLayout = LAYOUT) -> FolderStat
             runs.append(RunLine(run_id, "", "", "", {}))
             continue
         runs.append(RunLine(report.run_id, report.started_at, report.csv, report.profile, report.counts))
-    return FolderStatus(products=dict(products), jobs=dict(jobs), runs=runs)
+    # 3. The state store, when the folder has one (or a shared one is configured).
+    store = open_status_store(storage, state_url)
+    if store is None:
+        return FolderStatus(products=dict(products), jobs=dict(jobs), runs=runs)
+    try:
+        in_store = store_status(store)
+    finally:
+        store.close()
+    return FolderStatus(products=dict(products), jobs=dict(jobs), runs=runs, store=in_store)

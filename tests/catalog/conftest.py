@@ -5,7 +5,10 @@ Helpers are fixtures (not imports) because other test folders have their own con
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,3 +51,41 @@ def catalog_dir(tmp_path: Path) -> Path:
     for name in IMAGE_NAMES:
         _write_png(tmp_path / name)
     return tmp_path
+
+
+# State store backends ------------------------------------------------------------------------------------------
+# Every state-store test runs on a SQLite file and, when ONMODEL_TEST_POSTGRES_URL names a PostgreSQL database
+# (.ci/run starts one), on a fresh database of that server; without it the PostgreSQL case is skipped, saying so.
+POSTGRES_URL_ENV = "ONMODEL_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL for an empty state store: a SQLite file under tmp_path, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        (tmp_path / "out").mkdir(exist_ok=True)
+        yield f"sqlite:///{tmp_path / 'out' / 'state.sqlite'}"
+        return
+    admin_url = os.environ.get(POSTGRES_URL_ENV)
+    if not admin_url:
+        pytest.skip(f"PostgreSQL case: set {POSTGRES_URL_ENV} (bash .ci/postgres.sh start DIR prints it)")
+    with fresh_postgres_database(admin_url) as url:
+        yield url
+
+
+@contextmanager
+def fresh_postgres_database(admin_url: str) -> Iterator[str]:
+    """A new, empty database on the server of admin_url, dropped afterwards (with any connections left)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"onmodel_test_{uuid.uuid4().hex[:12]}"
+    url = make_url(admin_url)
+    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

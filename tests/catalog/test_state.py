@@ -1,85 +1,66 @@
-"""The SQLite job store: is_current, seeds and flags, threads, processes, schema versions, migration."""
+"""The state store's jobs, runs, products and review decisions, on SQLite and (when configured) PostgreSQL.
+
+Schema versions and migrations: test_state_migrations.py; job claims between concurrent runs:
+test_state_claims.py. The `state_url` fixture (conftest.py) gives each test an empty store of each backend.
+"""
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
-from catalog.state import SCHEMA_VERSION, JobState, JobStore, SQLiteJobStore, StateStoreVersionError
-
-# The version-1 layout exactly as catalog/state.py created it before schema versions existed.
-_V1_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    job_id TEXT PRIMARY KEY,
-    sku TEXT NOT NULL,
-    image_hash TEXT NOT NULL,
-    config_fingerprint TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('produced', 'failed')),
-    outputs TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+from catalog import SQLiteJobStore as ExportedSQLiteJobStore
+from catalog.state import (
+    SCHEMA_VERSION,
+    STATE_URL_ENV,
+    JobState,
+    JobStore,
+    SQLiteJobStore,
+    SQLJobStore,
+    StateStore,
+    choose_state_url,
+    open_job_store,
+    state_url,
 )
-"""
-_V1_INSERT = """
-INSERT INTO jobs (job_id, sku, image_hash, config_fingerprint, status, outputs, reason, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-"""
+
 _KEY = "images/master/A-1/A-1__front__v0.png"
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    with SQLiteJobStore(tmp_path / "out" / "state.sqlite") as opened:
+def store(state_url: str) -> Iterator[SQLJobStore]:
+    with open_job_store(state_url) as opened:
         yield opened
 
 
-def _produce(store: SQLiteJobStore, job_id: str, outputs: list[str], *, h: str = "h", f: str = "f") -> None:
+def _produce(
+    store: JobStore, job_id: str, outputs: list[str], *, h: str = "h", f: str = "f", **extra: Any
+) -> None:
     """Record a produced job with a fixed sku and seed."""
-    store.record_produced(job_id, sku="A-1", image_hash=h, fingerprint=f, outputs=outputs, seed=7)
+    store.record_produced(job_id, sku="A-1", image_hash=h, fingerprint=f, outputs=outputs, seed=7, **extra)
 
 
-def _fail(store: SQLiteJobStore, job_id: str, sku: str = "S", reason: str = "x") -> None:
+def _fail(store: JobStore, job_id: str, sku: str = "S", reason: str = "x", **extra: Any) -> None:
     """Record a failed job."""
-    store.record_failed(job_id, sku=sku, image_hash="h", fingerprint="f", reason=reason)
+    store.record_failed(job_id, sku=sku, image_hash="h", fingerprint="f", reason=reason, **extra)
 
 
-def _is_current(store: SQLiteJobStore, job_id: str, h: str, f: str) -> bool:
+def _is_current(store: JobStore, job_id: str, h: str, f: str) -> bool:
     """The caller's side of skip-if-done, minus the storage existence check."""
     state = store.get(job_id)
     return state is not None and state.is_current(h, f)
 
 
-def _write_v1_file(path: Path, rows: list[tuple[str, str, list[str]]], *, wal: bool = True) -> None:
-    """A real version-1 store made with raw sqlite3: (job_id, status, absolute output paths) per row."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path, isolation_level=None)
-    if wal:
-        connection.execute("PRAGMA journal_mode=WAL")  # as version-1 onmodel left its files
-    connection.execute(_V1_SCHEMA)
-    for job_id, status, outputs in rows:
-        reason = "boom" if status == "failed" else ""
-        updated = "2025-01-01T00:00:00.000+00:00"
-        connection.execute(
-            _V1_INSERT, (job_id, "A-1", "h", "f", status, json.dumps(outputs), reason, updated)
-        )
-    connection.close()
+# Jobs: the interface the pipeline's stages use ----------------------------------------------------------------
 
 
-def _raw_version_rows(path: Path) -> list[tuple[int]]:
-    """The schema_version table, read without the store."""
-    connection = sqlite3.connect(path)
-    try:
-        return connection.execute("SELECT version FROM schema_version").fetchall()
-    finally:
-        connection.close()
-
-
-def test_is_current_only_when_produced_with_same_hash_fingerprint_and_outputs(store: SQLiteJobStore) -> None:
+def test_is_current_only_when_produced_with_same_hash_fingerprint_and_outputs(store: SQLJobStore) -> None:
     assert not _is_current(store, "A-1/front/0", "h1", "f1")  # never ran
     _produce(store, "A-1/front/0", [_KEY], h="h1", f="f1")
     assert _is_current(store, "A-1/front/0", "h1", "f1")
@@ -91,7 +72,7 @@ def test_is_current_only_when_produced_with_same_hash_fingerprint_and_outputs(st
     assert not _is_current(store, "A-1/front/0", "h", "f")  # failed, even with matching hash and fingerprint
 
 
-def test_failed_jobs_are_not_current_and_keep_their_reason(store: SQLiteJobStore) -> None:
+def test_failed_jobs_are_not_current_and_keep_their_reason(store: SQLJobStore) -> None:
     _produce(store, "J", [_KEY])
     store.record_failed(
         "J", sku="A-1", image_hash="h", fingerprint="f", reason="CUDA OOM after 3 tries", seed=11
@@ -103,7 +84,7 @@ def test_failed_jobs_are_not_current_and_keep_their_reason(store: SQLiteJobStore
     assert not state.is_current("h", "f")
 
 
-def test_get_and_all_rows_round_trip(store: SQLiteJobStore) -> None:
+def test_get_and_all_rows_round_trip(store: SQLJobStore) -> None:
     second = "meta/A-1/A-1__front__v0.json"
     store.record_produced("b", sku="B-2", image_hash="h", fingerprint="f", outputs=[_KEY, second], seed=3)
     _fail(store, "a", sku="A-1", reason="bad")
@@ -114,18 +95,21 @@ def test_get_and_all_rows_round_trip(store: SQLiteJobStore) -> None:
     assert (state.status, state.outputs, state.reason) == ("produced", (_KEY, second), "")
     assert state.updated_at.endswith("+00:00")
     assert [row.job_id for row in store.all_rows()] == ["a", "b"]
-    assert store.schema_version == SCHEMA_VERSION == 2
+    assert store.schema_version == SCHEMA_VERSION == 3
 
 
-def test_seed_and_flags_round_trip_through_get_and_get_many(store: SQLiteJobStore) -> None:
+def test_seed_flags_and_render_inputs_round_trip_through_get_and_get_many(store: SQLJobStore) -> None:
     store.record_produced(
         "J",
         sku="A-1",
         image_hash="h",
         fingerprint="f",
         outputs=[_KEY],
-        seed=123456789,
+        seed=2**40 + 7,  # seeds are 64-bit
         flags=["garment_upscaled", "low_contrast"],
+        run_id="run-1",
+        render_fields={"prompt": "linen shirt", "poses": ["front"], "variants": 2},
+        render_fingerprint="rfp",
     )
     store.record_produced("K", sku="A-1", image_hash="h", fingerprint="f", outputs=[_KEY], seed=0)
     _fail(store, "L")
@@ -139,20 +123,60 @@ def test_seed_and_flags_round_trip_through_get_and_get_many(store: SQLiteJobStor
             (_KEY,),
             "",
             states["J"].updated_at,
-            seed=123456789,
+            seed=2**40 + 7,
             flags=("garment_upscaled", "low_contrast"),
+            attempts=1,
+            last_run_id="run-1",
+            first_produced_run="run-1",
+            render_fields={"prompt": "linen shirt", "poses": ["front"], "variants": 2},
+            render_fingerprint="rfp",
         )
         assert (states["K"].seed, states["K"].flags) == (0, ())  # 0 is a real seed, not "unknown"
+        assert (states["K"].render_fields, states["K"].render_fingerprint, states["K"].last_run_id) == (
+            {},
+            "",
+            None,
+        )
         assert (states["L"].seed, states["L"].flags) == (None, ())
 
 
-def test_get_many_on_1200_ids_returns_exactly_the_recorded_ones(store: SQLiteJobStore) -> None:
+def test_attempts_errors_and_runs_accumulate_across_attempts(store: SQLJobStore) -> None:
+    _fail(store, "J", reason="timeout", run_id="r1", render_fields={"prompt": "a"}, render_fingerprint="x")
+    _fail(store, "J", reason="CUDA OOM", run_id="r2")
+    failed = store.get("J")
+    assert failed is not None
+    assert (failed.attempts, failed.last_error, failed.reason, failed.last_run_id) == (
+        2,
+        "CUDA OOM",
+        "CUDA OOM",
+        "r2",
+    )
+    assert failed.first_produced_run is None
+    # A caller that passes no render inputs keeps the recorded ones.
+    assert (failed.render_fields, failed.render_fingerprint) == ({"prompt": "a"}, "x")
+    _produce(store, "J", [_KEY], run_id="r3")
+    _produce(store, "J", [_KEY], run_id="r4", render_fields={"prompt": "b"}, render_fingerprint="y")
+    produced = store.get("J")
+    assert produced is not None
+    assert (produced.status, produced.reason, produced.attempts) == ("produced", "", 4)
+    assert produced.last_error == "CUDA OOM"  # the last failure stays readable after a success
+    assert (produced.first_produced_run, produced.last_run_id) == ("r3", "r4")
+    assert (produced.render_fields, produced.render_fingerprint) == ({"prompt": "b"}, "y")
+
+
+def test_get_many_on_1200_ids_returns_exactly_the_recorded_ones(store: SQLJobStore) -> None:
     recorded = {f"job-{index:04d}" for index in range(0, 1200, 3)}
     for job_id in sorted(recorded):
         _produce(store, job_id, [f"images/{job_id}.png"])
     _produce(store, "not-asked", [_KEY])
-    # Older SQLite builds allow only 999 bound variables: get_many must chunk rather than bind 1200 at once.
-    store._connection().setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    if store.path is not None:
+        # Older SQLite builds allow only 999 bound variables: get_many must chunk rather than bind 1200 at once.
+        event.listen(
+            store.engine,
+            "connect",
+            lambda dbapi, record: dbapi.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999),
+        )
+        store.engine.dispose()  # new connections, with the limit
     asked = [f"job-{index:04d}" for index in range(1200)]
     found = store.get_many(asked + asked[:10])  # repeated ids are harmless
     assert set(found) == recorded
@@ -161,124 +185,32 @@ def test_get_many_on_1200_ids_returns_exactly_the_recorded_ones(store: SQLiteJob
         for job_id, state in found.items()
     )
     assert store.get_many([]) == {}
+    with pytest.raises(TypeError, match="not a string"):
+        store.get_many("job-0003")
+    # Ids travel to the database as one JSON array (SQLite) or text[] (PostgreSQL): odd characters too.
+    odd = ["Kleid-ä/front/0", 'quote"d/front/0', "comma,and'apostrophe/front/0"]
+    for job_id in odd:
+        _produce(store, job_id, [_KEY])
+    assert set(store.get_many([*odd, "Kleid-a/front/0"])) == set(odd)
 
 
-def test_outputs_must_be_storage_keys_not_os_paths(store: SQLiteJobStore, tmp_path: Path) -> None:
+def test_outputs_must_be_storage_keys_not_os_paths(store: SQLJobStore, tmp_path: Path) -> None:
     for bad in (str(tmp_path / "out" / "a.png"), "images\\a.png", "images/../a.png", "", "images//a.png"):
         with pytest.raises(ValueError, match="storage key"):
             _produce(store, "J", [bad])
     with pytest.raises(TypeError):
         _produce(store, "J", _KEY)  # type: ignore[arg-type] - a bare string is not a list of keys
+    with pytest.raises(TypeError, match="render_fields must be a mapping"):
+        _produce(store, "J", [_KEY], render_fields=["prompt"])
     assert store.get("J") is None
 
 
-def test_state_survives_reopening(tmp_path: Path) -> None:
-    path = tmp_path / "state.sqlite"
-    with SQLiteJobStore(path) as first:
+def test_state_survives_reopening(state_url: str) -> None:
+    with open_job_store(state_url) as first:
         _produce(first, "J", [_KEY])
-    with SQLiteJobStore(path) as second:
+    with open_job_store(state_url) as second:
         assert _is_current(second, "J", "h", "f")
         assert second.schema_version == SCHEMA_VERSION
-    assert _raw_version_rows(path) == [(SCHEMA_VERSION,)]  # reopening does not add version rows
-
-
-def test_new_file_is_created_at_the_current_version(tmp_path: Path) -> None:
-    path = tmp_path / "out" / "state.sqlite"
-    SQLiteJobStore(path).close()
-    assert _raw_version_rows(path) == [(SCHEMA_VERSION,)]
-    connection = sqlite3.connect(path)
-    columns = [row[1] for row in connection.execute("PRAGMA table_info(jobs)")]
-    journal_mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
-    connection.close()
-    assert columns[-2:] == ["seed", "flags"]
-    assert journal_mode == "wal"
-
-
-def test_version_1_file_is_migrated_in_place(tmp_path: Path) -> None:
-    root = tmp_path / "out"
-    path = root / "state.sqlite"
-    outside = str(tmp_path / "elsewhere" / "A-1__front__v0.png")
-    _write_v1_file(
-        path,
-        [
-            ("A-1/front/0", "produced", [str(root / _KEY), str(root / "meta" / "A-1.json"), outside]),
-            ("A-1/back/0", "produced", [f"{root}/images/../images/b.png"]),  # written unnormalised
-            ("B-2/front/0", "failed", []),
-        ],
-    )
-    with SQLiteJobStore(path) as store:
-        assert store.schema_version == 2
-        front = store.get("A-1/front/0")
-        assert front is not None
-        assert front.outputs == (
-            _KEY,
-            "meta/A-1.json",
-            outside,
-        )  # keys relative to root; outside kept as written
-        assert (front.seed, front.flags, front.status, front.updated_at) == (
-            None,
-            (),
-            "produced",
-            "2025-01-01T00:00:00.000+00:00",
-        )
-        assert front.is_current("h", "f")
-        assert store.get_many(["A-1/back/0"])["A-1/back/0"].outputs == ("images/b.png",)
-        failed = store.get("B-2/front/0")
-        assert failed is not None and (failed.status, failed.reason, failed.outputs) == ("failed", "boom", ())
-        assert [row.job_id for row in store.all_rows()] == ["A-1/back/0", "A-1/front/0", "B-2/front/0"]
-        _produce(store, "C-3/front/0", [_KEY])  # the migrated table takes new rows
-    assert _raw_version_rows(path) == [(2,)]
-    with SQLiteJobStore(path) as reopened:  # a second open finds version 2 and changes nothing
-        assert reopened.get("A-1/front/0") == front
-        assert len(reopened.all_rows()) == 4
-
-
-def _open_v1_file(path: str, barrier: threading.Barrier, index: int) -> None:
-    """Child process: open the shared version-1 file the moment every sibling is ready, then use it."""
-    barrier.wait(timeout=60)
-    with SQLiteJobStore(Path(path)) as store:
-        assert store.schema_version == 2
-        state = store.get("J")
-        assert state is not None and state.outputs == (_KEY,)
-        _produce(store, f"child-{index}", [_KEY])
-
-
-def test_two_processes_open_the_same_version_1_file_at_once(tmp_path: Path) -> None:
-    path = tmp_path / "out" / "state.sqlite"
-    _write_v1_file(path, [("J", "produced", [str(path.parent / _KEY)]), ("K", "failed", [])], wal=False)
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(4)
-    processes = [
-        context.Process(target=_open_v1_file, args=(str(path), barrier, index)) for index in range(4)
-    ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=90)
-    assert [process.exitcode for process in processes] == [0, 0, 0, 0]  # none failed on a double migration
-    assert _raw_version_rows(path) == [(2,)]
-    with SQLiteJobStore(path) as store:
-        rows = {row.job_id: row for row in store.all_rows()}
-    assert set(rows) == {"J", "K", "child-0", "child-1", "child-2", "child-3"}
-    assert rows["J"].outputs == (_KEY,) and rows["K"].reason == "boom"
-
-
-def test_file_from_a_newer_version_raises_and_is_left_unchanged(tmp_path: Path) -> None:
-    path = tmp_path / "state.sqlite"
-    connection = sqlite3.connect(path, isolation_level=None)  # rollback journal: a WAL switch would show
-    connection.execute("CREATE TABLE jobs (job_id TEXT PRIMARY KEY, something_new BLOB)")
-    connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    connection.execute("INSERT INTO schema_version (version) VALUES (99)")
-    connection.close()
-    before = path.read_bytes()
-    with pytest.raises(StateStoreVersionError, match="upgrade onmodel") as raised:
-        SQLiteJobStore(path)
-    assert isinstance(raised.value, ValueError)
-    assert "version 99" in str(raised.value) and f"version {SCHEMA_VERSION}" in str(raised.value)
-    assert path.read_bytes() == before
-    assert sorted(item.name for item in tmp_path.iterdir()) == [
-        "state.sqlite"
-    ]  # no WAL or journal left behind
 
 
 def _count_produced(store: JobStore) -> int:
@@ -286,71 +218,348 @@ def _count_produced(store: JobStore) -> int:
     return sum(row.status == "produced" for row in store.all_rows())
 
 
-def test_sqlite_store_satisfies_the_job_store_protocol(store: SQLiteJobStore) -> None:
-    assert isinstance(store, JobStore)
+def test_store_satisfies_the_job_store_and_state_store_protocols(store: SQLJobStore) -> None:
+    assert isinstance(store, JobStore) and isinstance(store, StateStore)
     assert not isinstance(object(), JobStore)
     _produce(store, "J", [_KEY])
     assert _count_produced(store) == 1
 
 
-def test_many_threads_write_without_losing_rows(store: SQLiteJobStore) -> None:
+def test_many_threads_write_without_losing_rows(store: SQLJobStore) -> None:
+    errors: list[BaseException] = []
+
     def work(thread_index: int) -> None:
-        for job in range(40):
-            _fail(store, f"t{thread_index}-{job}")
-            store.get(f"t{thread_index}-{job}")
+        try:
+            for job in range(40):
+                _fail(store, f"t{thread_index}-{job}", run_id=f"run-{thread_index}")
+                _fail(store, f"shared-{job}")  # every thread updates the same rows too
+                store.get(f"t{thread_index}-{job}")
+        except BaseException as error:
+            errors.append(error)
 
     threads = [threading.Thread(target=work, args=(index,)) for index in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(store.all_rows()) == 6 * 40
+    assert errors == []
+    assert len(store.all_rows()) == 6 * 40 + 40
+    assert {state.attempts for state in store.get_many([f"shared-{job}" for job in range(40)]).values()} == {
+        6
+    }
 
 
-def _write_jobs(path: str, prefix: str, count: int) -> None:
+def _write_jobs(url: str, prefix: str, count: int) -> None:
     """Child process: record `count` jobs in the shared store."""
-    with SQLiteJobStore(Path(path)) as store:
+    with open_job_store(url) as store:
         for job in range(count):
             _fail(store, f"{prefix}-{job}")
             _fail(store, f"shared-{job}", sku=prefix)  # both processes write the same keys
 
 
-def test_two_processes_write_the_same_store(tmp_path: Path) -> None:
-    path = tmp_path / "state.sqlite"
-    SQLiteJobStore(path).close()  # create the schema first
+def test_two_processes_write_the_same_store(state_url: str) -> None:
+    open_job_store(state_url).close()  # create the schema first
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_write_jobs, args=(str(path), prefix, 150)) for prefix in ("p", "q")]
+    processes = [context.Process(target=_write_jobs, args=(state_url, prefix, 150)) for prefix in ("p", "q")]
     for process in processes:
         process.start()
     for process in processes:
-        process.join(timeout=60)
+        process.join(timeout=120)
     assert [process.exitcode for process in processes] == [0, 0]
-    with SQLiteJobStore(path) as store:
+    with open_job_store(state_url) as store:
         rows = store.all_rows()
     assert len(rows) == 150 * 3
-    assert {row.sku for row in rows if row.job_id.startswith("shared-")} <= {"p", "q"}
+    shared = [row for row in rows if row.job_id.startswith("shared-")]
+    assert {row.sku for row in shared} <= {"p", "q"}
+    assert {row.attempts for row in shared} == {2}  # no increment lost between processes
 
 
-def test_many_threads_open_a_new_store_at_once(tmp_path: Path) -> None:
-    """A run's first tasks open the store at once: the WAL switch and schema must not fail as 'locked'."""
+def test_many_threads_open_a_new_store_at_once(state_url: str) -> None:
+    """A run's first tasks open the store at once: the WAL switch and the migrations must not fail or repeat."""
     errors: list[BaseException] = []
-    for attempt in range(5):
-        path = tmp_path / f"state-{attempt}.sqlite"
-        barrier = threading.Barrier(8)
+    barrier = threading.Barrier(8)
+    opened: list[SQLJobStore] = []
 
-        def worker(index: int, path: Path = path, barrier: threading.Barrier = barrier) -> None:
-            try:
-                barrier.wait()
-                store = SQLiteJobStore(path)
-                _produce(store, f"job-{index}", [_KEY], h="hash", f="fp")
-                assert _is_current(store, f"job-{index}", "hash", "fp")
-            except BaseException as error:
-                errors.append(error)
+    def worker(index: int) -> None:
+        try:
+            barrier.wait()
+            store = open_job_store(state_url)
+            opened.append(store)
+            _produce(store, f"job-{index}", [_KEY], h="hash", f="fp")
+            assert _is_current(store, f"job-{index}", "hash", "fp")
+        except BaseException as error:
+            errors.append(error)
 
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-        assert _raw_version_rows(path) == [(SCHEMA_VERSION,)]  # created exactly once
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    for store in opened:
+        store.close()
     assert errors == []
+    with open_job_store(state_url) as store:
+        assert len(store.all_rows()) == 8
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT version FROM schema_version").all() == [
+                (SCHEMA_VERSION,)
+            ]
+
+
+# Failures and retries -------------------------------------------------------------------------------------------
+
+
+def test_requeue_failed_queues_every_failure_and_keeps_its_error(store: SQLJobStore) -> None:
+    _fail(store, "A-1/front/0", sku="A-1", reason="OOM", run_id="r1")
+    _fail(store, "A-1/back/0", sku="A-1", reason="timeout", run_id="r1")
+    _fail(store, "B-2/front/0", sku="B-2", reason="lost device", run_id="r1")
+    _produce(store, "C-3/front/0", [_KEY], run_id="r1")
+    assert [state.job_id for state in store.failed_jobs()] == ["A-1/back/0", "A-1/front/0", "B-2/front/0"]
+    assert store.skus_to_retry() == {"A-1", "B-2"}
+    assert store.requeue_failed(["B-2/front/0", "C-3/front/0", "unknown"]) == 1  # only failed jobs move
+    assert store.requeue_failed() == 2
+    assert store.requeue_failed() == 0  # nothing left to re-queue
+    assert store.failed_jobs() == []
+    queued = store.get("A-1/front/0")
+    assert queued is not None
+    assert (queued.status, queued.last_error, queued.attempts) == ("queued", "OOM", 1)
+    assert not queued.is_current("h", "f")
+    assert store.skus_to_retry() == {"A-1", "B-2"}  # still to be rendered by the next run
+    produced = store.get("C-3/front/0")
+    assert produced is not None and produced.status == "produced"
+    _produce(store, "A-1/front/0", [_KEY], run_id="r2")  # the next run renders it
+    assert store.counts_by_status() == {"produced": 2, "failed": 0, "queued": 2}
+
+
+def test_counts_by_status_and_by_run(store: SQLJobStore) -> None:
+    assert store.counts_by_status() == {"produced": 0, "failed": 0, "queued": 0}
+    _produce(store, "a", [_KEY])  # a caller that passes no run id (rows from before version 3 look the same)
+    _produce(store, "b", [_KEY], run_id="r1")
+    _fail(store, "c", run_id="r1")
+    _produce(store, "d", [_KEY], run_id="r2")
+    _fail(store, "b", run_id="r2")  # its latest attempt belongs to r2 now
+    assert store.counts_by_status() == {"produced": 2, "failed": 2, "queued": 0}
+    assert store.counts_by_status(run_id="r1") == {"produced": 0, "failed": 1, "queued": 0}
+    assert store.counts_by_status(run_id="r2") == {"produced": 1, "failed": 1, "queued": 0}
+    assert store.counts_by_run() == {
+        "": {"produced": 1, "failed": 0, "queued": 0},
+        "r1": {"produced": 0, "failed": 1, "queued": 0},
+        "r2": {"produced": 1, "failed": 1, "queued": 0},
+    }
+
+
+# Runs ---------------------------------------------------------------------------------------------------------
+
+
+def test_runs_are_recorded_from_start_to_finish(store: SQLJobStore) -> None:
+    store.record_run_started("20250101T020000Z", profile="sd15", csv="catalog.csv", trigger="nightly")
+    store.record_run_started("20250101T093000Z", profile="demo", csv="upload-7.csv", trigger="upload")
+    running = store.get_run("20250101T020000Z")
+    assert running is not None
+    assert (running.status, running.finished_at, running.counts, running.trigger) == (
+        "running",
+        None,
+        {},
+        "nightly",
+    )
+    store.record_run_finished("20250101T020000Z", counts={"produced": 12, "failed": 1}, status="failed")
+    finished = store.get_run("20250101T020000Z")
+    assert finished is not None
+    assert (finished.status, finished.counts) == ("failed", {"produced": 12, "failed": 1})
+    assert finished.finished_at is not None and finished.finished_at >= finished.started_at
+    assert [run.run_id for run in store.list_runs()] == ["20250101T020000Z", "20250101T093000Z"]
+    assert store.get_run("never") is None
+    with pytest.raises(KeyError, match="never recorded as started"):
+        store.record_run_finished("never", counts={})
+    with pytest.raises(ValueError, match="completed, failed or crashed"):
+        store.record_run_finished("20250101T093000Z", counts={}, status="running")
+    with pytest.raises(ValueError, match="trigger"):
+        store.record_run_started("r", profile="demo", csv="x.csv", trigger="")
+
+
+# Products -----------------------------------------------------------------------------------------------------
+
+
+def test_products_are_seen_recorded_and_retired_when_the_catalogue_drops_them(store: SQLJobStore) -> None:
+    store.record_run_started("n1", profile="demo", csv="catalog.csv", trigger="nightly")
+    store.mark_seen(["A-1", "B-2", "C-3"], "n1")
+    store.record_product(
+        "A-1",
+        run_id="n1",
+        image_hash="hash-a",
+        source_identity={"url": "https://img.example/a.jpg", "etag": '"abc"'},
+    )
+    assert store.retire_missing(["A-1", "B-2", "C-3"], "n1") == []  # everything listed
+    first = store.get_products(["A-1", "B-2", "missing"])
+    assert set(first) == {"A-1", "B-2"}
+    assert first["A-1"].source_identity == {"url": "https://img.example/a.jpg", "etag": '"abc"'}
+    assert (first["A-1"].image_hash, first["B-2"].image_hash, first["B-2"].source_identity) == (
+        "hash-a",
+        "",
+        {},
+    )
+    # The next night's catalogue no longer lists C-3.
+    store.record_run_started("n2", profile="demo", csv="catalog.csv", trigger="nightly")
+    store.mark_seen(["A-1", "B-2"], "n2")
+    assert store.retire_missing(["A-1", "B-2"], "n2") == ["C-3"]
+    assert store.retire_missing(["A-1", "B-2"], "n2") == []  # retired once
+    products = store.get_products()
+    assert [key for key, product in products.items() if product.retired] == ["C-3"]
+    assert (products["C-3"].retired_run, products["C-3"].last_seen_run) == ("n2", "n1")
+    assert (products["A-1"].first_seen_run, products["A-1"].last_seen_run) == ("n1", "n2")
+    assert products["A-1"].source_identity == {"url": "https://img.example/a.jpg", "etag": '"abc"'}  # kept
+    # C-3 comes back in a later upload: it is no longer retired.
+    store.mark_seen(["C-3"], "u1")
+    back = store.get_products(["C-3"])["C-3"]
+    assert (back.retired, back.last_seen_run, back.first_seen_run) == (False, "u1", "n1")
+
+
+def test_retire_missing_spares_products_an_upload_saw_while_the_nightly_ran(store: SQLJobStore) -> None:
+    store.record_run_started("n0", profile="demo", csv="catalog.csv", trigger="nightly")
+    store.mark_seen(["OLD-1", "OLD-2"], "n0")
+    store.record_run_started("n1", profile="demo", csv="catalog.csv", trigger="nightly")
+    # An upload starts after the nightly and lists OLD-2 and a new product, neither in tonight's export.
+    store.record_run_started("u1", profile="demo", csv="upload.csv", trigger="upload")
+    store.mark_seen(["OLD-2", "NEW-9"], "u1")
+    assert store.retire_missing([], "n1") == ["OLD-1"]
+    assert {key for key, product in store.get_products().items() if product.retired} == {"OLD-1"}
+
+
+def test_mark_seen_takes_a_whole_catalogue_in_one_call(store: SQLJobStore) -> None:
+    keys = [f"SKU-{index:05d}" for index in range(2500)]  # several statements' worth of rows
+    store.mark_seen(keys, "n1")
+    store.mark_seen(keys[:1000], "n2")
+    products = store.get_products()
+    assert len(products) == 2500
+    assert {products[key].last_seen_run for key in keys[:1000]} == {"n2"}
+    assert {products[key].last_seen_run for key in keys[1000:]} == {"n1"}
+    assert store.retire_missing(keys[:1000], "n2") == keys[1000:]
+
+
+# Review decisions -------------------------------------------------------------------------------------------
+
+
+def test_the_latest_review_decision_wins_and_every_one_is_kept(store: SQLJobStore) -> None:
+    first = store.record_decision(
+        "A-1/front/0", "reject", reviewer="ana", reason="sleeve cut off", image_key=_KEY
+    )
+    store.record_decision("B-2/front/0", "approve", reviewer="ana")
+    second = store.record_decision(
+        "A-1/front/0", "approve", reviewer="ben", comment="fixed after re-render", image_key=_KEY
+    )
+    assert second.decision_id > first.decision_id
+    current = store.decisions(["A-1/front/0", "B-2/front/0", "C-3/front/0"])
+    assert set(current) == {"A-1/front/0", "B-2/front/0"}
+    assert current["A-1/front/0"] == second
+    assert (current["A-1/front/0"].decision, current["A-1/front/0"].reviewer) == ("approve", "ben")
+    assert store.decisions() == current
+    history = store.history("A-1/front/0")
+    assert history == [first, second]
+    assert (history[0].decision, history[0].reason, history[0].image_key) == (
+        "reject",
+        "sleeve cut off",
+        _KEY,
+    )
+    assert history[0].decided_at <= history[1].decided_at
+    assert store.history("C-3/front/0") == []
+    assert store.counts_by_decision() == {"approve": 2, "reject": 0}
+
+
+def test_review_decisions_are_checked_before_they_are_stored(store: SQLJobStore) -> None:
+    with pytest.raises(ValueError, match="'approve' or 'reject'"):
+        store.record_decision("J", "maybe", reviewer="ana")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="reviewer"):
+        store.record_decision("J", "approve", reviewer=" ")
+    with pytest.raises(ValueError, match="needs a reason"):
+        store.record_decision("J", "reject", reviewer="ana")
+    with pytest.raises(ValueError, match="storage key"):
+        store.record_decision("J", "approve", reviewer="ana", image_key="/abs/a.png")
+    assert store.history("J") == []
+
+
+def test_decisions_for_many_jobs_are_read_in_chunks(store: SQLJobStore) -> None:
+    jobs = [f"job-{index:04d}" for index in range(1100)]
+    for job_id in jobs[::2]:
+        store.record_decision(job_id, "approve", reviewer="bulk")
+    store.record_decision(jobs[0], "reject", reviewer="ana", reason="wrong colour")
+    current = store.decisions(jobs)
+    assert set(current) == set(jobs[::2])
+    assert current[jobs[0]].decision == "reject"
+
+
+# Opening by URL or path -----------------------------------------------------------------------------------------
+
+
+def test_a_path_a_sqlite_url_and_the_old_class_name_open_the_same_file(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "state.sqlite"
+    with SQLiteJobStore(path) as by_class:
+        _produce(by_class, "J", [_KEY])
+    assert ExportedSQLiteJobStore is SQLiteJobStore
+    for target in (path, str(path), f"sqlite:///{path}"):
+        with open_job_store(target) as store:
+            assert store.path == path
+            assert _is_current(store, "J", "h", "f")
+    journal_mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert journal_mode == "wal"
+
+
+def test_urls_are_normalised_and_unsupported_ones_refused(tmp_path: Path) -> None:
+    assert state_url("postgresql://u:p@127.0.0.1:5432/db") == "postgresql+psycopg://u:p@127.0.0.1:5432/db"
+    assert state_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert state_url(tmp_path / "s.sqlite") == f"sqlite:///{tmp_path / 's.sqlite'}"
+    with pytest.raises(ValueError, match="SQLite .* or PostgreSQL") as raised:
+        open_job_store("mysql://user:secret@127.0.0.1/db")
+    assert "secret" not in str(raised.value)  # no password in messages
+    with pytest.raises(ValueError, match="in-memory"):
+        open_job_store("sqlite:///:memory:")
+
+
+def test_choose_state_url_prefers_the_profile_then_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = tmp_path / "out" / "state.sqlite"
+    monkeypatch.delenv(STATE_URL_ENV, raising=False)
+    assert choose_state_url(default) == f"sqlite:///{default}"
+    monkeypatch.setenv(STATE_URL_ENV, "postgresql://team@db.internal/onmodel")
+    assert choose_state_url(default) == "postgresql+psycopg://team@db.internal/onmodel"
+    assert choose_state_url(default, "sqlite:////srv/state.sqlite") == "sqlite:////srv/state.sqlite"
+
+
+def _backend(store: SQLJobStore) -> int:
+    """The server process behind the connection the store's pool hands out (PostgreSQL), else 0."""
+    if store.path is not None:
+        return 0
+    with store.engine.connect() as connection:
+        return int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+
+def _write_from_forked_child(store: SQLJobStore, backends: Any) -> None:
+    """Child process (forked): use the parent's store object; it must open its own connections."""
+    _produce(store, "from-child", [_KEY])
+    assert store.get("from-parent") is not None
+    backends.put(_backend(store))
+
+
+def test_a_forked_child_reconnects_instead_of_sharing_the_parents_connections(store: SQLJobStore) -> None:
+    _produce(store, "from-parent", [_KEY])
+    parents = _backend(store)  # the connection now idle in the pool, which the child inherits
+    context = multiprocessing.get_context("fork")
+    backends = context.Queue()
+    child = context.Process(target=_write_from_forked_child, args=(store, backends))
+    child.start()
+    childs = backends.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    if store.path is None:
+        assert childs != parents  # its own server session, not the parent's socket
+    _produce(store, "parent-again", [_KEY])  # the parent's own connections still work
+    assert _backend(store) == parents
+    assert {row.job_id for row in store.all_rows()} == {"from-parent", "from-child", "parent-again"}
+
+
+def test_job_states_stay_hashable(store: SQLJobStore) -> None:
+    _produce(store, "J", [_KEY], render_fields={"prompt": "a"})
+    state = store.get("J")
+    assert state is not None and state in {state}
+    with pytest.raises(TypeError):
+        state.render_fields["prompt"] = "b"  # type: ignore[index] - read-only, shared between states
