@@ -74,10 +74,11 @@ __all__ = [
 ]
 
 JobStatus = Literal["produced", "failed", "queued"]
-Decision = Literal["approve", "reject"]
+# "clear" takes a verdict back (the review app's undo when no earlier verdict was in force).
+Decision = Literal["approve", "reject", "clear"]
 RunStatus = Literal["running", "completed", "failed", "crashed"]
 JOB_STATUSES: tuple[JobStatus, ...] = ("produced", "failed", "queued")
-DECISIONS: tuple[Decision, ...] = ("approve", "reject")
+DECISIONS: tuple[Decision, ...] = ("approve", "reject", "clear")
 RUN_STATUSES: tuple[RunStatus, ...] = ("running", "completed", "failed", "crashed")
 STATE_URL_ENV = "ONMODEL_STATE_URL"
 
@@ -1049,7 +1050,7 @@ class SQLJobStore:
     ) -> ReviewDecision:
         """Add a reviewer's decision on a job's image; it replaces the job's current one, the history keeps all."""
         if decision not in DECISIONS:
-            raise ValueError(f"a review decision is 'approve' or 'reject'; got {decision!r}")
+            raise ValueError(f"a review decision is 'approve', 'reject' or 'clear'; got {decision!r}")
         if not reviewer or not reviewer.strip():
             raise ValueError("a review decision needs the reviewer's name (reviewer='...')")
         if decision == "reject" and not reason.strip():
@@ -1102,11 +1103,12 @@ class SQLJobStore:
             return [_decision_from_row(row) for row in connection.execute(query)]
 
     def counts_by_decision(self) -> dict[str, int]:
-        """Reviewed jobs per decision in force (approve, reject)."""
+        """Reviewed jobs per decision in force (approve, reject); a cleared verdict counts as none."""
         current = self.decisions()
-        counts: dict[str, int] = dict.fromkeys(DECISIONS, 0)
+        counts: dict[str, int] = {"approve": 0, "reject": 0}
         for decision in current.values():
-            counts[decision.decision] += 1
+            if decision.decision in counts:
+                counts[decision.decision] += 1
         return counts
 
     # Claims -------------------------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ review_decisions = Table(
     Column("comment", Text, nullable=False, server_default=""),
     Column("reviewer", Text, nullable=False),
     Column("decided_at", Text, nullable=False),
-    CheckConstraint("decision IN ('approve', 'reject')", name="ck_review_decisions_decision"),
+    CheckConstraint("decision IN ('approve', 'reject', 'clear')", name="ck_review_decisions_decision"),
 )
 Index("ix_review_decisions_job_id", review_decisions.c.job_id, review_decisions.c.decision_id)
 

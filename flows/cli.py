@@ -253,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     """All subcommands; segment and models live in their own modules."""
     from flows import models_command, retry_command, segment_command
     from pipelines.production.profile import code_version
+    from webapp.review import command as review_command
 
     parser = argparse.ArgumentParser(
         prog="onmodel",
@@ -372,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     prune.set_defaults(func=cmd_prune)
     retry_command.add_parser(sub)
+    review_command.add_parser(sub)
 
     demo = sub.add_parser(
         "demo",

@@ -55,6 +55,8 @@ class ImageMetadata:
     # SKUs this image stands for, so outputs map back on upload; they do not change pixels.
     source_identity: dict[str, str] = field(default_factory=dict)
     variant_skus: list[str] = field(default_factory=list)
+    # When this render replaces one a reviewer rejected: its seed, the reason, comment, reviewer and time.
+    rerender_of: dict[str, Any] = field(default_factory=dict)
     version: int = METADATA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

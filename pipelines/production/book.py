@@ -174,6 +174,7 @@ class RunBook:
             reason=reason,
             title=record.title,
             source_rows=list(record.source_rows),
+            category=record.category,
             source_identity=record.identity,
             variant_skus=list(record.variant_skus),
             covered=[{"row": row.row, "sku": row.sku, "describe": row.describe()} for row in record.covered],

@@ -72,7 +72,7 @@ def export_preset(
         if out is res.storage and _is_current(res.storage, key, master_key):
             result.current.append(state.job_id)
             continue
-        derive_from_master(state.sku, state.job_id, [preset], res, target=target)
+        derive_from_master(state.sku, state.job_id, [preset], res.storage, layout, target=target)
         result.written.append(state.job_id)
         if target is None:
             res.store.record_produced(

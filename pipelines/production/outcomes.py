@@ -64,9 +64,9 @@ class JobOutcome:
     sidecar: str = ""  # storage key of its JSON metadata
     flags: list[str] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)  # preset -> image key ("master": the stored render)
-    derived: list[str] = field(
-        default_factory=list
-    )  # presets derived from the stored master without rendering
+    # Presets derived from the stored master without rendering, this run.
+    derived: list[str] = field(default_factory=list)
+    render_id: str = ""  # which render of the job this is (decisions.render_id): review verdicts name it
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for benchmarks
 
 
@@ -108,9 +108,9 @@ class ProductOutcome:
     source_identity: dict[str, str] = field(default_factory=dict)
     variant_skus: list[str] = field(default_factory=list)
     covered: list[dict[str, Any]] = field(default_factory=list)
-    retired_jobs: list[str] = field(
-        default_factory=list
-    )  # jobs dropped from its plan, files moved to retired/
+    # Jobs dropped from its plan this run; their files moved to retired/.
+    retired_jobs: list[str] = field(default_factory=list)
+    category: str = ""  # the matched garment word (t-shirt, dress, ...), for reviewers' filters
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProductOutcome:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
 
-from catalog import ImageFetchError, JobState, JobStore, fetch_image_bytes
+from catalog import ImageFetchError, JobState, fetch_image_bytes
 from catalog.schema import ProductRecord
+from catalog.state import ReviewDecision, StateStore
 from pipelines.contact_sheet import Tile, make_contact_sheet
 from pipelines.errors import InputError, RenderError
 from pipelines.finish import finish_presets
@@ -27,6 +28,7 @@ from pipelines.metadata import ImageMetadata
 from pipelines.poses import Pose
 from pipelines.prepare import image_hash, prepare_cutout
 from pipelines.presets import MASTER, Preset
+from pipelines.production.decisions import render_id, rerender_seed
 from pipelines.production.layout import OutputLayout, Storage, read_json, sidecar_key, write_json
 from pipelines.production.outcomes import JobOutcome, JobStateName, ProductOutcome, RejectRecord
 from pipelines.production.plan import JobPlan, plan_product
@@ -72,7 +74,7 @@ class Resources:
     """Where one output folder's files and job states live, and the loaded models and libraries."""
 
     storage: Storage
-    store: JobStore
+    store: StateStore
     models: Models
     poses: Mapping[str, Pose]
     presets: Mapping[str, Preset]
@@ -92,6 +94,8 @@ class PreparedProduct:
     skipped: list[JobOutcome] = field(default_factory=list)
     # job id -> presets an earlier render of the job was derived into: a new render keeps them current.
     earlier_presets: dict[str, list[str]] = field(default_factory=dict)
+    # job id -> the rejection a new render answers (previous seed, reason, reviewer), for its metadata.
+    rerenders: dict[str, dict[str, Any]] = field(default_factory=dict)
     rejected: RejectRecord | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -141,19 +145,35 @@ def prepare_product(record: ProductRecord, ctx: RunContext, res: Resources) -> P
         return _rejected(prepared, str(error))
     prepared.image_hash = image_hash(data)
     # 2. Plan the jobs; a job rendered before with this photo and config is not rendered again: presets
-    # it lacks are derived from its stored master (no decode of the photo, no renderer).
+    # it lacks are derived from its stored master (no decode of the photo, no renderer). Reviewers' verdicts
+    # on the stored render come first: approved stays as it is, rejected renders again with a new seed.
     plans = plan_product(record, ctx.profile)
-    states = res.store.get_many([plan.job_id for plan in plans])
+    job_ids = [plan.job_id for plan in plans]
+    states, verdicts = res.store.get_many(job_ids), res.store.decisions(job_ids)
     for plan in plans:
         state = states.get(plan.job_id)
         master = layout.master_image(plan.sku, plan.job_id)
+        stored = state is not None and res.storage.exists(master) and res.storage.exists(sidecar_key(master))
+        verdict = _verdict_on_stored(state, verdicts.get(plan.job_id), master) if stored else None
         if state is not None:
             prepared.earlier_presets[plan.job_id] = _presets_in(state.outputs, res)
+        if state is not None and verdict is not None and verdict.decision == "reject":
+            seed = rerender_seed(state.seed if state.seed is not None else plan.seed)
+            prepared.todo.append(replace(plan, seed=seed))
+            prepared.rerenders[plan.job_id] = {
+                "previous_seed": state.seed, "reason": verdict.reason, "comment": verdict.comment,
+                "reviewer": verdict.reviewer, "decided_at": verdict.decided_at,
+            }  # fmt: skip
+            continue
+        approved = verdict is not None and verdict.decision == "approve"
+        if state is not None and stored and approved and state.image_hash == prepared.image_hash:
+            prepared.skipped.append(reuse_render(plan, state, prepared, ctx, res, approved=True))
+            continue
         if (
             ctx.force
             or state is None
+            or not stored
             or not state.is_current(prepared.image_hash, ctx.fingerprint)
-            or not (res.storage.exists(master) and res.storage.exists(sidecar_key(master)))
         ):
             prepared.todo.append(plan)
             continue
@@ -186,6 +206,18 @@ def prepare_product(record: ProductRecord, ctx: RunContext, res: Resources) -> P
     return prepared
 
 
+def _verdict_on_stored(
+    state: JobState | None, decision: ReviewDecision | None, master: str
+) -> ReviewDecision | None:
+    """The reviewers' decision in force on the stored render, or None (none, cleared, or about an older one)."""
+    if state is None or decision is None or decision.decision == "clear":
+        return None
+    stored = render_id(
+        master, state.seed if state.seed is not None else -1, state.config_fingerprint, state.image_hash
+    )
+    return decision if decision.image_key == stored else None
+
+
 def output_presets(ctx: RunContext, res: Resources, earlier: Sequence[str] = ()) -> list[Preset]:
     """The presets a job is finished in: the master (the stored render) first, then the run's presets, then
     any preset an earlier render was derived into (so no derived file is ever left older than its master)."""
@@ -200,9 +232,18 @@ def _presets_in(outputs: Sequence[str], res: Resources) -> list[str]:
 
 
 def _job_outcome(
-    plan: JobPlan, seed: int, state: JobStateName, keys: Mapping[str, str], ctx: RunContext, **details: Any
+    plan: JobPlan,
+    seed: int,
+    state: JobStateName,
+    keys: Mapping[str, str],
+    ctx: RunContext,
+    render: tuple[str, str],
+    **details: Any,
 ) -> JobOutcome:
-    """A produced or skipped job's outcome: its output is the image in the run's first preset."""
+    """A produced or skipped job's outcome: its output is the image in the run's first preset.
+
+    render: (config fingerprint, photo hash) the job's master was rendered with.
+    """
     output = keys[ctx.profile.presets[0]]
     return JobOutcome(
         plan.job_id,
@@ -214,18 +255,23 @@ def _job_outcome(
         output=output,
         sidecar=sidecar_key(output),
         outputs=dict(keys),
+        render_id=render_id(keys[MASTER], seed, *render),
         **details,
     )
 
 
 def derive_from_master(
-    sku: str, job_id: str, presets: Sequence[Preset], res: Resources, target: Storage | None = None
+    sku: str,
+    job_id: str,
+    presets: Sequence[Preset],
+    storage: Storage,
+    layout: OutputLayout,
+    target: Storage | None = None,
 ) -> dict[str, str]:
     """Write these presets of a job from its stored master (lossless), without the renderer; keys by preset.
 
     target: where the files go (default: the output folder itself, beside the master).
     """
-    layout, storage = res.layout, res.storage
     out = target if target is not None else storage
     # 1. The master's pixels and metadata: the very pixels the renderer returned.
     master_key = layout.master_image(sku, job_id)
@@ -243,7 +289,12 @@ def derive_from_master(
 
 
 def reuse_render(
-    plan: JobPlan, state: JobState, prepared: PreparedProduct, ctx: RunContext, res: Resources
+    plan: JobPlan,
+    state: JobState,
+    prepared: PreparedProduct,
+    ctx: RunContext,
+    res: Resources,
+    approved: bool = False,
 ) -> JobOutcome:
     """A job already rendered with this photo and config: derive the presets it lacks from its stored master."""
     storage = res.storage
@@ -256,7 +307,7 @@ def reuse_render(
     ]
     seed = state.seed if state.seed is not None else plan.seed
     if missing:
-        derive_from_master(plan.sku, plan.job_id, missing, res)
+        derive_from_master(plan.sku, plan.job_id, missing, storage, res.layout)
         outputs = [path for key in keys.values() for path in (key, sidecar_key(key))]
         res.store.record_produced(
             plan.job_id,
@@ -268,11 +319,14 @@ def reuse_render(
             flags=list(state.flags),
         )
     derived = [preset.name for preset in missing]
-    reason = "already rendered with this image and config"
+    reason = (
+        "approved by a reviewer: kept as it is" if approved else "already rendered with this image and config"
+    )
     if derived:
         reason += f"; {', '.join(derived)} derived from its stored master"
+    render = (state.config_fingerprint, state.image_hash)
     return _job_outcome(
-        plan, seed, "skipped", keys, ctx, reason=reason, flags=list(state.flags), derived=derived
+        plan, seed, "skipped", keys, ctx, render, reason=reason, flags=list(state.flags), derived=derived
     )
 
 
@@ -388,6 +442,7 @@ def job_metadata(
         flags=list(flags),
         source_identity=record.identity,
         variant_skus=list(record.variant_skus),
+        rerender_of=dict(item.product.rerenders.get(item.plan.job_id, {})),
     )
 
 
@@ -422,7 +477,8 @@ def finish_job(
         seed=rendered.seed,
         flags=flags,
     )
-    return _job_outcome(plan, rendered.seed, "produced", keys, ctx, flags=flags)
+    render = (ctx.fingerprint, item.product.image_hash)
+    return _job_outcome(plan, rendered.seed, "produced", keys, ctx, render, flags=flags)
 
 
 def record_failed_job(item: BatchItem, reason: str, ctx: RunContext, res: Resources) -> JobOutcome:

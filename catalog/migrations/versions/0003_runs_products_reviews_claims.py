@@ -94,7 +94,7 @@ def upgrade() -> None:
         sa.Column("comment", sa.Text, nullable=False, server_default=""),
         sa.Column("reviewer", sa.Text, nullable=False),
         sa.Column("decided_at", sa.Text, nullable=False),
-        sa.CheckConstraint("decision IN ('approve', 'reject')", name="ck_review_decisions_decision"),
+        sa.CheckConstraint("decision IN ('approve', 'reject', 'clear')", name="ck_review_decisions_decision"),
     )
     op.create_index("ix_review_decisions_job_id", "review_decisions", ["job_id", "decision_id"])
     # 5. Job claims: which run renders a job now, until its lease expires.
