@@ -12,12 +12,13 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipelines.production.outcomes import EXIT_USAGE
 
 if TYPE_CHECKING:  # Prefect and the flow load when `serve` runs, not for every `onmodel` command
+    from prefect.client.schemas.objects import FlowRun
     from prefect.deployments.runner import RunnerDeployment
 
     from pipelines.production.inbox import StartRun, UploadDesk, UploadVerdict
@@ -124,7 +125,7 @@ class ServedDeployment:
     """One deployment as served: the flow's entry point, and its schedule, parameters and limit."""
 
     name: str
-    entrypoint: str  # module path in flows/entrypoints.py (importable from a checkout or an installed package)
+    entrypoint: str  # module path in flows/entrypoints.py (a checkout or an installed package)
     options: dict[str, Any]  # keyword arguments of RunnerDeployment.from_entrypoint (and Flow.to_deployment)
 
     def to_deployment(self) -> RunnerDeployment:
@@ -143,7 +144,11 @@ def served_deployments(options: ServeOptions) -> list[ServedDeployment]:
     profile, out_dir = _as_path_parameter(options.profile), str(Path(options.out_dir).resolve())
     nightly = {
         "schedule": CronSchedule(cron=options.cron, timezone=options.timezone),
-        "parameters": {"csv_path": str(Path(options.catalogue).resolve()), "profile": profile, "out_dir": out_dir},
+        "parameters": {
+            "csv_path": str(Path(options.catalogue).resolve()),
+            "profile": profile,
+            "out_dir": out_dir,
+        },
         "concurrency_limit": ConcurrencyLimitConfig(
             limit=options.nightly_concurrency, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
         ),
@@ -184,7 +189,7 @@ def upload_starter(profile: str, out_dir: str) -> StartRun:
             as_subflow=False,
             tags=["onmodel", "upload"],
         )
-        return str(flow_run.id)
+        return str(cast("FlowRun", flow_run).id)  # sync call: a FlowRun, not a coroutine
 
     return start
 
@@ -256,7 +261,8 @@ def serve_catalogue(options: ServeOptions) -> int:
     try:
         check_options(options)
         deployments = build_deployments(options) if options.deployments else []
-        os.environ.update(task_runner_environment(options))  # read by the run processes (flows/entrypoints.py)
+        # The run processes read their thread-pool widths from here (flows/entrypoints.py).
+        os.environ.update(task_runner_environment(options))
         desk = upload_desk(options, Path(options.inbox or "inbox"))
         app = None
         if options.upload_port is not None:
@@ -357,15 +363,22 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--upload-host", default="127.0.0.1", help="endpoint address (default: 127.0.0.1)")
     parser.add_argument("--upload-port", type=int, default=8750, help="endpoint port (default: 8750)")
     parser.add_argument(
-        "--upload-token", help=f"bearer token clients must send (default: ${TOKEN_ENV}; required off loopback)"
+        "--upload-token",
+        help=f"bearer token clients must send (default: ${TOKEN_ENV}; required off loopback)",
     )
     parser.add_argument("--no-upload-endpoint", action="store_true", help="no HTTP upload endpoint")
     parser.add_argument(
         "--max-upload-bytes", type=int, default=20_000_000, help="largest accepted upload (default: 20 MB)"
     )
-    parser.add_argument("--nightly-workers", type=int, help="task threads of a nightly run (default: profile's)")
-    parser.add_argument("--upload-workers", type=int, help="task threads of an upload run (default: profile's)")
-    parser.add_argument("--nightly-concurrency", type=int, default=1, help="nightly runs at once (default: 1)")
+    parser.add_argument(
+        "--nightly-workers", type=int, help="task threads of a nightly run (default: profile's)"
+    )
+    parser.add_argument(
+        "--upload-workers", type=int, help="task threads of an upload run (default: profile's)"
+    )
+    parser.add_argument(
+        "--nightly-concurrency", type=int, default=1, help="nightly runs at once (default: 1)"
+    )
     parser.add_argument("--upload-concurrency", type=int, default=1, help="upload runs at once (default: 1)")
     parser.add_argument(
         "--no-deployments",

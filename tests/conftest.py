@@ -23,7 +23,9 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
 
 
 @pytest.fixture(scope="session")
-def served(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedCatalogue]:
+def served(
+    prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedCatalogue]:
     """`onmodel serve` with an every-minute nightly schedule, an inbox and a token-guarded endpoint."""
     catalogue = ServedCatalogue(prefect_server, tmp_path_factory.mktemp("served")).prepare().start()
     try:

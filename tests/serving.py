@@ -87,7 +87,7 @@ class PrefectServer:
 
     def start(self, timeout_s: float = 120) -> PrefectServer:
         self.home.mkdir(parents=True, exist_ok=True)
-        log = open(self.home / "server.log", "wb")  # noqa: SIM115 - closed with the process
+        log = open(self.home / "server.log", "wb")
         command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
         self.process = subprocess.Popen(
             [*command, "--port", str(self.port)],
@@ -100,7 +100,9 @@ class PrefectServer:
         def healthy() -> bool:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise AssertionError(f"prefect server exited: {(self.home / 'server.log').read_text()[-3000:]}")
+                raise AssertionError(
+                    f"prefect server exited: {(self.home / 'server.log').read_text()[-3000:]}"
+                )
             try:
                 return httpx.get(f"{self.api_url}/health", timeout=2, trust_env=False).status_code == 200
             except httpx.HTTPError:
@@ -188,7 +190,7 @@ class ServedCatalogue:
         command += ["--cron", TEST_CRON, "--timezone", TEST_TIMEZONE, "--poll-seconds", "0.5"]
         command += ["--upload-port", str(self.upload_port), "--upload-token", UPLOAD_TOKEN]
         command += ["--max-upload-bytes", str(MAX_UPLOAD_BYTES)]
-        log = open(self.root / "serve.log", "wb")  # noqa: SIM115 - closed with the process
+        log = open(self.root / "serve.log", "wb")
         self.started_at = time.time()
         self.process = subprocess.Popen(
             command,
@@ -203,7 +205,10 @@ class ServedCatalogue:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise AssertionError(f"onmodel serve exited {self.process.returncode}:\n{self.log[-4000:]}")
-            return "serving produce-catalog/nightly-catalog" in self.log and self.deployment("csv-upload") is not None
+            return (
+                "serving produce-catalog/nightly-catalog" in self.log
+                and self.deployment("csv-upload") is not None
+            )
 
         wait_until(ready, timeout_s, "onmodel serve to register its deployments")
         return self
@@ -222,7 +227,9 @@ class ServedCatalogue:
 
         with self.server.client() as client:
             return list(
-                client.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])))
+                client.read_flow_runs(
+                    deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment]))
+                )
             )
 
     def wait_for_run(self, flow_run_id: str, timeout_s: float = 90) -> Any:

@@ -22,7 +22,7 @@ import ipaddress
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import uvicorn
@@ -87,16 +87,24 @@ def _media_type(value: str | None) -> str:
 
 def utf8_problem(data: bytes) -> str | None:
     """Why these bytes are not UTF-8 text (with or without BOM), in words a merchandiser can act on; or None."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "The file is UTF-16 text; export it again as 'CSV UTF-8' (comma delimited)."
+    from catalog import CatalogError
+    from catalog.csv_reading import decode_csv_bytes
+
     try:
         data.decode("utf-8")  # a UTF-8 BOM is valid UTF-8; the CSV reader strips it
+        return None
     except UnicodeDecodeError as error:
-        return (
-            f"The file is not UTF-8 text (byte 0x{data[error.start]:02x} at position {error.start} is not valid "
-            "UTF-8; Excel's plain 'CSV' is Windows-1252). Export it again as 'CSV UTF-8'."
-        )
-    return None
+        position, byte = error.start, data[error.start]
+    try:  # not text at all (an image, an .xlsx): the CSV reader's own words say what it looks like
+        decode_csv_bytes(data)
+    except CatalogError as error:
+        return str(error)
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "The file is UTF-16 text; export it again as 'CSV UTF-8' (comma delimited)."
+    return (
+        f"The file is not UTF-8 text (byte 0x{byte:02x} at position {position} is not valid UTF-8; Excel's plain "
+        "'CSV' is Windows-1252). Export it again as 'CSV UTF-8'."
+    )
 
 
 async def _read_capped(request: Request, limit: int) -> bytes | None:
@@ -110,7 +118,7 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+async def _one_chunk(data: bytes) -> AsyncGenerator[bytes, None]:
     yield data
 
 
@@ -141,7 +149,9 @@ def create_app(
                 **{"WWW-Authenticate": "Bearer"},
             )
         if not hmac.compare_digest(given.strip().encode(), expected):
-            return _error(401, "The bearer token is wrong.", **{"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            return _error(
+                401, "The bearer token is wrong.", **{"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            )
         return None
 
     @app.get("/health")
@@ -169,7 +179,9 @@ def create_app(
             return _error(413, too_large)
         if multipart:
             try:
-                form = await MultiPartParser(request.headers, _one_chunk(body), max_files=1, max_fields=10).parse()
+                form = await MultiPartParser(
+                    request.headers, _one_chunk(body), max_files=1, max_fields=10
+                ).parse()
             except MultiPartException as error:
                 return _error(422, f"The multipart form cannot be read ({error.message}). {SEND_HINT}")
             part = form.get("file")
@@ -219,7 +231,9 @@ class UploadServer:
     """The app on uvicorn in a daemon thread (inside `onmodel serve`, or alone); `stop()` ends it."""
 
     def __init__(self, app: FastAPI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="onmodel-upload", daemon=True)
         self.host = host

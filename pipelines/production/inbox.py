@@ -208,8 +208,12 @@ class UploadLedger:
     def entries(self) -> list[LedgerEntry]:
         """Every recorded upload, oldest first."""
         with self._connect() as db:
-            rows = db.execute("SELECT key, verdict, flow_run_id FROM uploads ORDER BY received_at, rowid").fetchall()
-        return [LedgerEntry(key, UploadVerdict.from_dict(json.loads(verdict)), run) for key, verdict, run in rows]
+            rows = db.execute(
+                "SELECT key, verdict, flow_run_id FROM uploads ORDER BY received_at, rowid"
+            ).fetchall()
+        return [
+            LedgerEntry(key, UploadVerdict.from_dict(json.loads(verdict)), run) for key, verdict, run in rows
+        ]
 
     def set_run(self, key: str, flow_run_id: str) -> None:
         with self._connect() as db:

@@ -24,7 +24,6 @@ from flows.serve import (
     ServeOptions,
     build_deployments,
     options_from_args,
-    served_deployments,
     task_runner_environment,
 )
 from pipelines.production.inbox import ARCHIVE_DIR, LEDGER_NAME, UploadLedger
@@ -70,13 +69,20 @@ def test_serve_defaults_are_two_at_night_utc_with_bounded_runners(tmp_path: Path
     assert environment == {NIGHTLY_WORKERS_ENV: workers, UPLOAD_WORKERS_ENV: workers}
     wide = task_runner_environment(ServeOptions(catalogue="c.csv", nightly_workers=5, upload_workers=1))
     assert wide == {NIGHTLY_WORKERS_ENV: "5", UPLOAD_WORKERS_ENV: "1"}
-    assert (nightly.entrypoint, upload.entrypoint) == ("flows.entrypoints.nightly_flow", "flows.entrypoints.upload_flow")
+    assert (nightly.entrypoint, upload.entrypoint) == (
+        "flows.entrypoints.nightly_flow",
+        "flows.entrypoints.upload_flow",
+    )
 
 
 def test_served_deployments_register_with_their_schedule(served: ServedCatalogue) -> None:
     nightly, upload = served.deployment(NIGHTLY), served.deployment(UPLOAD)
     [schedule] = nightly.schedules
-    assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == (TEST_CRON, TEST_TIMEZONE, True)
+    assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == (
+        TEST_CRON,
+        TEST_TIMEZONE,
+        True,
+    )
     assert not nightly.paused
     assert nightly.parameters == {
         "csv_path": str(served.catalogue),
@@ -94,12 +100,16 @@ def _upload_verdicts(inbox: Path) -> dict[str, Any]:
     return {entry.verdict.name: entry for entry in UploadLedger(inbox / LEDGER_NAME).entries()}
 
 
-def test_inbox_csv_is_archived_reported_and_its_good_rows_render(served: ServedCatalogue, tmp_path: Path) -> None:
+def test_inbox_csv_is_archived_reported_and_its_good_rows_render(
+    served: ServedCatalogue, tmp_path: Path
+) -> None:
     # 1. Written elsewhere, then renamed into the inbox (what a careful writer does; a slow one is covered below).
     staged = served.upload_csv(tmp_path / "drop.csv", ["IN-1", "IN-2", "IN-BAD"], [0, 1, -1])
     content = staged.read_bytes()
     os.replace(staged, served.inbox / "drop.csv")
-    entry = wait_until(lambda: _upload_verdicts(served.inbox).get("drop.csv"), 30, "the inbox to take drop.csv")
+    entry = wait_until(
+        lambda: _upload_verdicts(served.inbox).get("drop.csv"), 30, "the inbox to take drop.csv"
+    )
     # 2. Moved to the archive with its rejects report beside it; the inbox is empty again.
     archived = Path(entry.verdict.csv_path)
     assert archived.parent == served.inbox / ARCHIVE_DIR
@@ -140,7 +150,9 @@ def test_partially_written_inbox_files_are_left_alone(served: ServedCatalogue, t
     assert hidden.exists()  # dotfiles are never taken
 
 
-def test_endpoint_upload_renders_once_and_answers_with_the_run(served: ServedCatalogue, tmp_path: Path) -> None:
+def test_endpoint_upload_renders_once_and_answers_with_the_run(
+    served: ServedCatalogue, tmp_path: Path
+) -> None:
     body = served.upload_csv(tmp_path / "web.csv", ["WEB-1", "WEB-BAD"], [2, -1]).read_bytes()
     # 1. A raw text/csv body: answered at once with the verdict and the run it started.
     answer = httpx.post(
@@ -175,7 +187,9 @@ def test_endpoint_upload_renders_once_and_answers_with_the_run(served: ServedCat
     assert again.json()["flow_run_id"] == verdict["flow_run_id"]
     time.sleep(1.5)
     assert len(served.flow_runs(UPLOAD)) == runs_before
-    assert {p: p.stat().st_mtime_ns for p in (served.out / "images" / "master" / "WEB-1").iterdir()} == produced
+    assert {
+        p: p.stat().st_mtime_ns for p in (served.out / "images" / "master" / "WEB-1").iterdir()
+    } == produced
 
 
 def test_every_minute_schedule_creates_and_runs_a_flow_run(served: ServedCatalogue) -> None:
@@ -210,7 +224,9 @@ def test_serve_without_a_server_is_one_clear_line(tmp_path: Path) -> None:
     assert unset.returncode == 2 and "PREFECT_API_URL is not set" in unset.stderr
 
 
-def test_serve_refuses_a_public_endpoint_without_a_token(prefect_server: PrefectServer, tmp_path: Path) -> None:
+def test_serve_refuses_a_public_endpoint_without_a_token(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "flows.cli", "serve", "--catalogue", "c.csv", "--upload-host", "0.0.0.0"],
         cwd=ROOT, env=prefect_server.client_env(tmp_path / "home"), capture_output=True, text=True, timeout=60,
@@ -301,4 +317,6 @@ def test_prefect_yaml_deploys_to_a_real_server(tmp_path: Path) -> None:
 def test_entrypoint_workers_come_from_the_environment(value: str, expected: int | None) -> None:
     from flows.produce import DEFAULT_MAX_WORKERS
 
-    assert task_workers(NIGHTLY_WORKERS_ENV, {NIGHTLY_WORKERS_ENV: value}) == (expected or DEFAULT_MAX_WORKERS)
+    assert task_workers(NIGHTLY_WORKERS_ENV, {NIGHTLY_WORKERS_ENV: value}) == (
+        expected or DEFAULT_MAX_WORKERS
+    )
