@@ -320,3 +320,31 @@ def test_entrypoint_workers_come_from_the_environment(value: str, expected: int 
     assert task_workers(NIGHTLY_WORKERS_ENV, {NIGHTLY_WORKERS_ENV: value}) == (
         expected or DEFAULT_MAX_WORKERS
     )
+
+
+def _scheduled_runs(served: ServedCatalogue) -> list[Any]:
+    return [
+        run for run in served.flow_runs(NIGHTLY) if run.state_type.value == "SCHEDULED" and run.auto_scheduled
+    ]
+
+
+def test_a_clean_stop_pauses_the_schedule_and_a_restart_resumes_it(tmp_path: Path) -> None:
+    """What the README says happens to schedules when the served process stops (own server: it stops it)."""
+    server = PrefectServer(home=tmp_path / "server").start()
+    served = ServedCatalogue(server, tmp_path / "served").prepare()
+    try:
+        served.start()
+        wait_until(lambda: _scheduled_runs(served), 30, "the scheduler to create the coming runs")
+        assert not served.deployment(NIGHTLY).paused
+        # 1. SIGTERM (systemctl stop): the served process exits cleanly and pauses its deployments.
+        served.stop()
+        assert served.process is not None and served.process.returncode == 0, served.log[-3000:]
+        assert served.deployment(NIGHTLY).paused and served.deployment(UPLOAD).paused
+        assert _scheduled_runs(served) == []  # the coming runs are deleted, nothing fires while it is down
+        # 2. Started again: registered unpaused, and the scheduler plans the coming runs again.
+        served.start()  # ready once it printed its banner; registering follows within moments
+        wait_until(lambda: not served.deployment(NIGHTLY).paused, 30, "the restart to unpause the deployment")
+        wait_until(lambda: _scheduled_runs(served), 30, "the scheduler to plan again")
+    finally:
+        served.stop()
+        server.stop()
