@@ -107,9 +107,12 @@ def test_inbox_csv_is_archived_reported_and_its_good_rows_render(
     staged = served.upload_csv(tmp_path / "drop.csv", ["IN-1", "IN-2", "IN-BAD"], [0, 1, -1])
     content = staged.read_bytes()
     os.replace(staged, served.inbox / "drop.csv")
-    entry = wait_until(
-        lambda: _upload_verdicts(served.inbox).get("drop.csv"), 30, "the inbox to take drop.csv"
-    )
+
+    def started() -> Any:  # the ledger claims the content first, then records the run it started
+        entry = _upload_verdicts(served.inbox).get("drop.csv")
+        return entry if entry is not None and entry.flow_run_id else None
+
+    entry = wait_until(started, 30, "the inbox to start a run for drop.csv")
     # 2. Moved to the archive with its rejects report beside it; the inbox is empty again.
     archived = Path(entry.verdict.csv_path)
     assert archived.parent == served.inbox / ARCHIVE_DIR
