@@ -252,7 +252,7 @@ def serve_catalogue(options: ServeOptions) -> int:
     from prefect.settings import PREFECT_API_URL
 
     from pipelines.production.inbox import InboxWatcher
-    from webapp.upload import UploadConfigError, UploadServer, create_app
+    from webapp.upload import UploadConfigError, UploadServer, check_binding, create_app
 
     # 1. Everything checked before anything registers, listens or watches.
     if problem := server_problem():
@@ -260,6 +260,8 @@ def serve_catalogue(options: ServeOptions) -> int:
         return EXIT_USAGE
     try:
         check_options(options)
+        if options.upload_port is not None:  # before any folder is made
+            check_binding(options.upload_host, options.upload_token, options.max_upload_bytes)
         deployments = build_deployments(options) if options.deployments else []
         # The run processes read their thread-pool widths from here (flows/entrypoints.py).
         os.environ.update(task_runner_environment(options))

@@ -232,11 +232,12 @@ def test_serve_refuses_a_public_endpoint_without_a_token(
 ) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "flows.cli", "serve", "--catalogue", "c.csv", "--upload-host", "0.0.0.0"],
-        cwd=ROOT, env=prefect_server.client_env(tmp_path / "home"), capture_output=True, text=True, timeout=60,
+        cwd=tmp_path, env=prefect_server.client_env(tmp_path / "home"), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2, done.stdout + done.stderr
     assert "reachable from other machines, without a token" in done.stderr
     assert "Traceback" not in done.stderr
+    assert not (tmp_path / "inbox").exists()  # refused before the default inbox/ was made
 
 
 def _yaml_deployments() -> dict[str, dict[str, Any]]:
