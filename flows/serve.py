@@ -39,6 +39,7 @@ class ServeOptions:
     catalogue: str | None = None  # the nightly run's product CSV (required when serving the deployments)
     profile: str = "demo"
     out_dir: str = "outputs"
+    device: str = "cpu"  # the flow's device parameter; passed to runs only when not cpu (the flow's default)
     cron: str = DEFAULT_CRON
     timezone: str = "UTC"
     inbox: str | None = "inbox"  # None: no inbox watcher
@@ -101,7 +102,7 @@ def check_options(options: ServeOptions) -> None:
             raise ServeConfigError(f"--{name.replace('_', '-')} must be >= 1; got {value}.")
     try:
         profile = load_profile(options.profile)
-        check_run(profile, device="cpu", presets=caches.presets(), poses=caches.pose_library())
+        check_run(profile, device=options.device, presets=caches.presets(), poses=caches.pose_library())
     except (ProfileError, RunConfigError) as error:
         raise ServeConfigError(str(error)) from error
 
@@ -142,12 +143,14 @@ def served_deployments(options: ServeOptions) -> list[ServedDeployment]:
     if not options.catalogue:
         raise ServeConfigError("the nightly-catalog deployment needs --catalogue PATH.")
     profile, out_dir = _as_path_parameter(options.profile), str(Path(options.out_dir).resolve())
+    device = _device_parameter(options.device)
     nightly = {
         "schedule": CronSchedule(cron=options.cron, timezone=options.timezone),
         "parameters": {
             "csv_path": str(Path(options.catalogue).resolve()),
             "profile": profile,
             "out_dir": out_dir,
+            **device,
         },
         "concurrency_limit": ConcurrencyLimitConfig(
             limit=options.nightly_concurrency, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
@@ -156,7 +159,7 @@ def served_deployments(options: ServeOptions) -> list[ServedDeployment]:
         "tags": ["onmodel", "nightly"],
     }
     upload = {
-        "parameters": {"profile": profile, "out_dir": out_dir},  # csv_path comes with each run
+        "parameters": {"profile": profile, "out_dir": out_dir, **device},  # csv_path comes with each run
         "concurrency_limit": ConcurrencyLimitConfig(
             limit=options.upload_concurrency, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
         ),
@@ -174,11 +177,22 @@ def build_deployments(options: ServeOptions) -> list[RunnerDeployment]:
     return [served.to_deployment() for served in served_deployments(options)]
 
 
-def upload_starter(profile: str, out_dir: str) -> StartRun:
+def _device_parameter(device: str) -> dict[str, str]:
+    """{'device': ...} for a GPU run; nothing for cpu, the flow's default (the parameters stay csv_path,
+    profile, out_dir)."""
+    text = device.strip().lower()
+    return {} if text == "cpu" else {"device": text}
+
+
+def upload_starter(profile: str, out_dir: str, device: str = "cpu") -> StartRun:
     """Start a csv-upload run for an archived CSV without waiting (timeout=0); the key makes it idempotent."""
     from prefect.deployments import run_deployment
 
-    parameters = {"profile": _as_path_parameter(profile), "out_dir": str(Path(out_dir).resolve())}
+    parameters = {
+        "profile": _as_path_parameter(profile),
+        "out_dir": str(Path(out_dir).resolve()),
+        **_device_parameter(device),
+    }
 
     def start(csv_path: Path, key: str) -> str:
         flow_run = run_deployment(
@@ -206,7 +220,7 @@ def upload_desk(options: ServeOptions, inbox: Path) -> UploadDesk:
     return UploadDesk(
         inbox,
         validate_csv=lambda path: validate(path, profile, poses=caches.pose_library()),
-        start_run=upload_starter(options.profile, options.out_dir),
+        start_run=upload_starter(options.profile, options.out_dir, options.device),
         target=target,
     )
 
@@ -320,6 +334,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
     return ServeOptions(
         catalogue=args.catalogue,
         profile=args.config,
+        device=args.device,
         out_dir=args.out,
         cron=args.cron,
         timezone=args.timezone,
@@ -351,12 +366,13 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         "named by PREFECT_API_URL and execute their runs until stopped; watch the inbox folder and answer CSV "
         "uploads on 127.0.0.1. Scheduled runs happen only while this process serves.",
         epilog="example:\n  PREFECT_API_URL=http://127.0.0.1:4200/api onmodel serve --catalogue catalogue.csv "
-        "--config sd15 --timezone Europe/Berlin --out /srv/onmodel/outputs --inbox /srv/onmodel/inbox",
+        "--config sd15 --device cuda --timezone Europe/Berlin --out /srv/onmodel/outputs --inbox /srv/onmodel/inbox",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--catalogue", help="the product CSV the nightly run produces (required)")
     parser.add_argument("--config", default="demo", help="profile name or YAML path (default: demo)")
     parser.add_argument("--out", default="outputs", help="output folder of every run (default: outputs/)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for every run (default: cpu)")
     parser.add_argument("--cron", default=DEFAULT_CRON, help=f"nightly schedule (default: '{DEFAULT_CRON}')")
     parser.add_argument("--timezone", default="UTC", help="IANA time zone of the cron (default: UTC)")
     parser.add_argument("--inbox", default="inbox", help="folder watched for CSV uploads (default: inbox/)")

@@ -21,8 +21,10 @@ from flows.serve import (
     FLOW_NAME,
     NIGHTLY,
     UPLOAD,
+    ServeConfigError,
     ServeOptions,
     build_deployments,
+    check_options,
     options_from_args,
     task_runner_environment,
 )
@@ -63,6 +65,11 @@ def test_serve_defaults_are_two_at_night_utc_with_bounded_runners(tmp_path: Path
     [schedule] = nightly.schedules
     assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 2 * * *", "America/New_York")
     assert upload.schedules == []
+    assert "device" not in nightly.parameters  # cpu is the flow's default; a GPU device is passed by name
+    gpu = build_deployments(ServeOptions(catalogue="c.csv", profile="sd15", device="cuda:1"))
+    assert [d.parameters["device"] for d in gpu] == ["cuda:1", "cuda:1"]
+    with pytest.raises(ServeConfigError, match="float16 needs a CUDA device"):
+        check_options(ServeOptions(catalogue="c.csv", profile="sd15"))
     # Every served run gets an explicit, bounded thread pool: the profile's width unless given.
     workers = str(load_profile("demo").run["max_workers"])
     environment = task_runner_environment(ServeOptions(catalogue="c.csv"))
