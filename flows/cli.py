@@ -251,7 +251,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """All subcommands; segment and models live in their own modules."""
-    from flows import models_command, retry_command, segment_command
+    from flows import models_command, retry_command, segment_command, serve
     from pipelines.production.profile import code_version
     from webapp.review import command as review_command
 
@@ -333,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.set_defaults(func=cmd_reproduce)
 
     models_command.add_parser(sub)
+    serve.add_serve_parser(sub)
 
     status = sub.add_parser(
         "status",
