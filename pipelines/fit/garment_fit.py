@@ -81,7 +81,7 @@ def fit_garment(
     names = panel_names(regions, rig.splits)
     weights = blend_weights(regions, rig.splits)
     affines = [rig.affines[name] for name in names]
-    order = _depth_order(names, rig.far_side)
+    order = _depth_order(names, rig.in_front)
     warped = warp_panels(premultiplied, alpha, weights, affines, order, canvas_size)
     placed = _on_canvas(warped, canvas_size)
     # 5. What a reviewer and `reproduce` need.
@@ -162,11 +162,15 @@ def _working_image(crop: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarr
     return resized, working_alpha, (new_w / width, new_h / height)
 
 
-def _depth_order(names: list[str], far_side: str | None) -> list[int]:
-    """Back to front: the far side's limb panels, the torso, then the other limbs (lower parts on top)."""
-    far = [i for i, name in enumerate(names) if far_side and name.startswith(f"{far_side}_")]
-    near = [i for i, name in enumerate(names) if i != 0 and i not in far]
-    return far + [0] + near
+def _depth_order(names: list[str], in_front: set[str]) -> list[int]:
+    """Back to front: limbs tucked behind the torso, the torso, the limbs in front (lower parts last)."""
+
+    def limb_of(name: str) -> str:
+        return name.removesuffix("_lower")
+
+    behind = [i for i, name in enumerate(names) if i and limb_of(name) not in in_front]
+    front = [i for i, name in enumerate(names) if i and limb_of(name) in in_front]
+    return behind + [0] + front
 
 
 def _on_canvas(warped: Warped, canvas_size: tuple[int, int]) -> np.ndarray:

@@ -20,6 +20,7 @@ BAND = 0.035  # of the garment height: the seam blend band, on the limb's side
 BARRIER_PX = 3  # thickness of the cut drawn along a seam to separate the regions
 MIN_LIMB_SHARE, MAX_LIMB_SHARE = 0.015, 0.4  # a limb region's share of the garment's pixels
 MIN_LIMB_LENGTH = 0.05  # of the garment height
+FAR_END = 0.85  # a limb's far end: its pixels at least this share of the farthest distance from the seam
 
 
 @dataclass(frozen=True)
@@ -209,9 +210,10 @@ def _limb(
     ys, xs = np.nonzero(region)
     points = np.column_stack([xs, ys]).astype(np.float64)
     root = (a + b) / 2.0
-    centroid = points.mean(axis=0)
-    direction = centroid - root
-    direction /= max(float(np.linalg.norm(direction)), 1e-9)
+    direction = _cuff_direction(points, a, b)
+    if direction is None:  # no usable outline: toward the region's centroid
+        direction = points.mean(axis=0) - root
+        direction /= max(float(np.linalg.norm(direction)), 1e-9)
     along = (points - root) @ direction
     across = (points - root) @ np.array([-direction[1], direction[0]])
     pivot = a if kind == "sleeve" else root
@@ -227,6 +229,21 @@ def _limb(
         length=float(along.max()),
         width=float(np.ptp(across)),
     )
+
+
+def _cuff_direction(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """The limb's axis: from its seam's middle to the middle of its far end (the cuff, the hem).
+
+    The far end is the region's pixels farthest from the seam line; a ghost-mannequin sleeve is a wedge whose
+    centroid lies well off this axis.
+    """
+    seam = b - a
+    normal = np.array([-seam[1], seam[0]]) / max(float(np.linalg.norm(seam)), 1e-9)
+    distance = np.abs((points - a) @ normal)
+    far = points[distance >= FAR_END * distance.max()]
+    direction = far.mean(axis=0) - (a + b) / 2.0
+    norm = float(np.linalg.norm(direction))
+    return direction / norm if norm > 1e-6 else None
 
 
 def panel_names(regions: Regions, splits: Sequence[Split]) -> list[str]:

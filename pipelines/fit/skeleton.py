@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipelines.fit.body import ARMS, LEGS, L_HIP, L_KNEE, L_SHOULDER, NECK, R_HIP, R_KNEE, R_SHOULDER
+from pipelines.fit.body import ARMS, L_HIP, L_KNEE, L_SHOULDER, LEGS, NECK, R_HIP, R_KNEE, R_SHOULDER
 from pipelines.fit.panels import Limb, Regions, Split
 from pipelines.fit.pose_adapt import (
     MAX_BEND_DEG,
@@ -49,6 +49,7 @@ class Rig:
     far_side: str | None  # r / l: the side turned away (its limb is drawn behind the torso)
     adaptations: list[Adaptation] = field(default_factory=list)
     turns_deg: dict[str, float] = field(default_factory=dict)
+    in_front: set[str] = field(default_factory=set)  # limbs drawn over the torso (else tucked behind it)
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -173,6 +174,18 @@ def _far_side(keypoints: np.ndarray, pair: tuple[int, int], lower: bool) -> str 
     return None
 
 
+def _crosses_body(
+    keypoints: np.ndarray, chain: tuple[int, int, int], down: np.ndarray, centre: np.ndarray
+) -> bool:
+    """True when the limb's elbow (or wrist) lies between the shoulders, across the body."""
+    across = _across(down)
+    half = abs(float((keypoints[L_SHOULDER, :2] - keypoints[R_SHOULDER, :2]) @ across)) / 2.0
+    for joint in chain[1:]:
+        if keypoints[joint, 2] > 0 and abs(float((keypoints[joint, :2] - centre) @ across)) < 0.8 * half:
+            return True
+    return False
+
+
 def _rig_limb(
     rig: Rig, limb: Limb, torso: np.ndarray, body_down: np.ndarray, body_centre: np.ndarray
 ) -> None:
@@ -209,6 +222,10 @@ def _rig_limb(
     )
     if adaptation is not None:
         rig.adaptations.append(adaptation)
+    # A sleeve lies over the torso only where its arm crosses in front of the body; beside the body its
+    # underarm tucks behind the torso's side, so the front's print is not covered.
+    if limb.kind == "leg" or _crosses_body(keypoints, chain, body_down, body_centre):
+        rig.in_front.add(limb.name)
     upper_linear = _rotation(turn) @ linear
     upper = _affine(upper_linear, pivot, pivot_canvas)
     rig.affines[limb.name] = upper

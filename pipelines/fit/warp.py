@@ -201,8 +201,8 @@ def local_stretch(warped: Warped, labels: np.ndarray, region: int, nominal: floa
     inner &= steady
     a, b, c, d = dxx[inner], dxy[inner], dyx[inner], dyy[inner]
     # Singular values of the inverse Jacobian [[a, b], [c, d]]; the forward map's are their reciprocals.
-    s1 = np.sqrt(((a + d) ** 2 + (c - b) ** 2)) / 2.0
-    s2 = np.sqrt(((a - d) ** 2 + (c + b) ** 2)) / 2.0
+    s1 = np.sqrt((a + d) ** 2 + (c - b) ** 2) / 2.0
+    s2 = np.sqrt((a - d) ** 2 + (c + b) ** 2) / 2.0
     largest, smallest = s1 + s2, np.abs(s1 - s2)
     forward_max = 1.0 / np.maximum(smallest, 1e-9)
     forward_min = 1.0 / np.maximum(largest, 1e-9)
