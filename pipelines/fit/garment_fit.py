@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipelines.fit.panels import Regions, blend_weights, panel_names, split_regions
+from pipelines.fit.panels import Limb, Regions, blend_weights, panel_names, split_regions
 from pipelines.fit.skeleton import Rig, build_rig, torso_scale
 from pipelines.fit.warp import Warped, local_stretch, warp_panels
 from pipelines.landmarks import GarmentLandmarks, find_landmarks
@@ -97,12 +97,7 @@ def fit_garment(
         flags.append("garment_upscaled")
     if rig.adaptations:
         flags.append("pose_adapted")
-    reach = {
-        limb.name: limb.length
-        * float(np.linalg.norm(rig.affines[limb.name][:, :2] @ np.asarray(limb.direction)))
-        for limb in regions.limbs
-        if limb.kind == "sleeve"
-    }
+    reach = {limb.name: _sleeve_reach(limb, rig) for limb in regions.limbs if limb.kind == "sleeve"}
     params = _params(
         landmarks, (x0, y0, x1, y1), alpha.shape, scale, (sx, sy), names, affines, order, rig, regions
     )
@@ -114,6 +109,20 @@ def fit_garment(
         torso_stretch=torso_stretch,
         sleeve_reach_px=reach,
     )
+
+
+def _sleeve_reach(limb: Limb, rig: Rig) -> float:
+    """How far along the upper arm (from the shoulder keypoint) the fitted sleeve reaches, in canvas pixels."""
+    shoulder, elbow = (2, 3) if limb.side == "r" else (5, 6)
+    keypoints = rig.keypoints
+    arm = keypoints[elbow, :2] - keypoints[shoulder, :2]
+    length = float(np.linalg.norm(arm))
+    if keypoints[shoulder, 2] <= 0 or keypoints[elbow, 2] <= 0 or length < 1e-6:
+        return 0.0
+    affine = rig.affines[limb.name]
+    cuff = np.asarray(limb.root) + np.asarray(limb.direction) * limb.length
+    cuff_canvas = affine[:, :2] @ cuff + affine[:, 2]
+    return max(0.0, float((cuff_canvas - keypoints[shoulder, :2]) @ arm) / length)
 
 
 def _landmarks(alpha: np.ndarray, garment_class: str, kind_hint: str | None) -> GarmentLandmarks:
@@ -245,5 +254,14 @@ def _params(
             name: [round(p.x + crop_box[0], 2), round(p.y + crop_box[1], 2), round(p.confidence, 3)]
             for name, p in sorted(landmarks.points.items())
         },
-        "limbs": [limb.name for limb in regions.limbs],
+        "limbs": [
+            {
+                "name": limb.name,
+                "pivot": [round(v, 3) for v in limb.pivot],
+                "far_end": [
+                    round(r + d * limb.length, 3) for r, d in zip(limb.root, limb.direction, strict=True)
+                ],
+            }
+            for limb in regions.limbs
+        ],
     }

@@ -174,6 +174,24 @@ def _far_side(keypoints: np.ndarray, pair: tuple[int, int], lower: bool) -> str 
     return None
 
 
+def _far_end(limb: Limb) -> np.ndarray:
+    """The limb's far end (cuff or hem centre) relative to its pivot, in working pixels."""
+    return np.asarray(limb.root) + np.asarray(limb.direction) * limb.length - np.asarray(limb.pivot)
+
+
+def _aim(joint: np.ndarray, next_joint: np.ndarray, pivot: np.ndarray, reach: np.ndarray) -> float:
+    """The direction (radians) to turn reach (pivot -> far end, canvas) into so that its end lies on the limb
+    line joint -> next_joint: the sleeve's cuff (trouser hem) on the arm (leg), even where the pivot is off it.
+    """
+    limb = next_joint - joint
+    u = limb / max(float(np.linalg.norm(limb)), 1e-9)
+    offset = pivot - joint
+    length = max(float(np.linalg.norm(reach)), 1e-9)
+    cross = float(u[0] * offset[1] - u[1] * offset[0])
+    correction = math.asin(max(-1.0, min(1.0, -cross / length)))
+    return math.atan2(u[1], u[0]) + correction
+
+
 def _crosses_body(
     keypoints: np.ndarray, chain: tuple[int, int, int], down: np.ndarray, centre: np.ndarray
 ) -> bool:
@@ -205,14 +223,14 @@ def _rig_limb(
     # screen) angle; that is outward for a limb on the image-left side of the torso's centre line.
     down_angle = math.atan2(body_down[1], body_down[0])
     sign = 1.0 if float((keypoints[joint0, :2] - body_centre) @ _across(body_down)) < 0 else -1.0
-    wanted = math.atan2(*(keypoints[joint1, :2] - keypoints[joint0, :2])[::-1])
+    wanted = _aim(keypoints[joint0, :2], keypoints[joint1, :2], pivot_canvas, linear @ _far_end(limb))
     turn, adaptation = limit_turn(
         keypoints,
         limb.name,
         limb.kind,
         joint0,
         (joint1, joint2),
-        math.atan2(direction[1], direction[0]),
+        math.atan2(*(linear @ _far_end(limb))[::-1]),
         wanted,
         MAX_SWING_DEG[limb.kind],
         down_angle,
