@@ -32,6 +32,7 @@ CHEST_PER_SHOULDER = 1.0  # a top's armpit-to-armpit width per front shoulder wi
 WAIST_PER_HIP = 1.45  # a waistband's width per front hip-joint width (the pelvis is wider than its joints)
 COLLAR_ABOVE_SHOULDERS = 0.06  # of the torso length: shoulder keypoints are joint centres, seams sit higher
 WAIST_ABOVE_HIPS = 0.25  # of hip-to-knee: a mid-rise waistband sits above the hip joints
+SKIRT_REACH = 0.9  # a skirt's hem at most this share of the way from its waistband to the knees
 MAX_FORESHORTEN = 0.09  # a turned torso is compressed across by at most this (stretch bound 10 %)
 BEND_REACH = 1.25  # a limb panel reaching past this many upper-segment lengths bends at the joint
 MIN_SPLIT, MAX_SPLIT = 0.2, 0.92  # the joint must lie this far along the limb panel to split it there
@@ -89,7 +90,17 @@ def torso_scale(
     if garment_class == "lower_body":
         width = abs(float((points["l_waist"] - points["r_waist"]) @ across))
         hips = float(np.linalg.norm(keypoints[L_HIP, :2] - keypoints[R_HIP, :2]))
-        return max(hips, FRONT_HIP_PER_TORSO * unit) * WAIST_PER_HIP / max(width, 1.0)
+        by_width = max(hips, FRONT_HIP_PER_TORSO * unit) * WAIST_PER_HIP / max(width, 1.0)
+        if "crotch" in points:
+            return by_width
+        # A skirt flares from its waist: fitted by its waist alone a short wide one would hang far off the
+        # legs, so it is also kept to the knees' reach (as the rigid placement does).
+        waist = (points["r_waist"] + points["l_waist"]) / 2.0
+        hem = (points["r_hem"] + points["l_hem"]) / 2.0
+        knees = _mid(keypoints, R_KNEE, L_KNEE)
+        hips_mid = _mid(keypoints, R_HIP, L_HIP)
+        reach = float(np.linalg.norm(knees - hips_mid)) * (1.0 + WAIST_ABOVE_HIPS) * SKIRT_REACH
+        return min(by_width, reach / max(float((hem - waist) @ down), 1.0))
     width = abs(float((points["l_armpit"] - points["r_armpit"]) @ across))
     shoulders = float(np.linalg.norm(keypoints[L_SHOULDER, :2] - keypoints[R_SHOULDER, :2]))
     return max(shoulders, FRONT_SHOULDER_PER_TORSO * unit) * CHEST_PER_SHOULDER / max(width, 1.0)
@@ -214,7 +225,6 @@ def _rig_limb(
     linear = torso[:, :2]
     pivot = np.asarray(limb.pivot)
     pivot_canvas = linear @ pivot + torso[:, 2]
-    direction = linear @ np.asarray(limb.direction)
     if keypoints[joint0, 2] <= 0 or keypoints[joint1, 2] <= 0:  # no limb to follow: it stays with the torso
         rig.affines[limb.name] = torso.copy()
         rig.turns_deg[limb.name] = 0.0
