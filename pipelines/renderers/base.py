@@ -20,6 +20,8 @@ class RenderJob:
     keep_mask:     float32 (H, W) 1.0 = original garment pixel, 0.0 = generated, soft in the feather band.
     control_image: uint8 (H, W, 3) OpenPose-style rendering of the pose keypoints.
     keypoints:     float32 (18, 3) OpenPose-18 x, y (canvas pixels) and confidence (0 = absent).
+    fit:           JSON-able record of how the garment was fitted (warp parameters, pose adaptations, or
+                   the rigid fallback's reason): written into the image's sidecar.
     """
 
     job_id: str
@@ -37,6 +39,7 @@ class RenderJob:
     prompt: str = ""
     negative_prompt: str = ""
     attributes: dict[str, str] = field(default_factory=dict)  # title, color, gender, category
+    fit: dict[str, Any] = field(default_factory=dict)
 
     @property
     def size(self) -> tuple[int, int]:
