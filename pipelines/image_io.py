@@ -353,6 +353,17 @@ def _check_pixels_to_write(pixels: np.ndarray, channels: tuple[int, ...]) -> Non
         raise ValueError(f"image must be (H, W, C) with C in {channels}; got shape {pixels.shape}.")
 
 
+def encode_mask_png(mask: np.ndarray) -> bytes:
+    """A single-channel (grey) PNG of a uint8 mask (H, W): 255 garment, 0 elsewhere."""
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.uint8 or mask.ndim != 2:
+        raise ValueError(
+            f"a mask is uint8 (H, W); got {getattr(mask, 'dtype', type(mask))} {getattr(mask, 'shape', '')}."
+        )
+    buffer = io.BytesIO()
+    Image.fromarray(mask, mode="L").save(buffer, format="PNG", compress_level=6)  # masks compress very well
+    return buffer.getvalue()
+
+
 def encode_png(rgb_or_rgba: np.ndarray, text: dict[str, str] | None = None, compress_level: int = 1) -> bytes:
     """PNG bytes with tEXt chunks (iTXt for non-Latin-1 text); level 1 is ~7x faster than 6 (DESIGN.md)."""
     _check_pixels_to_write(rgb_or_rgba, (3, 4))

@@ -57,6 +57,10 @@ class ImageMetadata:
     variant_skus: list[str] = field(default_factory=list)
     # When this render replaces one a reviewer rejected: its seed, the reason, comment, reviewer and time.
     rerender_of: dict[str, Any] = field(default_factory=dict)
+    # How the garment was fitted to the pose (warp parameters, pose adaptations, fallback) and the storage key
+    # of the placed garment's mask (canvas-size PNG).
+    fit: dict[str, Any] = field(default_factory=dict)
+    garment_mask: str = ""
     version: int = METADATA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -35,6 +35,10 @@ class OutputLayout:
         """The stored render (lossless PNG) every preset of the job is derived from."""
         return f"{self.image_stem(MASTER, sku, job_id)}.png"
 
+    def garment_mask(self, sku: str, job_id: str) -> str:
+        """The placed garment's mask of a job (canvas size, 255 = garment), for reviewers and white backgrounds."""
+        return f"masks/{sku}/{job_id}.png"
+
     @staticmethod
     def preset_of(image_key: str) -> str:
         """'images/amazon/SKU/JOB.jpg' -> 'amazon' ('' for a key outside images/)."""

@@ -22,7 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 GARMENT_CLASSES = ("upper_body", "lower_body", "full_body")
 # Only these sections change the render; run settings (workers, retries) and the output presets (derived
 # from the stored master render) do not invalidate earlier work.
-IMAGE_SECTIONS = ("seed", "canvas", "segmentation", "masks", "renderer", "categories")
+IMAGE_SECTIONS = ("seed", "canvas", "segmentation", "masks", "placement", "renderer", "categories")
 
 
 class ProfileError(ValueError):
@@ -76,6 +76,15 @@ class Profile:
     @property
     def feather_px(self) -> int:
         return int(self.data["masks"]["feather_px"])
+
+    @property
+    def fit(self) -> bool:
+        """Fit the garment to each pose part by part (docs/FIT.md); false: one rigid placement.
+
+        A profile without `placement` (older ones, and the profile recorded in images made before the fit
+        existed) places rigidly, so `reproduce` regenerates those images as they were made.
+        """
+        return bool((self.data.get("placement") or {}).get("fit", False))
 
     @property
     def presets(self) -> tuple[str, ...]:

@@ -43,7 +43,7 @@ def retire_stale_jobs(
     for job in previous.product.jobs:
         if job.job_id in planned:
             continue
-        for key in _job_files(job):
+        for key in [*_job_files(job), layout.garment_mask(job.sku, job.job_id)]:
             if storage.exists(key):
                 storage.move(key, layout.retired(run_id, key))
         retired.append(job.job_id)

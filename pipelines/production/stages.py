@@ -23,7 +23,7 @@ from catalog.state import ReviewDecision, StateStore
 from pipelines.contact_sheet import Tile, make_contact_sheet
 from pipelines.errors import InputError, RenderError
 from pipelines.finish import finish_presets
-from pipelines.image_io import encode_jpeg, encode_png, load_image_bytes
+from pipelines.image_io import encode_jpeg, encode_mask_png, encode_png, load_image_bytes
 from pipelines.metadata import ImageMetadata
 from pipelines.poses import Pose
 from pipelines.prepare import image_hash, prepare_cutout
@@ -54,7 +54,8 @@ class RunContext:
 
     @property
     def placement(self) -> PlacementSettings:
-        return PlacementSettings(self.profile.canvas, self.profile.erode_px, self.profile.feather_px)
+        profile = self.profile
+        return PlacementSettings(profile.canvas, profile.erode_px, profile.feather_px, fit=profile.fit)
 
 
 class Models(Protocol):
@@ -413,6 +414,8 @@ def job_metadata(
     renderer_info: dict[str, Any],
     flags: Sequence[str],
     ctx: RunContext,
+    fit: Mapping[str, Any] | None = None,
+    garment_mask: str = "",
 ) -> ImageMetadata:
     """Everything needed to regenerate one image (`onmodel reproduce` reads this back)."""
     record = item.product.record
@@ -443,6 +446,8 @@ def job_metadata(
         source_identity=record.identity,
         variant_skus=list(record.variant_skus),
         rerender_of=dict(item.product.rerenders.get(item.plan.job_id, {})),
+        fit=dict(fit or {}),
+        garment_mask=garment_mask,
     )
 
 
@@ -460,9 +465,12 @@ def finish_job(
     flags = [*placed.flags, *rendered.flags]
     presets = output_presets(ctx, res, item.product.earlier_presets.get(plan.job_id, ()))
     # 1. Master and presets, encoding and metadata: the same function reproduce and `export` use.
-    metadata = job_metadata(item, rendered, renderer_info, flags, ctx)
+    mask_key = res.layout.garment_mask(plan.sku, plan.job_id)
+    metadata = job_metadata(item, rendered, renderer_info, flags, ctx, placed.job.fit, mask_key)
     finished = finish_presets(rendered.image, presets, metadata)
-    # 2. Images first, sidecars second, state last: a crash in between leaves a job that simply re-renders.
+    # 2. The placed garment's mask, images, then sidecars, state last: a crash in between leaves a job that
+    # simply re-renders.
+    res.storage.write_bytes(mask_key, encode_mask_png(placed.job.garment_mask))
     keys: dict[str, str] = {}
     for preset, image in zip(presets, finished, strict=True):
         keys[preset.name] = key = res.layout.image(preset, plan.sku, plan.job_id)
@@ -473,7 +481,7 @@ def finish_job(
         sku=plan.sku,
         image_hash=item.product.image_hash,
         fingerprint=ctx.fingerprint,
-        outputs=[path for key in keys.values() for path in (key, sidecar_key(key))],
+        outputs=[*(path for key in keys.values() for path in (key, sidecar_key(key))), mask_key],
         seed=rendered.seed,
         flags=flags,
     )

@@ -127,6 +127,8 @@ def test_fewer_poses_or_variants_retire_the_stale_images(catalogue, tmp_path: Pa
     assert all("__v0" in name for preset in ("master", "amazon") for name in _files(out, preset))
     retired = sorted((out / "retired" / report.run_id / "images").rglob("*__v1.*"))
     assert len(retired) == 16  # 4 jobs x (master png + json + amazon jpg + json)
+    assert len(list((out / "retired" / report.run_id / "masks").rglob("*__v1.png"))) == 4  # and their masks
+    assert not list((out / "masks").rglob("*__v1.png"))
     assert sorted(report.products[0].retired_jobs) == ["SKU-00__front__v1", "SKU-00__three_quarter_left__v1"]
     manifest = list(csv.DictReader((out / "manifest.csv").open()))
     assert sorted(r["job_id"] for r in manifest if r["state"] == "retired")[:2] == [
@@ -135,7 +137,7 @@ def test_fewer_poses_or_variants_retire_the_stale_images(catalogue, tmp_path: Pa
     ]
     assert not any(r["state"] != "retired" and "__v1" in r["job_id"] for r in manifest)
     assert main(["prune", "--out", str(out), "--dry-run"]) == 0
-    assert "would remove 16 retired files" in capsys.readouterr().out
+    assert "would remove 20 retired files" in capsys.readouterr().out
     assert main(["prune", "--out", str(out)]) == 0
     assert not (out / "retired").exists()
     # Putting the variant back renders it again (its files were retired, not left to look current).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -191,4 +192,11 @@ def test_render_batch_writes_images_sidecars_and_state(setup: tuple) -> None:
         assert res.storage.exists(outcome.output) and res.storage.exists(outcome.sidecar)
         assert set(outcome.timings) == {"place_masks", "render", "write"}
         state = res.store.get(outcome.job_id)
-        assert state is not None and state.outputs == (outcome.output, outcome.sidecar)
+        mask = f"masks/{outcome.sku}/{outcome.job_id}.png"
+        assert state is not None and state.outputs == (outcome.output, outcome.sidecar, mask)
+        # The placed garment's mask: canvas size, named in the sidecar, with the fit that placed it.
+        sidecar = json.loads(res.storage.read_bytes(outcome.sidecar))
+        assert sidecar["garment_mask"] == mask and sidecar["fit"]["method"] in ("panels", "rigid")
+        pixels = load_image_bytes(res.storage.read_bytes(mask), name=mask)
+        assert pixels.shape[:2] == (ctx.profile.canvas[1], ctx.profile.canvas[0])
+        assert set(np.unique(pixels)) <= {0, 255} and pixels.max() == 255
