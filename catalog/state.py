@@ -308,6 +308,8 @@ class StateStore(JobStore, Protocol):
 
     def history(self, job_id: str) -> list[ReviewDecision]: ...
 
+    def decisions_after(self, decision_id: int, limit: int = 100_000) -> list[ReviewDecision]: ...
+
     def claim(self, job_ids: Sequence[str], run_id: str, lease_seconds: float) -> set[str]: ...
 
     def release(self, job_ids: Sequence[str], run_id: str) -> int: ...
@@ -1098,6 +1100,17 @@ class SQLJobStore:
             select(review_decisions)
             .where(review_decisions.c.job_id == job_id)
             .order_by(review_decisions.c.decision_id)
+        )
+        with self._read() as connection:
+            return [_decision_from_row(row) for row in connection.execute(query)]
+
+    def decisions_after(self, decision_id: int, limit: int = 100_000) -> list[ReviewDecision]:
+        """Decisions recorded after this one (by id, oldest first): lets a reader keep its view current cheaply."""
+        query = (
+            select(review_decisions)
+            .where(review_decisions.c.decision_id > int(decision_id))
+            .order_by(review_decisions.c.decision_id)
+            .limit(limit)
         )
         with self._read() as connection:
             return [_decision_from_row(row) for row in connection.execute(query)]

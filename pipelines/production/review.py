@@ -7,6 +7,7 @@ parse JSON again; verdicts come from the state store, whose history keeps every 
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ class DecisionStore(Protocol):
     def decisions(self, job_ids: Sequence[str] | None = None) -> Mapping[str, DecisionRecord]: ...
 
     def history(self, job_id: str) -> Sequence[DecisionRecord]: ...
+
+    def decisions_after(self, decision_id: int, limit: int = 100_000) -> Sequence[DecisionRecord]: ...
 
 
 def verdict_on(record: DecisionRecord | None, render: str) -> Verdict | None:
@@ -149,7 +152,26 @@ class ReviewDesk:
         self.storage, self.store, self.layout = storage, store, layout
         self._reports: dict[str, tuple[tuple[int, int], RunReport]] = {}
         self._job_index: dict[str, tuple[RunReport, dict[str, JobOutcome]]] = {}
+        # The decision in force per job, kept current by reading only what was recorded since (a 10k-product
+        # gallery would otherwise query 60k jobs per page).
+        self._in_force: dict[str, DecisionRecord] = {}
+        self._last_decision = 0
+        self._log: list[tuple[int, str]] = []  # (decision id, job id) of every decision read, in order
+        self._items_cache: dict[str, tuple[RunReport, int, list[ReviewProduct], dict[str, int]]] = {}
         self._lock = threading.Lock()
+
+    def verdicts(self) -> Mapping[str, DecisionRecord]:
+        """The latest decision per job (every job of the store), current as of now."""
+        with self._lock:
+            while True:
+                newer = self.store.decisions_after(self._last_decision)
+                for record in newer:
+                    self._in_force[record.job_id] = record
+                    self._log.append((record.decision_id, record.job_id))
+                    self._last_decision = max(self._last_decision, record.decision_id)
+                if len(newer) < 100_000:
+                    break
+            return dict(self._in_force)
 
     # Reports ----------------------------------------------------------------------------------------------
 
@@ -208,7 +230,7 @@ class ReviewDesk:
             if report is None:
                 continue
             jobs = [job for product in report.products for job in reviewable_jobs(product)]
-            records = self.store.decisions([job.job_id for job in jobs]) if jobs else {}
+            records = self.verdicts()
             decided = sum(verdict_on(records.get(job.job_id), job.render_id) is not None for job in jobs)
             overviews.append(
                 RunOverview(
@@ -220,9 +242,27 @@ class ReviewDesk:
     # Gallery and product pages -----------------------------------------------------------------------------
 
     def _items(self, report: RunReport) -> list[ReviewProduct]:
-        jobs = [job.job_id for product in report.products for job in reviewable_jobs(product)]
-        records = self.store.decisions(jobs) if jobs else {}
-        return [self._item(product, records) for product in report.products]
+        """Every product of a report with its verdicts; built once per report and then only the products whose
+        images got a decision since are rebuilt (a 10k-product run has 60k images)."""
+        records = self.verdicts()
+        with self._lock:
+            cached = self._items_cache.get(report.run_id)
+            last = self._last_decision
+            start = bisect.bisect_right(self._log, (cached[1], "\U0010ffff")) if cached else len(self._log)
+            changed = {job for _, job in self._log[start:]}
+        if cached is None or cached[0] is not report:
+            items = [self._item(product, records) for product in report.products]
+        else:
+            items = list(cached[2])
+            index = cached[3]
+            for position in sorted({index[job] for job in changed if job in index}):
+                items[position] = self._item(report.products[position], records)
+        index = cached[3] if cached and cached[0] is report else {
+            job.job_id: position for position, product in enumerate(report.products) for job in product.jobs
+        }  # fmt: skip
+        with self._lock:
+            self._items_cache[report.run_id] = (report, last, items, index)
+        return items
 
     def _item(
         self, product: ProductOutcome, records: Mapping[str, DecisionRecord], with_files: bool = False
@@ -278,7 +318,7 @@ class ReviewDesk:
             return None
         index = skus.index(sku)
         product = report.products[index]
-        records = self.store.decisions([job.job_id for job in reviewable_jobs(product)])
+        records = self.verdicts()
         neighbours = [skus[index - 1] if index > 0 else "", skus[index + 1] if index + 1 < len(skus) else ""]
         return self._item(product, records, with_files=True), neighbours
 
@@ -391,7 +431,7 @@ class ReviewDesk:
         if report is None:
             return []
         jobs = [job for product in report.products for job in reviewable_jobs(product)]
-        records = self.store.decisions([job.job_id for job in jobs]) if jobs else {}
+        records = self.verdicts()
         return [
             job
             for job in jobs

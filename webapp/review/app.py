@@ -52,6 +52,7 @@ def _templates() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     environment.filters["q"] = lambda params: urlencode({k: v for k, v in params.items() if v})
+    environment.filters["when"] = lambda stamp: str(stamp).replace("T", " ")[:16]  # to the minute, UTC
     return environment
 
 

@@ -179,6 +179,9 @@ def test_gallery_filters_by_review_state_flag_category_and_search(client: TestCl
     run_id = _run_id(out)
     csrf = _csrf(client)
     jobs = [j for j in _jobs(out) if j.startswith("SKU-01")]
+    assert (
+        'data-sku="SKU-01"' not in client.get(f"/runs/{run_id}?state=approved").text
+    )  # drawn (and cached) first
     _decide(client, run_id, jobs, "approve", csrf)
     approved = client.get(f"/runs/{run_id}?state=approved").text
     assert 'data-sku="SKU-01"' in approved and 'data-sku="SKU-00"' not in approved
