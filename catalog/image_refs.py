@@ -201,7 +201,18 @@ def _read_local(path: Path, policy: ImagePolicy) -> bytes:
     return data
 
 
-def _fetch_once(client: httpx.Client, url: str, policy: ImagePolicy) -> bytes:
+@dataclass(frozen=True)
+class FetchedImage:
+    """A GET's answer: the bytes (None when the server said 304 Not Modified) and its validators."""
+
+    data: bytes | None
+    etag: str = ""
+    last_modified: str = ""
+
+
+def _fetch_once(
+    client: httpx.Client, url: str, policy: ImagePolicy, headers: dict[str, str] | None = None
+) -> FetchedImage:
     """One GET with manual redirects (each target re-checked) and a streaming size cap and overall deadline."""
     import httpx
 
@@ -211,7 +222,11 @@ def _fetch_once(client: httpx.Client, url: str, policy: ImagePolicy) -> bytes:
             _check_url(url, policy)  # again on every hop: a redirect must not leave the allow-list
         except ImageRefError as error:
             raise ImageFetchError(f"{error}{' (reached through a redirect)' if hop else ''}") from error
-        with client.stream("GET", url) as response:
+        with client.stream("GET", url, headers=headers or {}) as response:
+            if response.status_code == 304 and headers:
+                return FetchedImage(
+                    None, response.headers.get("etag", ""), response.headers.get("last-modified", "")
+                )
             if response.is_redirect:
                 location = response.headers.get("location", "")
                 if not location:
@@ -245,7 +260,8 @@ def _fetch_once(client: httpx.Client, url: str, policy: ImagePolicy) -> bytes:
                 if time.monotonic() > deadline:
                     raise httpx.ReadTimeout(f"no complete answer within {policy.timeout_s} s")
                 chunks.append(chunk)
-            return b"".join(chunks)
+            validators = response.headers.get("etag", ""), response.headers.get("last-modified", "")
+            return FetchedImage(b"".join(chunks), *validators)
     raise ImageFetchError(f"The image link {url} redirects more than {_MAX_REDIRECTS} times.")
 
 
@@ -254,11 +270,28 @@ def fetch_image_bytes(ref: ImageRef, policy: ImagePolicy | None = None) -> bytes
     policy = policy or ImagePolicy()
     if ref.path is not None:
         return _read_local(ref.path, policy)
+    fetched = fetch_image_url(ref, policy)
+    assert fetched.data is not None  # no validators sent: never 304
+    return fetched.data
+
+
+def fetch_image_url(
+    ref: ImageRef, policy: ImagePolicy, etag: str = "", last_modified: str = ""
+) -> FetchedImage:
+    """GET an allow-listed image URL; with validators (ETag, Last-Modified) a 304 comes back without bytes.
+
+    Retries only timeouts and 5xx answers.
+    """
     if ref.url is None:
         raise ImageFetchError(f"The image reference '{ref.raw}' was not resolved to a file or a link.")
 
     import httpx  # only URL fetches need it
 
+    headers = {}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
     last_error: Exception | None = None
     # trust_env=False: proxy variables must not route product images through somewhere unexpected.
     with httpx.Client(timeout=policy.timeout_s, follow_redirects=False, trust_env=False) as client:
@@ -266,7 +299,7 @@ def fetch_image_bytes(ref: ImageRef, policy: ImagePolicy | None = None) -> bytes
             if attempt:
                 time.sleep(policy.backoff_s * 2 ** (attempt - 1))
             try:
-                return _fetch_once(client, ref.url, policy)
+                return _fetch_once(client, ref.url, policy, headers)
             except (httpx.TimeoutException, httpx.HTTPStatusError, httpx.TransportError) as error:
                 last_error = error
             except httpx.InvalidURL as error:

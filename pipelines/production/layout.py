@@ -72,6 +72,7 @@ class OutputLayout:
         return f"{self.run_dir(run_id)}/{self.index}"
 
     runs: str = "runs"  # one folder per run
+    photo_cache: str = ".cache/photos.sqlite"  # what each photo was last run (catalog.photo_cache)
     retired_root: str = "retired"  # stale images of dropped poses / variants, until `onmodel prune`
     catalogue: str = "catalogue.json"  # every product ever produced here, with its latest state
     manifest: str = "manifest.csv"

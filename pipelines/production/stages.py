@@ -10,7 +10,7 @@ through `Resources`, built once per process by the caller.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from catalog import ImageFetchError, JobState, fetch_image_bytes
+from catalog.photo_cache import PhotoCache
 from catalog.schema import ProductRecord
 from catalog.state import ReviewDecision, StateStore
 from pipelines.contact_sheet import Tile, make_contact_sheet
@@ -80,6 +81,7 @@ class Resources:
     poses: Mapping[str, Pose]
     presets: Mapping[str, Preset]
     layout: OutputLayout = OutputLayout()
+    photos: PhotoCache | None = None  # what each photo was last run (None: hash every photo by reading it)
 
 
 @dataclass
@@ -99,6 +101,7 @@ class PreparedProduct:
     rerenders: dict[str, dict[str, Any]] = field(default_factory=dict)
     rejected: RejectRecord | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    needs_cutout: bool = True  # false: nothing to render and the cutout of this very photo is stored
 
 
 @dataclass(frozen=True)
@@ -131,26 +134,86 @@ def attributes(record: ProductRecord) -> dict[str, str]:
 # 1. Prepare a product -------------------------------------------------------------------------------------
 
 
-def prepare_product(record: ProductRecord, ctx: RunContext, res: Resources) -> PreparedProduct:
+def plan_catalogue(
+    records: Sequence[ProductRecord], ctx: RunContext, res: Resources, chunk: int = 1000
+) -> Iterator[PreparedProduct]:
+    """Plan many products at once: photo hashes (stat / 304 when unchanged) and one state-store read per chunk.
+
+    A product that comes back with nothing to do (`needs_cutout` false) is finished as skipped without a
+    task, a decode or a segmenter; the others go to `prepare_product(record, ctx, res, planned)`.
+    """
+    for start in range(0, len(records), chunk):
+        part = records[start : start + chunk]
+        plans = {record.sku: plan_product(record, ctx.profile) for record in part}
+        job_ids = [plan.job_id for product in plans.values() for plan in product]
+        states, verdicts = res.store.get_many(job_ids), res.store.decisions(job_ids)
+        for record in part:
+            yield _plan_one(record, plans[record.sku], states, verdicts, ctx, res)
+
+
+def prepare_product(
+    record: ProductRecord, ctx: RunContext, res: Resources, planned: PreparedProduct | None = None
+) -> PreparedProduct:
     """Fetch, hash, skip what is done, decode, segment and save the cutout; bad input comes back rejected.
 
-    Transient faults (a fetch that timed out after its own retries) are raised for the caller to retry.
+    planned: this product from `plan_catalogue` (else it is planned here). Transient faults (a fetch that timed
+    out after its own retries) are raised for the caller to retry.
     """
+    timer = time.perf_counter()
+    prepared = planned if planned is not None else next(plan_catalogue([record], ctx, res))
+    if prepared.rejected is not None or not prepared.needs_cutout:
+        return prepared
+    profile = ctx.profile
+    try:
+        # 3. The photo's bytes (the plan knew its hash without them), the very photo the plan hashed.
+        data = fetch_image_bytes(record.image, profile.image_policy(ctx.csv_dir))
+        if image_hash(data) != prepared.image_hash:
+            raise ImageFetchError("The photo changed while this run was using it; run the catalogue again.")
+        prepared.seconds["load"] = time.perf_counter() - timer
+        # 4. Decode robustly and cut the garment out (a supplied alpha channel is used as is).
+        timer = time.perf_counter()
+        segmenter = res.models.segmenter(
+            profile.segmentation_backend, profile.segmentation_options, ctx.device
+        )
+        cutout = prepare_cutout(data, segmenter, max_pixels=profile.max_pixels, name=record.image.raw)
+    except (InputError, ImageFetchError) as error:
+        return _rejected(prepared, str(error))
+    prepared.flags.extend(cutout.flags)
+    prepared.seconds["segment"] = time.perf_counter() - timer
+    # 5. Save the cutout, the source thumbnail for the contact sheet, and the cutout's record.
+    timer = time.perf_counter()
+    res.storage.write_bytes(prepared.cutout, encode_png(cutout.rgba, compress_level=1))
+    res.storage.write_bytes(prepared.source, encode_jpeg(cutout.thumbnail, quality=85))
+    record_key = res.layout.cutout_record(record.sku)
+    write_json(res.storage, record_key, {"image_sha256": prepared.image_hash, "flags": prepared.flags})
+    prepared.seconds["save_cutout"] = time.perf_counter() - timer
+    return prepared
+
+
+def _plan_one(
+    record: ProductRecord,
+    plans: Sequence[JobPlan],
+    states: Mapping[str, JobState],
+    verdicts: Mapping[str, ReviewDecision],
+    ctx: RunContext,
+    res: Resources,
+) -> PreparedProduct:
+    """Steps 1-2 of a product: its photo's hash, then which jobs render, which are reused (and derive presets)."""
     prepared = PreparedProduct(record=record)
     layout = res.layout
-    timer = time.perf_counter()
-    # 1. Fetch the bytes (a local file under allowed roots, or an allow-listed URL) and hash them.
+    # 1. The photo's hash: from the photo cache when the file's stat (or the server's 304) says it is
+    # unchanged, else by reading (a local file under allowed roots, or an allow-listed URL).
+    policy = ctx.profile.image_policy(ctx.csv_dir)
     try:
-        data = fetch_image_bytes(record.image, ctx.profile.image_policy(ctx.csv_dir))
+        if res.photos is not None:
+            prepared.image_hash = res.photos.lookup(record.image, policy).sha256
+        else:
+            prepared.image_hash = image_hash(fetch_image_bytes(record.image, policy))
     except ImageFetchError as error:
         return _rejected(prepared, str(error))
-    prepared.image_hash = image_hash(data)
-    # 2. Plan the jobs; a job rendered before with this photo and config is not rendered again: presets
-    # it lacks are derived from its stored master (no decode of the photo, no renderer). Reviewers' verdicts
-    # on the stored render come first: approved stays as it is, rejected renders again with a new seed.
-    plans = plan_product(record, ctx.profile)
-    job_ids = [plan.job_id for plan in plans]
-    states, verdicts = res.store.get_many(job_ids), res.store.decisions(job_ids)
+    # 2. A job rendered before with this photo and config is not rendered again: presets it lacks are
+    # derived from its stored master (no decode, no renderer). Reviewers' verdicts on the stored render come
+    # first: approved stays as it is, rejected renders again with a new seed.
     for plan in plans:
         state = states.get(plan.job_id)
         master = layout.master_image(plan.sku, plan.job_id)
@@ -186,24 +249,7 @@ def prepare_product(record: ProductRecord, ctx: RunContext, res: Resources) -> P
         recorded = read_json(res.storage, record_key)
         if recorded.get("image_sha256") == prepared.image_hash:
             prepared.flags.extend(recorded.get("flags", []))
-            return prepared
-    prepared.seconds["load"] = time.perf_counter() - timer
-    # 3. Decode robustly and cut the garment out (a supplied alpha channel is used as is).
-    timer = time.perf_counter()
-    profile = ctx.profile
-    segmenter = res.models.segmenter(profile.segmentation_backend, profile.segmentation_options, ctx.device)
-    try:
-        cutout = prepare_cutout(data, segmenter, max_pixels=profile.max_pixels, name=record.image.raw)
-    except InputError as error:
-        return _rejected(prepared, str(error))
-    prepared.flags.extend(cutout.flags)
-    prepared.seconds["segment"] = time.perf_counter() - timer
-    # 4. Save the cutout, the source thumbnail for the contact sheet, and the cutout's record.
-    timer = time.perf_counter()
-    res.storage.write_bytes(prepared.cutout, encode_png(cutout.rgba, compress_level=1))
-    res.storage.write_bytes(prepared.source, encode_jpeg(cutout.thumbnail, quality=85))
-    write_json(res.storage, record_key, {"image_sha256": prepared.image_hash, "flags": prepared.flags})
-    prepared.seconds["save_cutout"] = time.perf_counter() - timer
+            prepared.needs_cutout = False
     return prepared
 
 
