@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ class OutputLayout:
     @staticmethod
     def preset_of(image_key: str) -> str:
         """'images/amazon/SKU/JOB.jpg' -> 'amazon' ('' for a key outside images/)."""
-        parts = PurePosixPath(image_key).parts
+        parts = image_key.split("/")
         return parts[1] if len(parts) == 4 and parts[0] == "images" else ""
 
     def retired(self, run_id: str, key: str) -> str:
@@ -81,8 +82,10 @@ class OutputLayout:
 
 
 def sidecar_key(image_key: str) -> str:
-    """The JSON metadata key beside an image key."""
-    return str(PurePosixPath(image_key).with_suffix(".json"))
+    """The JSON metadata key beside an image key ('a/b.png' -> 'a/b.json'); string work, planning calls it a lot."""
+    folder, _, name = image_key.rpartition("/")
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    return f"{folder}/{stem}.json" if folder else f"{stem}.json"
 
 
 @runtime_checkable
@@ -113,6 +116,7 @@ class LocalStorage:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
+        self._root_text = os.fspath(self.root)
 
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.root)!r})"
@@ -130,7 +134,13 @@ class LocalStorage:
         return self._path(key).read_bytes()
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        # The hot call of planning (a stat per job): plain string checks instead of building a Path.
+        if not key or key[0] == "/" or "\\" in key or ".." in key.split("/") or "" in key.split("/"):
+            return self._path(key).is_file()  # let _path raise its error for a bad key
+        try:
+            return stat.S_ISREG(os.stat(os.path.join(self._root_text, key)).st_mode)
+        except OSError:
+            return False
 
     def move(self, key: str, new_key: str) -> None:
         target = self._path(new_key)

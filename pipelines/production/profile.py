@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,7 @@ class Profile:
         """
         return bool((self.data.get("placement") or {}).get("fit", False))
 
-    @property
+    @cached_property  # asked once per job while planning
     def presets(self) -> tuple[str, ...]:
         """The output presets of a run, in order: `preset: amazon` or `preset: [master, amazon]`."""
         return preset_names(self.data["preset"])

@@ -347,10 +347,11 @@ def reuse_render(
     storage = res.storage
     presets = output_presets(ctx, res, prepared.earlier_presets.get(plan.job_id, ()))
     keys = {preset.name: res.layout.image(preset, plan.sku, plan.job_id) for preset in presets}
-    missing = [
+    missing = [  # the master is known to be there (the plan checked it)
         preset
         for preset in presets
-        if not (storage.exists(keys[preset.name]) and storage.exists(sidecar_key(keys[preset.name])))
+        if preset.name != MASTER
+        and not (storage.exists(keys[preset.name]) and storage.exists(sidecar_key(keys[preset.name])))
     ]
     seed = state.seed if state.seed is not None else plan.seed
     if missing:
