@@ -103,6 +103,15 @@ def place_garment(
     )
 
 
+def rigid_scale(garment_class: str, keypoints_px: np.ndarray, crop_width: int, crop_height: int) -> float:
+    """The uniform scale (canvas px per cutout px) place_garment gives a garment crop of this size in the pose.
+
+    The garment fit compares its own scale with it: far off means its landmarks misled it (pipelines.fit).
+    """
+    keypoints = np.asarray(keypoints_px, dtype=np.float64)
+    return _fit(garment_class, keypoints, crop_width, crop_height)[0]
+
+
 def _midpoint(keypoints: np.ndarray, a: int, b: int) -> np.ndarray:
     """Midpoint of two keypoints' x, y."""
     return (keypoints[a, :2] + keypoints[b, :2]) / 2.0

@@ -14,13 +14,22 @@ import cv2
 import numpy as np
 
 from pipelines.fit.panels import Limb, Regions, blend_weights, panel_names, split_regions
-from pipelines.fit.skeleton import Rig, build_rig, torso_scale
+from pipelines.fit.skeleton import Rig, build_rig, shoulder_seam_share, torso_scale
 from pipelines.fit.warp import Warped, local_stretch, warp_panels
 from pipelines.landmarks import GarmentLandmarks, find_landmarks
-from pipelines.placement import UPSCALE_FLAG_FACTOR, _unpremultiply, check_inputs, place_garment
+from pipelines.placement import (
+    UPSCALE_FLAG_FACTOR,
+    _unpremultiply,
+    check_inputs,
+    place_garment,
+    rigid_scale,
+)
 
 VERSION = 1
 LANDMARK_MAX_SIDE = 480  # landmarks are found on the crop's mask shrunk to at most this (they hold no more)
+# The fitted torso's scale per the rigid placement's: outside this the landmarks misled the fit (a tank or a
+# short top fits at ~0.6-0.7x rigid, whose width rule counts sleeves; trousers by their waist ~0.8-1.2x).
+MIN_SCALE_VS_RIGID, MAX_SCALE_VS_RIGID = 0.5, 1.8
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,21 @@ def fit_garment(
     axis = (-math.sin(tilt), math.cos(tilt))
     crop_points = {name: (p.x, p.y) for name, p in landmarks.points.items()}
     # 2. The working image: the crop resized by the torso scale, premultiplied (no dark fringes).
-    scale = torso_scale(garment_class, crop_points, axis, keypoints.astype(np.float64))
+    seam_share = 0.0
+    if garment_class != "lower_body" and not landmarks.silhouette.startswith("sleeved"):
+        seam_share = shoulder_seam_share(crop[..., 3], crop_points, axis, landmarks.height_px)
+    scale = torso_scale(garment_class, crop_points, axis, keypoints.astype(np.float64), seam_share)
+    # A scale far from the rigid placement's means the landmarks misled the fit: place it rigidly.
+    versus_rigid = scale / rigid_scale(garment_class, keypoints, x1 - x0, y1 - y0)
+    if not MIN_SCALE_VS_RIGID <= versus_rigid <= MAX_SCALE_VS_RIGID:
+        return _rigid(
+            cutout_rgba,
+            garment_class,
+            keypoints,
+            canvas_size,
+            f"scale: the fitted garment would be {versus_rigid:.2f}x the rigid placement's size "
+            f"(sane: {MIN_SCALE_VS_RIGID}-{MAX_SCALE_VS_RIGID}x); its landmarks are not to be trusted",
+        )
     premultiplied, alpha, (sx, sy) = _working_image(crop, scale)
     points = {name: ((x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5) for name, (x, y) in crop_points.items()}
     # 3. Panels split at the landmarks.
@@ -99,7 +122,17 @@ def fit_garment(
         flags.append("pose_adapted")
     reach = {limb.name: _sleeve_reach(limb, rig) for limb in regions.limbs if limb.kind == "sleeve"}
     params = _params(
-        landmarks, (x0, y0, x1, y1), alpha.shape, scale, (sx, sy), names, affines, order, rig, regions
+        landmarks,
+        (x0, y0, x1, y1),
+        alpha.shape,
+        scale,
+        versus_rigid,
+        (sx, sy),
+        names,
+        affines,
+        order,
+        rig,
+        regions,
     )
     return FitResult(
         placed_rgba=placed,
@@ -225,6 +258,7 @@ def _params(
     crop_box: tuple[int, int, int, int],
     working_shape: tuple[int, ...],
     scale: float,
+    versus_rigid: float,
     factors: tuple[float, float],
     names: list[str],
     affines: list[np.ndarray],
@@ -239,6 +273,7 @@ def _params(
         "crop_box": list(crop_box),
         "working_size": [int(working_shape[1]), int(working_shape[0])],
         "scale": round(scale, 6),
+        "scale_vs_rigid": round(versus_rigid, 4),
         "resize_factors": [round(factors[0], 6), round(factors[1], 6)],
         "silhouette": landmarks.silhouette,
         "panels": [
