@@ -20,12 +20,15 @@ from pipelines.landmarks import GarmentLandmarks, find_landmarks
 from pipelines.placement import (
     UPSCALE_FLAG_FACTOR,
     _unpremultiply,
+    alpha_box,
     check_inputs,
     place_garment,
+    premultiplied_shrink,
+    premultiply,
     rigid_scale,
 )
 
-VERSION = 1
+VERSION = 2  # 2: vests by their shoulder seams, the scale guard, the two-step area shrink
 LANDMARK_MAX_SIDE = 480  # landmarks are found on the crop's mask shrunk to at most this (they hold no more)
 # The fitted torso's scale per the rigid placement's: outside this the landmarks misled the fit (a tank or a
 # short top fits at ~0.6-0.7x rigid, whose width rule counts sleeves; trousers by their waist ~0.8-1.2x).
@@ -67,11 +70,9 @@ def fit_garment(
     check_inputs(cutout_rgba, garment_class, keypoints_px, canvas_size)
     keypoints = np.asarray(keypoints_px, dtype=np.float32)
     # 1. Crop to the alpha box; landmarks on its mask at a working size.
-    rows = np.flatnonzero(cutout_rgba[..., 3].any(axis=1))
-    cols = np.flatnonzero(cutout_rgba[..., 3].any(axis=0))
-    x0, y0, x1, y1 = int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    x0, y0, x1, y1 = alpha_box(cutout_rgba)
     crop = cutout_rgba[y0:y1, x0:x1]
-    landmarks = _landmarks(crop[..., 3], garment_class, kind_hint)
+    landmarks = _landmarks(cv2.extractChannel(crop, 3), garment_class, kind_hint)
     if not landmarks.usable:
         return _rigid(cutout_rgba, garment_class, keypoints, canvas_size, f"landmarks: {landmarks.reason}")
     tilt = math.radians(landmarks.tilt_deg)
@@ -165,6 +166,9 @@ def _landmarks(alpha: np.ndarray, garment_class: str, kind_hint: str | None) -> 
     if factor >= 1.0:
         return find_landmarks(alpha, garment_class, kind_hint)
     small_w, small_h = max(1, round(width * factor)), max(1, round(height * factor))
+    whole = min(width // small_w, height // small_h)  # a whole factor first: OpenCV's fast block average
+    if whole >= 2:
+        alpha = cv2.resize(alpha, (width // whole, height // whole), interpolation=cv2.INTER_AREA)
     small = cv2.resize(alpha, (small_w, small_h), interpolation=cv2.INTER_AREA)
     found = find_landmarks(small, garment_class, kind_hint)
     fx, fy = small_w / width, small_h / height
@@ -193,12 +197,11 @@ def _working_image(crop: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarr
     """Premultiplied float32 (h, w, 4) (255x scale), its alpha uint8 and the (sx, sy) resize factors."""
     height, width = crop.shape[:2]
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    shrinking = scale < 1.0
-    values = crop.astype(np.uint16 if shrinking else np.float32)
-    alpha = values[..., 3:4]
-    premultiplied = values * np.concatenate([alpha, alpha, alpha, np.full_like(alpha, 255)], axis=2)
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    resized = cv2.resize(premultiplied, (new_w, new_h), interpolation=interpolation).reshape(new_h, new_w, 4)
+    if scale < 1.0:
+        resized = premultiplied_shrink(crop, (new_w, new_h))
+    else:
+        resized = cv2.resize(premultiply(crop, False), (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    resized = resized.reshape(new_h, new_w, 4)
     resized = resized.astype(np.float32)
     working_alpha = np.clip(np.round(resized[..., 3] / 255.0), 0, 255).astype(np.uint8)
     return resized, working_alpha, (new_w / width, new_h / height)
