@@ -250,7 +250,7 @@ def contact_sheet(products: list[dict[str, Any]], poses: dict, path: Path) -> No
             header, name, (i * tile_w + 4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA
         )
     sheet = np.vstack([header, *rows])
-    write_bytes_atomic(path, encode_jpeg(sheet, quality=72))
+    write_bytes_atomic(path, encode_jpeg(sheet, quality=60))
     print(f"\ncontact sheet: {path} ({sheet.shape[1]} x {sheet.shape[0]})")
 
 
