@@ -14,13 +14,25 @@ import cv2
 import numpy as np
 
 from pipelines.fit.panels import Limb, Regions, blend_weights, panel_names, split_regions
-from pipelines.fit.skeleton import Rig, build_rig, torso_scale
+from pipelines.fit.skeleton import Rig, build_rig, shoulder_seam_share, torso_scale
 from pipelines.fit.warp import Warped, local_stretch, warp_panels
 from pipelines.landmarks import GarmentLandmarks, find_landmarks
-from pipelines.placement import UPSCALE_FLAG_FACTOR, _unpremultiply, check_inputs, place_garment
+from pipelines.placement import (
+    UPSCALE_FLAG_FACTOR,
+    _unpremultiply,
+    alpha_box,
+    check_inputs,
+    place_garment,
+    premultiplied_shrink,
+    premultiply,
+    rigid_scale,
+)
 
-VERSION = 1
+VERSION = 2  # 2: vests by their shoulder seams, the scale guard, the two-step area shrink
 LANDMARK_MAX_SIDE = 480  # landmarks are found on the crop's mask shrunk to at most this (they hold no more)
+# The fitted torso's scale per the rigid placement's: outside this the landmarks misled the fit (a tank or a
+# short top fits at ~0.6-0.7x rigid, whose width rule counts sleeves; trousers by their waist ~0.8-1.2x).
+MIN_SCALE_VS_RIGID, MAX_SCALE_VS_RIGID = 0.5, 1.8
 
 
 @dataclass(frozen=True)
@@ -58,18 +70,30 @@ def fit_garment(
     check_inputs(cutout_rgba, garment_class, keypoints_px, canvas_size)
     keypoints = np.asarray(keypoints_px, dtype=np.float32)
     # 1. Crop to the alpha box; landmarks on its mask at a working size.
-    rows = np.flatnonzero(cutout_rgba[..., 3].any(axis=1))
-    cols = np.flatnonzero(cutout_rgba[..., 3].any(axis=0))
-    x0, y0, x1, y1 = int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    x0, y0, x1, y1 = alpha_box(cutout_rgba)
     crop = cutout_rgba[y0:y1, x0:x1]
-    landmarks = _landmarks(crop[..., 3], garment_class, kind_hint)
+    landmarks = _landmarks(cv2.extractChannel(crop, 3), garment_class, kind_hint)
     if not landmarks.usable:
         return _rigid(cutout_rgba, garment_class, keypoints, canvas_size, f"landmarks: {landmarks.reason}")
     tilt = math.radians(landmarks.tilt_deg)
     axis = (-math.sin(tilt), math.cos(tilt))
     crop_points = {name: (p.x, p.y) for name, p in landmarks.points.items()}
     # 2. The working image: the crop resized by the torso scale, premultiplied (no dark fringes).
-    scale = torso_scale(garment_class, crop_points, axis, keypoints.astype(np.float64))
+    seam_share = 0.0
+    if garment_class != "lower_body" and not landmarks.silhouette.startswith("sleeved"):
+        seam_share = shoulder_seam_share(crop[..., 3], crop_points, axis, landmarks.height_px)
+    scale = torso_scale(garment_class, crop_points, axis, keypoints.astype(np.float64), seam_share)
+    # A scale far from the rigid placement's means the landmarks misled the fit: place it rigidly.
+    versus_rigid = scale / rigid_scale(garment_class, keypoints, x1 - x0, y1 - y0)
+    if not MIN_SCALE_VS_RIGID <= versus_rigid <= MAX_SCALE_VS_RIGID:
+        return _rigid(
+            cutout_rgba,
+            garment_class,
+            keypoints,
+            canvas_size,
+            f"scale: the fitted garment would be {versus_rigid:.2f}x the rigid placement's size "
+            f"(sane: {MIN_SCALE_VS_RIGID}-{MAX_SCALE_VS_RIGID}x); its landmarks are not to be trusted",
+        )
     premultiplied, alpha, (sx, sy) = _working_image(crop, scale)
     points = {name: ((x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5) for name, (x, y) in crop_points.items()}
     # 3. Panels split at the landmarks.
@@ -99,7 +123,17 @@ def fit_garment(
         flags.append("pose_adapted")
     reach = {limb.name: _sleeve_reach(limb, rig) for limb in regions.limbs if limb.kind == "sleeve"}
     params = _params(
-        landmarks, (x0, y0, x1, y1), alpha.shape, scale, (sx, sy), names, affines, order, rig, regions
+        landmarks,
+        (x0, y0, x1, y1),
+        alpha.shape,
+        scale,
+        versus_rigid,
+        (sx, sy),
+        names,
+        affines,
+        order,
+        rig,
+        regions,
     )
     return FitResult(
         placed_rgba=placed,
@@ -132,6 +166,9 @@ def _landmarks(alpha: np.ndarray, garment_class: str, kind_hint: str | None) -> 
     if factor >= 1.0:
         return find_landmarks(alpha, garment_class, kind_hint)
     small_w, small_h = max(1, round(width * factor)), max(1, round(height * factor))
+    whole = min(width // small_w, height // small_h)  # a whole factor first: OpenCV's fast block average
+    if whole >= 2:
+        alpha = cv2.resize(alpha, (width // whole, height // whole), interpolation=cv2.INTER_AREA)
     small = cv2.resize(alpha, (small_w, small_h), interpolation=cv2.INTER_AREA)
     found = find_landmarks(small, garment_class, kind_hint)
     fx, fy = small_w / width, small_h / height
@@ -160,12 +197,11 @@ def _working_image(crop: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarr
     """Premultiplied float32 (h, w, 4) (255x scale), its alpha uint8 and the (sx, sy) resize factors."""
     height, width = crop.shape[:2]
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    shrinking = scale < 1.0
-    values = crop.astype(np.uint16 if shrinking else np.float32)
-    alpha = values[..., 3:4]
-    premultiplied = values * np.concatenate([alpha, alpha, alpha, np.full_like(alpha, 255)], axis=2)
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    resized = cv2.resize(premultiplied, (new_w, new_h), interpolation=interpolation).reshape(new_h, new_w, 4)
+    if scale < 1.0:
+        resized = premultiplied_shrink(crop, (new_w, new_h))
+    else:
+        resized = cv2.resize(premultiply(crop, False), (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    resized = resized.reshape(new_h, new_w, 4)
     resized = resized.astype(np.float32)
     working_alpha = np.clip(np.round(resized[..., 3] / 255.0), 0, 255).astype(np.uint8)
     return resized, working_alpha, (new_w / width, new_h / height)
@@ -225,6 +261,7 @@ def _params(
     crop_box: tuple[int, int, int, int],
     working_shape: tuple[int, ...],
     scale: float,
+    versus_rigid: float,
     factors: tuple[float, float],
     names: list[str],
     affines: list[np.ndarray],
@@ -239,6 +276,7 @@ def _params(
         "crop_box": list(crop_box),
         "working_size": [int(working_shape[1]), int(working_shape[0])],
         "scale": round(scale, 6),
+        "scale_vs_rigid": round(versus_rigid, 4),
         "resize_factors": [round(factors[0], 6), round(factors[1], 6)],
         "silhouette": landmarks.silhouette,
         "panels": [

@@ -29,6 +29,12 @@ from pipelines.fit.pose_adapt import (
 FRONT_SHOULDER_PER_TORSO = 0.62  # a frontal pose's shoulder width per torso length (library poses: 0.63)
 FRONT_HIP_PER_TORSO = 0.37  # and its hip-joint width (library poses: 0.37)
 CHEST_PER_SHOULDER = 1.0  # a top's armpit-to-armpit width per front shoulder width
+# A sleeveless top with shoulder seams (a vest, not straps): its seams' ends sit on the shoulders' outline, the
+# shoulder keypoints (joint centres) widened by the deltoids (the draft mannequin: + 0.07 torso lengths).
+SEAM_SHOULDER_PER_SHOULDER = 1.12
+MIN_SEAM_SHARE = 0.25  # of the shoulder width: a shoulder seam at least this long (a strap is narrower)
+MAX_SEAM_CHEST = 1.3  # by its seams a vest's chest comes out at most this much wider than by its armholes
+SEAM_DROP = 0.04  # of the garment height: the seam is measured this far below the shoulder points
 WAIST_PER_HIP = 1.45  # a waistband's width per front hip-joint width (the pelvis is wider than its joints)
 COLLAR_ABOVE_SHOULDERS = 0.06  # of the torso length: shoulder keypoints are joint centres, seams sit higher
 WAIST_ABOVE_HIPS = 0.25  # of hip-to-knee: a mid-rise waistband sits above the hip joints
@@ -76,13 +82,45 @@ def _affine(linear: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.nd
     return np.hstack([linear, (target - linear @ source)[:, None]])
 
 
+def shoulder_seam_share(
+    alpha: np.ndarray, landmarks: Mapping[str, tuple[float, float]], axis: tuple[float, float], height: float
+) -> float:
+    """How far the garment runs inward from its shoulder points (just below them), per shoulder width.
+
+    A vest's shoulder seams run a good way toward the neckline; a strap or a strapless bodice's tip is narrow.
+    """
+    down = np.asarray(axis, dtype=np.float64)
+    across = _across(down)
+    right, left = (np.asarray(landmarks[f"{side}_shoulder"], dtype=np.float64) for side in "rl")
+    width = abs(float((left - right) @ across))
+    if width < 2.0:
+        return 0.0
+    rows, cols = alpha.shape
+    shares = []
+    for start, inward in ((right, across), (left, -across)):
+        steps = np.arange(1.0, 0.5 * width)
+        points = start + down * SEAM_DROP * height + inward[None, :] * (0.02 * width + steps[:, None])
+        xs, ys = np.round(points[:, 0]).astype(int), np.round(points[:, 1]).astype(int)
+        inside = (xs >= 0) & (xs < cols) & (ys >= 0) & (ys < rows)
+        garment = np.zeros(len(steps), dtype=bool)
+        garment[inside] = alpha[ys[inside], xs[inside]] >= 128
+        run = int(np.argmin(garment)) if not garment.all() else len(steps)
+        shares.append(run / width)
+    return min(shares)
+
+
 def torso_scale(
     garment_class: str,
     landmarks: Mapping[str, tuple[float, float]],
     axis: tuple[float, float],
     keypoints: np.ndarray,
+    seam_share: float = 0.0,
 ) -> float:
-    """Canvas pixels per landmark pixel for the torso (hip) panel: its chest (waist) width to the body's."""
+    """Canvas pixels per landmark pixel for the torso (hip) panel: its chest (waist) width to the body's.
+
+    seam_share (shoulder_seam_share, sleeveless tops only): a vest's shoulder seams, when long enough, set
+    its scale instead of its armholes, whose lower ends lie as wide as its body.
+    """
     down = np.asarray(axis, dtype=np.float64)
     across = _across(down)
     points = {name: np.asarray(xy, dtype=np.float64) for name, xy in landmarks.items()}
@@ -103,7 +141,13 @@ def torso_scale(
         return min(by_width, reach / max(float((hem - waist) @ down), 1.0))
     width = abs(float((points["l_armpit"] - points["r_armpit"]) @ across))
     shoulders = float(np.linalg.norm(keypoints[L_SHOULDER, :2] - keypoints[R_SHOULDER, :2]))
-    return max(shoulders, FRONT_SHOULDER_PER_TORSO * unit) * CHEST_PER_SHOULDER / max(width, 1.0)
+    front = max(shoulders, FRONT_SHOULDER_PER_TORSO * unit)
+    by_chest = front * CHEST_PER_SHOULDER / max(width, 1.0)
+    if seam_share < MIN_SEAM_SHARE:
+        return by_chest
+    seams = abs(float((points["l_shoulder"] - points["r_shoulder"]) @ across))
+    by_seams = front * SEAM_SHOULDER_PER_SHOULDER / max(seams, 1.0)
+    return min(max(by_seams, by_chest), MAX_SEAM_CHEST * by_chest)
 
 
 def _torso_unit(keypoints: np.ndarray) -> float:

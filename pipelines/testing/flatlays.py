@@ -10,11 +10,15 @@ import cv2
 import numpy as np
 
 GARMENT_KINDS = ("tee", "shirt", "tank", "dress", "trousers", "skirt")
+# Kinds drawn only when asked for (sample_specs keeps drawing GARMENT_KINDS, so sampled sets stay the same).
+EXTRA_KINDS = ("vest",)
+ALL_KINDS = GARMENT_KINDS + EXTRA_KINDS
 # Where each kind sits on the body (the garment class placement and landmarks take).
 GARMENT_CLASS_OF_KIND = {
     "tee": "upper_body",
     "shirt": "upper_body",
     "tank": "upper_body",
+    "vest": "upper_body",
     "dress": "full_body",
     "trousers": "lower_body",
     "skirt": "lower_body",
@@ -92,6 +96,23 @@ _OUTLINES: dict[str, tuple[float, list[tuple[float, float]]]] = {
             (0.90, 0.98),
             (0.10, 0.98),
             (0.14, 0.42),
+        ],
+    ),
+    # A sweater vest: wide shoulder seams, shallow armholes, the body as wide as the armholes' lower ends.
+    "vest": (
+        0.76,
+        [
+            (0.34, 0.02),
+            (0.07, 0.06),
+            (0.07, 0.24),
+            (0.03, 0.46),
+            (0.07, 0.98),
+            (0.93, 0.98),
+            (0.97, 0.46),
+            (0.93, 0.24),
+            (0.93, 0.06),
+            (0.66, 0.02),
+            (0.50, 0.30),
         ],
     ),
     "dress": (
@@ -180,6 +201,15 @@ _LANDMARK_RECIPES: dict[str, dict[str, _Recipe]] = {
         "r_hem": (("o", 8),),
         "l_hem": (("o", 7),),
     },
+    "vest": {
+        "neck": (("o", 10),),
+        "r_shoulder": (("o", 1),),
+        "l_shoulder": (("o", 8),),
+        "r_armpit": (("o", 3),),
+        "l_armpit": (("o", 6),),
+        "r_hem": (("o", 4),),
+        "l_hem": (("o", 5),),
+    },
     "dress": {
         "neck": (("o", 2),),
         "r_shoulder": (("o", 0),),
@@ -239,7 +269,7 @@ class FlatlaySpec:
 def check_inputs(spec: FlatlaySpec) -> None:
     """Raise a ValueError that names the field to fix."""
     if spec.kind not in _OUTLINES:
-        raise ValueError(f"kind {spec.kind!r} is not one of {GARMENT_KINDS}.")
+        raise ValueError(f"kind {spec.kind!r} is not one of {ALL_KINDS}.")
     if spec.pattern not in PATTERNS:
         raise ValueError(f"pattern {spec.pattern!r} is not one of {PATTERNS}.")
     if spec.background not in BACKGROUNDS:

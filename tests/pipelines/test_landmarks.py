@@ -24,8 +24,8 @@ from pipelines.landmarks import (
     partner_name,
 )
 from pipelines.testing.flatlays import (
+    ALL_KINDS,
     GARMENT_CLASS_OF_KIND,
-    GARMENT_KINDS,
     FlatlaySpec,
     flatlay_landmarks,
     make_flatlay,
@@ -35,6 +35,7 @@ SILHOUETTE_OF_KIND = {
     "tee": "sleeved_top",
     "shirt": "sleeved_top",
     "tank": "sleeveless_top",
+    "vest": "sleeveless_top",
     "dress": "sleeveless_dress",
     "trousers": "legs",
     "skirt": "skirt",
@@ -53,7 +54,7 @@ SLEEVE_LENGTH_BOUND = 0.07  # relative; measured 0.95..1.01 of the true root-to-
 
 def _spec(kind: str, index: int) -> FlatlaySpec:
     """A deterministic garment of one kind: size, aspect, rotation, offset, fill and straps vary."""
-    rng = np.random.default_rng([GARMENT_KINDS.index(kind), index])
+    rng = np.random.default_rng([ALL_KINDS.index(kind), index])
     side = int(rng.choice((448, 512, 640)))
     width, height = (int(side * 0.75), side) if rng.random() < 0.6 else (side, side)
     return FlatlaySpec(
@@ -120,21 +121,21 @@ def _bounding_box(kind: str) -> Callable[[int, str], tuple[float, float]]:
     return guess
 
 
-@pytest.mark.parametrize("kind", GARMENT_KINDS)
+@pytest.mark.parametrize("kind", ALL_KINDS)
 def test_landmarks_match_the_drawn_garment_within_the_bounds(kind: str) -> None:
     for group, errors in _errors(kind, _found(kind)).items():
         assert np.mean(errors) <= MEAN_BOUND, f"{kind} {group}: mean {np.mean(errors):.2%}"
         assert np.max(errors) <= MAX_BOUND, f"{kind} {group}: max {np.max(errors):.2%}"
 
 
-@pytest.mark.parametrize("kind", GARMENT_KINDS)
+@pytest.mark.parametrize("kind", ALL_KINDS)
 def test_a_bounding_box_guess_fails_the_same_bounds(kind: str) -> None:
     # The bounds are tight enough to mean something: the naive method misses both, for every group.
     for group, errors in _errors(kind, _bounding_box(kind)).items():
         assert np.mean(errors) > MEAN_BOUND and np.max(errors) > MAX_BOUND, f"{kind} {group}"
 
 
-@pytest.mark.parametrize("kind", GARMENT_KINDS)
+@pytest.mark.parametrize("kind", ALL_KINDS)
 def test_clean_masks_are_usable_confident_and_have_exactly_their_landmarks(kind: str) -> None:
     for index in range(SAMPLES_PER_KIND):
         _, truth, found = _case(kind, index)
@@ -254,7 +255,7 @@ def test_check_inputs_says_what_to_pass_instead() -> None:
 
 @settings(max_examples=15, deadline=None)
 @given(
-    kind=st.sampled_from(GARMENT_KINDS),
+    kind=st.sampled_from(ALL_KINDS),
     rotation=st.floats(-10.0, 10.0),
     seed=st.integers(0, 10_000),
     shift=st.tuples(st.integers(0, 90), st.integers(0, 90)),
@@ -278,7 +279,7 @@ def test_input_is_untouched_and_a_translation_moves_every_landmark_along(
 
 
 @settings(max_examples=15, deadline=None)
-@given(kind=st.sampled_from(GARMENT_KINDS), rotation=st.floats(-10.0, 10.0), seed=st.integers(0, 10_000))
+@given(kind=st.sampled_from(ALL_KINDS), rotation=st.floats(-10.0, 10.0), seed=st.integers(0, 10_000))
 def test_a_mirrored_mask_gives_mirrored_left_and_right_landmarks(
     kind: str, rotation: float, seed: int
 ) -> None:
