@@ -8,6 +8,7 @@ or an Alembic revision this code does not know) raises StateStoreVersionError be
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -35,6 +36,9 @@ class StateStoreVersionError(ValueError):
 
 class StateStoreLayoutError(ValueError):
     """The database holds tables that no onmodel release wrote."""
+
+
+_ALEMBIC_LOCK = threading.Lock()
 
 
 def revision_for(version: int) -> str:
@@ -102,7 +106,10 @@ def upgrade(connection: Connection, location: Path | str, sqlite_path: Path | No
     if not needs_upgrade(version, revision):
         return
     config = _alembic_config(connection, sqlite_path)
-    if revision is None and version > 0:
-        # A file from before Alembic: record which release's layout it has, then migrate from there.
-        command.stamp(config, revision_for(version))
-    command.upgrade(config, "head")
+    # Alembic keeps the running migration in module globals (alembic.context), so two threads migrating two
+    # stores at once would trample each other: one migration at a time per process.
+    with _ALEMBIC_LOCK:
+        if revision is None and version > 0:
+            # A file from before Alembic: record which release's layout it has, then migrate from there.
+            command.stamp(config, revision_for(version))
+        command.upgrade(config, "head")

@@ -411,3 +411,32 @@ def test_downgrading_to_version_2_and_back_keeps_the_jobs(state_url: str) -> Non
             ("J", "produced", 1),
             ("K", "failed", 1),
         }
+
+
+def test_threads_creating_different_new_stores_at_once_all_get_the_schema(tmp_path: Path) -> None:
+    """Alembic keeps the running migration in module globals: concurrent migrations in one process must not
+    trample each other (a device pool's threads opening stores of several output folders)."""
+    import threading
+
+    from catalog.state import open_job_store
+
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(6)
+
+    def open_one(index: int) -> None:
+        barrier.wait()
+        try:
+            store = open_job_store(tmp_path / f"out{index}" / "state.sqlite")
+            store.record_produced(
+                "J", sku="S", image_hash="h", fingerprint="f", outputs=["images/x.png"], seed=1
+            )
+            assert store.get("J") is not None
+        except BaseException as error:  # reported below, with every thread's
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_one, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
