@@ -211,7 +211,12 @@ def chunk_size(products: int, devices: int, setting: int | str = "auto") -> int:
     CHUNKS_PER_DEVICE chunks per device, each MIN_CHUNK..MAX_CHUNK products (so task runs grow with
     products / chunk, and 100k products are ~400 task runs, not 100k)."""
     if setting != "auto":
-        size = int(setting)
+        try:
+            size = int(setting)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"run.chunk_size must be auto or a whole number >= 1; got {setting!r}."
+            ) from None
         if size < 1:
             raise ValueError(f"run.chunk_size must be auto or >= 1; got {setting!r}.")
         return size

@@ -20,6 +20,7 @@ from pipelines.errors import InputError
 from pipelines.image_io import load_image_bytes
 from pipelines.poses import Pose
 from pipelines.presets import Preset
+from pipelines.production.book import chunk_size
 from pipelines.production.outcomes import RejectRecord
 from pipelines.production.profile import Profile, ProfileError
 from pipelines.production.stages import RunContext
@@ -76,6 +77,23 @@ def check_devices(spec: str | Sequence[str] | None, *, default: str = "cpu") -> 
     return devices
 
 
+def run_devices(
+    profile: Profile, *, device: str | None = None, devices: str | Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """The run's devices: --devices, else --device (a one-device pool), else the profile's run.devices, else cpu."""
+    if devices:
+        return check_devices(devices)
+    if device:
+        return (check_device(device),)
+    return check_devices(profile.run.get("devices"), default="cpu")
+
+
+def primary_device(devices: Sequence[str]) -> str:
+    """Where the run's other models (segmentation) go and which device the fingerprint is checked for: the
+    first device; CPU test devices (cpu:N) are the cpu."""
+    return "cpu" if devices[0].startswith("cpu") else devices[0]
+
+
 def check_run(
     profile: Profile, *, device: str, presets: Mapping[str, Preset], poses: Mapping[str, Pose]
 ) -> None:
@@ -101,6 +119,10 @@ def check_run(
     # 4. Renderer and segmentation options, validated by their own families (no imports of torch or rembg).
     if profile.batch_size < 1:
         raise ProfileError(f"{source}: renderer.batch_size must be >= 1; got {profile.batch_size}.")
+    try:
+        chunk_size(1, 1, profile.run.get("chunk_size", "auto"))
+    except ValueError as error:
+        raise ProfileError(f"{source}: {error}") from error
     try:
         check_renderer_options(profile.renderer_name, profile.renderer_options, device)
         check_segmentation_options(profile.segmentation_backend, profile.segmentation_options, device)
