@@ -216,11 +216,12 @@ def run_catalog(
     device: str | None = None,
     force: bool = False,
     on_progress: ProgressCallback | None = None,
-    devices: list[str] | None = None,
+    devices: str | list[str] | None = None,
 ) -> RunReport:
     """Run the flow and return its report, also when jobs failed (the flow run then ends Failed).
 
-    device: one device (cpu, cuda:1); devices: a pool (cuda:0,cuda:1); neither: the profile's run.devices.
+    device: one device (cpu, cuda:1); devices: a pool ("cuda:0,cuda:1", [cuda:0, cuda:1] or auto); neither: the
+    profile's run.devices.
     The run is checked here first too, so a bad profile, preset or device is one clear error and no flow run.
     """
     loaded = load_profile(profile).with_overrides(preset=presets or None)
@@ -242,7 +243,7 @@ def run_catalog(
             presets=presets,
             device=device,
             force=force,
-            devices=list(devices) if devices else None,
+            devices=list(pool_devices) if devices else None,
             return_state=True,
         )
     result = state.result(raise_on_failure=False)
