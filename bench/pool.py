@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import shutil
@@ -217,7 +218,11 @@ def measure_pool(
 
     run = start(csv_path, profile_path, ["cpu"])
     jobs_per_product = len(run.ctx.profile.default_poses("upper_body")) * run.ctx.profile.variants
-    products = -(-devices * batches * batch // jobs_per_product)
+    # Whole rounds only: jobs a multiple of devices x batch (a partial last batch, or one device doing one batch
+    # more than the others at the end, would be counted against the pool).
+    per_round = devices * batch
+    step = per_round * jobs_per_product // math.gcd(per_round, jobs_per_product) // jobs_per_product
+    products = -(-devices * batches * batch // jobs_per_product // step) * step
     records = run.records[:products]
     names = [f"cpu:{i}" for i in range(devices)]
     settings = pool_settings(run.ctx.profile, names)
@@ -399,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(1)
     numbers: dict[str, Any] = {"cores": os.cpu_count()}
     sizes = [int(n) for n in args.devices.split(",")]
-    max_products = -(-max(sizes) * args.batches_per_device * args.batch // 6)
+    max_products = -(-max(sizes) * args.batches_per_device * args.batch // 6) + 4 * max(sizes)
     t = time.perf_counter()
     photos = write_photos(
         work / "photos", max(max_products, args.cpu_products), args.width, args.height, 10**9
@@ -416,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     # 1. CPU cost per image; threads vs processes.
     cpu = measure_cpu(photos, profile, work, args.cpu_products)
     numbers["cpu"] = cpu
-    feedable = (os.cpu_count() or 1) * 1000 / cpu["cpu_ms_per_image"]
+    feedable = cpu["threads_img_s"]  # what the pool's CPU workers reached on this machine, measured
     print(
         f"CPU stages: {cpu['cpu_ms_per_image']:.1f} ms per image on one core "
         f"(decode + segment per product, place + masks + finish + encode + write per job)"
@@ -425,8 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         f"  2 threads {cpu['threads_img_s']:.1f} img/s vs 2 processes {cpu['processes_img_s']:.1f} img/s "
         f"(1 thread {cpu['serial_img_s']:.1f} img/s)"
     )
-    print(f"  {os.cpu_count()} cores can feed at most ~{feedable:.1f} img/s; one device needs "
-          f"{args.batch / args.batch_s:.1f} img/s")  # fmt: skip
+    print(f"  the CPU feeds ~{feedable:.1f} img/s here (at best {os.cpu_count()} cores / "
+          f"{cpu['cpu_ms_per_image']:.1f} ms = {(os.cpu_count() or 1) * 1000 / cpu['cpu_ms_per_image']:.1f} img/s); "
+          f"one device needs {args.batch / args.batch_s:.2f} img/s")  # fmt: skip
 
     # 2. Efficiency per pool size.
     numbers["pool"] = []
