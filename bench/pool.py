@@ -250,6 +250,18 @@ def measure_pool(
 # 3. Peak RSS at a catalogue size (child process) ---------------------------------------------------------
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory. VmHWM (Linux): getrusage's ru_maxrss would carry the parent's
+    high-water mark across fork + exec, so a small child of a big bench would report the bench's size."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def scale_child(csv_path: Path, profile_path: Path, out: Path, chunk: int) -> dict[str, Any]:
     """The plain pool (no Prefect) over the whole catalogue in chunks, the draft renderer; peak RSS."""
     from flows import caches
@@ -271,7 +283,7 @@ def scale_child(csv_path: Path, profile_path: Path, out: Path, chunk: int) -> di
             for product in result.products:
                 book.product_done(product, result.reject_of(product.sku))
             if index == 1:
-                rss_mid = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                rss_mid = peak_rss_mib()
         usage = pool.usage()
     report = build_report(run, book, str(out), time.perf_counter() - started, devices=usage)
     publish_report(report, res.storage)
@@ -281,7 +293,7 @@ def scale_child(csv_path: Path, profile_path: Path, out: Path, chunk: int) -> di
         "jobs": report.counts["jobs"],
         "failed": report.counts["failed"],
         "seconds": time.perf_counter() - started,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),
         "rss_after_two_chunks_mib": rss_mid,
     }
 
@@ -342,7 +354,7 @@ def flow_child(csv_path: Path, profile_path: Path, out: Path) -> dict[str, Any]:
         "jobs": report.counts["jobs"],
         "failed": report.counts["failed"],
         "seconds": time.perf_counter() - started,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
