@@ -13,8 +13,11 @@ from catalog.state import SQLJobStore, choose_state_url, open_job_store
 from catalog.state import state_url as url_of
 from pipelines.poses import Pose, load_pose_library
 from pipelines.presets import Preset, load_presets
+from pipelines.production.book import ProgressCallback
 from pipelines.production.layout import LocalStorage
-from pipelines.production.stages import Resources
+from pipelines.production.outcomes import DeviceUsage
+from pipelines.production.pool import DevicePool, PoolSettings
+from pipelines.production.stages import Resources, RunContext
 from pipelines.renderers import create_renderer
 from pipelines.renderers.base import Renderer
 from pipelines.segmentation import get_segmenter
@@ -41,7 +44,8 @@ def _segmenter(backend: str, options_json: str, device: str) -> Segmenter:
     return get_segmenter(backend, device=device, **json.loads(options_json))
 
 
-@lru_cache(maxsize=2)
+# One resident renderer per device (a pool of 8 GPUs keeps 8), and room for a second configuration.
+@lru_cache(maxsize=16)
 def _renderer(name: str, options_json: str, device: str) -> Renderer:
     return create_renderer(name, json.loads(options_json), device)
 
@@ -63,6 +67,43 @@ class ProcessModels:
 
 
 MODELS = ProcessModels()
+
+_pools: dict[str, DevicePool] = {}
+_pools_guard = threading.Lock()
+
+
+def device_pool(
+    ctx: RunContext,
+    out_dir: str,
+    settings: PoolSettings,
+    *,
+    on_progress: ProgressCallback | None = None,
+    expected_products: int = 0,
+) -> DevicePool:
+    """This process's device pool for a run, started on first use (every chunk task of the run shares it)."""
+    with _pools_guard:
+        pool = _pools.get(ctx.run_id)
+        if pool is None:
+            pool = DevicePool(
+                ctx,
+                resources(out_dir),
+                settings,
+                on_progress=on_progress,
+                expected_products=expected_products,
+            )
+            _pools[ctx.run_id] = pool.start()
+        return pool
+
+
+def close_device_pool(run_id: str) -> list[DeviceUsage]:
+    """Stop a run's pool (its device claims are released); its final per-device counters ([] if none)."""
+    with _pools_guard:
+        pool = _pools.pop(run_id, None)
+    if pool is None:
+        return []
+    usage = pool.usage()
+    pool.close()
+    return usage
 
 
 def job_store(path_or_url: str) -> SQLJobStore:

@@ -43,6 +43,8 @@ def _print_summary(report: RunReport) -> None:
         f"failed {counts['failed']}  ({counts['products']} products, {report.seconds:.1f} s)"
     )
     out, layout = Path(report.out_dir), OutputLayout()
+    for usage in report.devices:
+        print(f"device {usage.describe()}")
     print(f"manifest: {out / layout.manifest}")
     print(f"rejects:  {out / layout.rejects}")
     print(f"run report: {(out / layout.run_index(report.run_id)).resolve()}")
@@ -108,6 +110,7 @@ def _produce(args: argparse.Namespace, csv_path: str) -> int:
                 device=args.device,
                 force=getattr(args, "force", False),
                 on_progress=on_progress,
+                devices=args.devices,
             )
     except (ProfileError, RunConfigError, ModelNotAvailableError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -249,6 +252,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _produce(args, str(csv_path))
 
 
+def _add_device_options(parser: argparse.ArgumentParser) -> None:
+    """--devices (a pool) and --device (one device, the same as --devices with one name)."""
+    parser.add_argument(
+        "--devices",
+        metavar="DEVICES",
+        help="device pool: auto (every CUDA device), cpu, or a list such as cuda:0,cuda:1 (cpu:0,cpu:1: several "
+        "CPU renderers, for tests); default: the profile's run.devices (demo: cpu)",
+    )
+    parser.add_argument("--device", default=None, help="one device: cpu, cuda or cuda:N (a one-device pool)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """All subcommands; segment and models live in their own modules."""
     from flows import models_command, retry_command, segment_command, serve
@@ -284,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output preset(s) from configs/presets.yaml (master, amazon, shopify, zalando); several: "
         "--preset master,amazon. Each job renders once: presets are derived from its stored master",
     )
-    run.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    _add_device_options(run)
     run.add_argument("--force", action="store_true", help="re-render jobs even if already produced")
     run.add_argument(
         "--allow-rejects",
@@ -389,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--preset", action="append", metavar="PRESET[,PRESET]", help="output preset(s) (master, amazon, ...)"
     )
-    demo.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    _add_device_options(demo)
     demo.add_argument("--synthetic", action="store_true", help="use generated flat-lays even if photos exist")
     demo.add_argument("--products", type=int, default=12, help="generated products (with --synthetic)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")

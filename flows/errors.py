@@ -4,23 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalog import TransientFetchError
-from pipelines.errors import TransientError
+from pipelines.production.faults import TRANSIENT_TYPES, is_transient
 from pipelines.production.profile import Profile
 
-# Types, not names: device faults come from renderers as pipelines.errors types, photo fetches that timed out
-# from the catalogue (which wraps httpx's errors after its own retries), OS-level timeouts from storage.
-TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
-    TransientError,
-    TransientFetchError,
-    TimeoutError,
-    ConnectionError,
-)
-
-
-def is_transient(exc: BaseException | None) -> bool:
-    """True for faults that may pass on a second try."""
-    return isinstance(exc, TRANSIENT_TYPES)
+# The device pool (pipelines.production.pool) and Prefect's task retries share one definition of "transient".
+__all__ = ["TRANSIENT_TYPES", "is_transient", "retry_only_transient", "retry_options"]
 
 
 def retry_only_transient(task: Any, task_run: Any, state: Any) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,24 +11,32 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_table_artifact
-from prefect.futures import PrefectFuture, as_completed
+from prefect.futures import as_completed
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import caches
 from flows.errors import is_transient, retry_options
-from flows.tasks import prepare_product, publish_sheet, render_batch
-from pipelines.production import stages
-from pipelines.production.book import ProgressCallback, RunBook
-from pipelines.production.outcomes import JobOutcome, RunReport
+from flows.tasks import produce_chunk
+from pipelines.production.book import ProgressCallback, RunBook, chunk_size, chunks
+from pipelines.production.outcomes import DeviceUsage, RunReport
+from pipelines.production.pool import pool_settings
 from pipelines.production.profile import Profile, load_profile
 from pipelines.production.report import build_report, publish_report
-from pipelines.production.stages import BatchItem
-from pipelines.production.validate import check_run, run_fingerprint, start_run
+from pipelines.production.resume import remove_orphaned_temporaries
+from pipelines.production.validate import (
+    check_run,
+    primary_device,
+    run_devices,
+    run_fingerprint,
+    start_run,
+)
 
 # Every way of starting the flow (CLI, serve, deployments) gets a bounded thread pool, never Prefect's
-# unbounded default; run_catalog sizes it from the profile.
-DEFAULT_MAX_WORKERS = max(1, min(4, os.cpu_count() or 1))
+# unbounded default. Its threads only wait on chunks: the device pool does the work (its CPU workers are the
+# profile's run.max_workers). Three chunks in flight keep the pool fed across chunk boundaries.
+CHUNKS_IN_FLIGHT = 3
+DEFAULT_MAX_WORKERS = CHUNKS_IN_FLIGHT
 
 # Progress goes to whoever started the run (the CLI's bar), never through a flow parameter.
 _progress: ContextVar[ProgressCallback | None] = ContextVar("onmodel_progress", default=None)
@@ -62,87 +69,98 @@ def produce_catalog(
     out_dir: str = "outputs",
     only: list[str] | None = None,
     presets: list[str] | None = None,
-    device: str = "cpu",
+    device: str | None = None,
     force: bool = False,
+    devices: list[str] | None = None,
 ) -> RunReport | State[Any]:
-    """Read a product CSV, produce every pose x variant image, publish contact sheets and the run index."""
+    """Read a product CSV, produce every pose x variant image, publish contact sheets and the run index.
+
+    devices: the device pool (default: --device as a one-device pool, else the profile's run.devices).
+    """
     started = time.perf_counter()
     logger = get_run_logger()
     # 1. Validate the run and read the CSV (nothing is loaded or rendered before this passes).
+    loaded = load_profile(profile).with_overrides(preset=presets or None)
+    pool_devices = run_devices(loaded, device=device, devices=devices)
     run = start_run(
         csv_path,
-        load_profile(profile).with_overrides(preset=presets or None),
-        device=device,
+        loaded,
+        device=primary_device(pool_devices),
         force=force,
         only=only,
         presets=caches.presets(),
         poses=caches.pose_library(),
     )
     ctx = run.ctx
+    if Path(out_dir).is_dir():  # a run killed earlier (kill -9) may have left half-written temporaries
+        for leftover in remove_orphaned_temporaries(Path(out_dir)):
+            logger.info("removed %s (a write cut off by an earlier run's crash)", leftover)
     if run.unknown_only:
         logger.warning("--only names SKUs not produced from this CSV: %s", ", ".join(run.unknown_only))
+    settings = pool_settings(ctx.profile, pool_devices)
+    size = chunk_size(len(run.records), len(pool_devices), ctx.profile.run.get("chunk_size", "auto"))
+    parts = chunks(run.records, size)
     logger.info(
-        "%s: %d products, %d rejected rows (%s)", csv_path, len(run.records), len(run.rejects), run.dialect
+        "%s: %d products in %d chunks of <= %d, %d rejected rows (%s), devices %s",
+        csv_path,
+        len(run.records),
+        len(parts),
+        size,
+        len(run.rejects),
+        run.dialect,
+        ",".join(pool_devices),
     )
     book = RunBook(
         run.records,
         batch_size=ctx.profile.batch_size,
         default_poses=ctx.profile.default_poses,
         rejects=run.rejects,
-        on_progress=_progress.get(),
     )
-    prepare = prepare_product.with_options(**retry_options(ctx.profile))
-    render = render_batch.with_options(**retry_options(ctx.profile))
-    renders: dict[PrefectFuture[list[JobOutcome]], list[BatchItem]] = {}
-    sheets: dict[str, PrefectFuture[str]] = {}
-
-    def submit_sheets() -> None:
-        for product, prepared in book.take_complete():
-            sheets[product.sku] = publish_sheet.submit(product, prepared, ctx, out_dir)
-
-    # 2. Prepare every product; submit render micro-batches as they fill.
-    preparing = {prepare.submit(record, ctx, out_dir): record for record in run.records}
-    for future in as_completed(list(preparing)):
-        try:
-            prepared = future.result()
-        except Exception as error:
-            if not is_transient(error):
-                raise  # a bug: fail loudly
-            book.product_failed(preparing[future], _after_retries("preparation", error, ctx.profile))
-            continue
-        for batch in book.product_prepared(prepared):
-            renders[render.submit(batch, ctx, out_dir)] = batch
-        submit_sheets()
-    for batch in book.remaining_batches():
-        renders[render.submit(batch, ctx, out_dir)] = batch
-    # 3. Collect batches; a product's contact sheet goes out once all its jobs are in.
-    for rendered in as_completed(list(renders)):
-        try:
-            outcomes = rendered.result()
-        except Exception as error:
-            if not is_transient(error):
-                raise
-            reason = _after_retries("render", error, ctx.profile)
-            resources = caches.resources(out_dir)
-            outcomes = [stages.record_failed_job(item, reason, ctx, resources) for item in renders[rendered]]
-        book.batch_done(outcomes)
-        submit_sheets()
-    for sku, sheet in sheets.items():
-        try:
-            book.sheet_done(sku, sheet.result())
-        except ValueError as error:  # a step's bad input (an unreadable image): reported, the images stay
-            book.sheet_failed(sku, str(error))
-    # 4. The run report: manifest, rejects, summary.json, index, then the Prefect artifacts.
-    report = build_report(run, book, out_dir, time.perf_counter() - started)
+    # 2. Chunks of products through this process's device pool (started here so progress reaches the caller).
+    caches.device_pool(
+        ctx, out_dir, settings, on_progress=_progress.get(), expected_products=len(run.records)
+    )
+    produce = produce_chunk.with_options(**retry_options(ctx.profile))
+    usage: dict[str, DeviceUsage] = {}
+    try:
+        futures = {produce.submit(part, ctx, out_dir, settings): part for part in parts}
+        for future in as_completed(list(futures)):
+            try:
+                result = future.result()
+            except Exception as error:
+                if not is_transient(error):
+                    raise  # a bug: fail loudly
+                for record in futures[future]:
+                    book.product_failed(record, _after_retries("chunk", error, ctx.profile))
+                continue
+            for product in result.products:
+                book.product_done(product, result.reject_of(product.sku))
+            usage.update(merge_usage(usage, result.devices))
+    finally:
+        usage.update(merge_usage(usage, caches.close_device_pool(ctx.run_id)))
+    # 3. The run report: manifest, rejects, summary.json, index, then the Prefect artifacts.
+    report = build_report(run, book, out_dir, time.perf_counter() - started, devices=list(usage.values()))
     publish_report(report, caches.resources(out_dir).storage)
     _artifacts(report)
     logger.info("summary: %s", report.counts)
+    for device_usage in report.devices:
+        logger.info("device %s", device_usage.describe())
     if report.counts["failed"]:
         # Failed, so Prefect's alerts on failed runs fire; the report is still the state's data.
         return Failed(
             message=f"{report.counts['failed']} job(s) failed; see {report.out_dir}/manifest.csv", data=report
         )
     return report
+
+
+def merge_usage(known: dict[str, DeviceUsage], snapshots: list[DeviceUsage]) -> dict[str, DeviceUsage]:
+    """Per (process, device), the latest of the cumulative snapshots chunks bring back."""
+    merged = dict(known)
+    for snapshot in snapshots:
+        key = f"{snapshot.worker}|{snapshot.device}"
+        if key not in merged or snapshot.wall_s >= merged[key].wall_s:
+            merged[key] = snapshot
+    return merged
 
 
 def _after_retries(stage: str, error: BaseException, profile: Profile) -> str:
@@ -157,6 +175,24 @@ def _artifacts(report: RunReport) -> None:
         key="onmodel-run-summary",
         description=f"onmodel run {report.run_id} of {Path(report.csv).name}",
     )
+    create_table_artifact(
+        [
+            {
+                "device": usage.device,
+                "worker": usage.worker,
+                "state": usage.state,
+                "utilisation": f"{100 * usage.utilisation:.1f}%",
+                "busy_s": round(usage.busy_s, 2),
+                "batches": usage.batches,
+                "jobs": usage.jobs,
+                "errors": usage.errors,
+                "reason": usage.reason,
+            }
+            for usage in report.devices
+        ],
+        key="onmodel-device-utilisation",
+        description="Per device: busy time / the run's wall time; devices taken out and why.",
+    )
     create_link_artifact(
         (Path(report.out_dir) / "index.html").resolve().as_uri(),
         link_text="run index (contact sheets)",
@@ -166,9 +202,8 @@ def _artifacts(report: RunReport) -> None:
 
 
 def configured_flow(profile: Profile) -> Any:
-    """The flow with the profile's worker count (CLI, serve and deployments all start it through this)."""
-    workers = int(profile.run.get("max_workers", DEFAULT_MAX_WORKERS))
-    return produce_catalog.with_options(task_runner=thread_pool(max(1, workers)))
+    """The flow as the CLI, serve and deployments start it (chunks in flight: CHUNKS_IN_FLIGHT)."""
+    return produce_catalog.with_options(task_runner=thread_pool(CHUNKS_IN_FLIGHT))
 
 
 def run_catalog(
@@ -178,17 +213,27 @@ def run_catalog(
     *,
     only: list[str] | None = None,
     presets: list[str] | None = None,
-    device: str = "cpu",
+    device: str | None = None,
     force: bool = False,
     on_progress: ProgressCallback | None = None,
+    devices: str | list[str] | None = None,
 ) -> RunReport:
     """Run the flow and return its report, also when jobs failed (the flow run then ends Failed).
 
+    device: one device (cpu, cuda:1); devices: a pool ("cuda:0,cuda:1", [cuda:0, cuda:1] or auto); neither: the
+    profile's run.devices.
     The run is checked here first too, so a bad profile, preset or device is one clear error and no flow run.
     """
     loaded = load_profile(profile).with_overrides(preset=presets or None)
-    check_run(loaded, device=device, presets=caches.presets(), poses=caches.pose_library())
-    run_fingerprint(loaded, device=device, poses=caches.pose_library())  # a missing model, before any work
+    pool_devices = run_devices(loaded, device=device, devices=devices)
+    primary = primary_device(pool_devices)
+    check_run(loaded, device=primary, presets=caches.presets(), poses=caches.pose_library())
+    for other in pool_devices:  # each device's renderer options (dtype per device kind)
+        check_run(
+            loaded, device=primary_device([other]), presets=caches.presets(), poses=caches.pose_library()
+        )
+    pool_settings(loaded, pool_devices)  # run settings of the pool: a ProfileError naming the key
+    run_fingerprint(loaded, device=primary, poses=caches.pose_library())  # a missing model, before any work
     with progress_listener(on_progress):
         state = configured_flow(loaded)(
             csv_path=csv_path,
@@ -198,6 +243,7 @@ def run_catalog(
             presets=presets,
             device=device,
             force=force,
+            devices=list(pool_devices) if devices else None,
             return_state=True,
         )
     result = state.result(raise_on_failure=False)

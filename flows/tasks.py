@@ -1,4 +1,5 @@
-"""Prefect tasks: a product or a micro-batch per task; ids, keys and small records in and out, never images."""
+"""Prefect tasks: a chunk of products per task (the run's device pool inside), keys and small records in and out,
+never images. The per-product and per-batch tasks stay for callers that drive the stages one by one."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from flows import caches
 from flows.errors import retry_only_transient
 from pipelines.production import stages
 from pipelines.production.outcomes import JobOutcome, ProductOutcome
+from pipelines.production.pool import ChunkResult, PoolSettings
 from pipelines.production.stages import BatchItem, PreparedProduct, RunContext
 
 # Retry counts and delays are set per run from the profile (flows.errors.retry_options); the condition is fixed.
@@ -18,6 +20,20 @@ TASK_DEFAULTS = {
     "cache_policy": NO_CACHE,
     "persist_result": False,
 }
+
+
+@task(
+    name="produce-chunk",
+    task_run_name="chunk-{records[0].sku}",
+    retry_condition_fn=retry_only_transient,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def produce_chunk(
+    records: list[ProductRecord], ctx: RunContext, out_dir: str, settings: PoolSettings
+) -> ChunkResult:
+    """Prepare, render and finish a chunk of products on this process's device pool; per-product outcomes."""
+    return caches.device_pool(ctx, out_dir, settings).run_chunk(records)
 
 
 @task(

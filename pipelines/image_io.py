@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import socket
 import struct
 import uuid
 import warnings
@@ -434,11 +435,18 @@ def encode_jpeg(
     return buffer.getvalue()
 
 
+def temporary_tag() -> str:
+    """'<host>-<pid>': which process a temporary file belongs to, so a run after a kill -9 can remove the
+    temporaries of processes that no longer exist (pipelines.production.resume)."""
+    host = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}"
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, then os.replace: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    temporary = path.with_name(f".{path.name}.{temporary_tag()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(temporary, "wb") as handle:
             handle.write(data)

@@ -21,6 +21,10 @@ from pipelines.production.outcomes import (
 from pipelines.production.stages import BatchItem, PreparedProduct
 
 MAX_REASON_CHARS = 500
+# Adaptive chunks: about this many Prefect task runs per device (load balance, progress, retry granularity),
+# each between these sizes (orchestration: ~25 ms of flow + server time per task run).
+CHUNKS_PER_DEVICE = 8
+MIN_CHUNK, MAX_CHUNK = 4, 256
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,20 @@ class RunBook:
         """A product whose preparation failed after its retries: recorded, its jobs never planned."""
         self._count_prepared()
         self._products[record.sku] = self._outcome(record, "failed", reason=reason[:MAX_REASON_CHARS])
+
+    def product_done(self, outcome: ProductOutcome, reject: RejectRecord | None = None) -> None:
+        """A product finished elsewhere (a device pool's chunk), with its jobs and its product-level reject."""
+        if outcome.sku not in self.records:
+            raise ValueError(f"product {outcome.sku} is not in this run.")
+        if outcome.sku in self._products:
+            raise ValueError(f"product {outcome.sku} came back twice.")
+        self._count_prepared()
+        if reject is not None:
+            self.rejects.append(reject)
+        self._products[outcome.sku] = outcome
+        self._jobs_total += len(outcome.jobs)
+        self._jobs_done += len(outcome.jobs)
+        self._emit("render", self._jobs_done, self._jobs_total)
 
     def remaining_batches(self) -> list[list[BatchItem]]:
         """The last, partial micro-batch (call once every product is in)."""
@@ -187,3 +205,26 @@ class RunBook:
     def _emit(self, stage: Literal["prepare", "render"], done: int, total: int) -> None:
         if self._on_progress is not None:
             self._on_progress(ProgressEvent(stage, done, total))
+
+
+def chunk_size(products: int, devices: int, setting: int | str = "auto") -> int:
+    """Products per Prefect task run: the profile's `run.chunk_size`, or adaptive ('auto'): about
+    CHUNKS_PER_DEVICE chunks per device, each MIN_CHUNK..MAX_CHUNK products (so task runs grow with
+    products / chunk, and 100k products are ~400 task runs, not 100k)."""
+    if setting != "auto":
+        try:
+            size = int(setting)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"run.chunk_size must be auto or a whole number >= 1; got {setting!r}."
+            ) from None
+        if size < 1:
+            raise ValueError(f"run.chunk_size must be auto or >= 1; got {setting!r}.")
+        return size
+    wanted = -(-max(1, products) // (CHUNKS_PER_DEVICE * max(1, devices)))
+    return max(MIN_CHUNK, min(MAX_CHUNK, wanted))
+
+
+def chunks(records: Sequence[ProductRecord], size: int) -> list[list[ProductRecord]]:
+    """The records in CSV order, `size` at a time."""
+    return [list(records[start : start + size]) for start in range(0, len(records), size)]

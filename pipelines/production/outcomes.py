@@ -70,6 +70,40 @@ class JobOutcome:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for benchmarks
 
 
+DeviceStateName = Literal["active", "taken out"]
+
+
+@dataclass
+class DeviceUsage:
+    """One device of a run's pool: how busy it was and whether it was taken out (and why).
+
+    busy_s is time inside render calls (the device lease held); wall_s the run's (or the pool's) wall time.
+    """
+
+    device: str
+    worker: str = ""  # host and pid of the process that drove it
+    state: DeviceStateName = "active"
+    reason: str = ""  # why it was taken out
+    batches: int = 0
+    jobs: int = 0
+    errors: int = 0
+    busy_s: float = 0.0
+    wall_s: float = 0.0
+    load_s: float = 0.0  # loading the resident renderer (once per device and process)
+
+    @property
+    def utilisation(self) -> float:
+        """busy time / wall time (0..1)."""
+        return self.busy_s / self.wall_s if self.wall_s > 0 else 0.0
+
+    def describe(self) -> str:
+        """'cuda:0 97.3% busy (120 batches)' or 'cuda:1 taken out: ...' for the summary line."""
+        text = f"{self.device} {100 * self.utilisation:.1f}% busy ({self.batches} batches, {self.jobs} jobs)"
+        if self.state != "active":
+            text += f", taken out: {self.reason}"
+        return text
+
+
 @dataclass(frozen=True)
 class RejectRecord:
     """A CSV row or a product that cannot be produced, with the spreadsheet row, column and reason.
@@ -160,6 +194,9 @@ class RunReport:
     products: list[ProductOutcome] = field(default_factory=list)
     rejects: list[RejectRecord] = field(default_factory=list)
     version: int = REPORT_VERSION
+    devices: list[DeviceUsage] = field(
+        default_factory=list
+    )  # the device pool: utilisation, taken-out devices
 
     @property
     def counts(self) -> dict[str, int]:
@@ -179,8 +216,11 @@ class RunReport:
         return [(p, j) for p in self.products for j in p.jobs if j.state == "failed"]
 
     def to_dict(self) -> dict[str, Any]:
-        """The records plus their counts, for readers of summary.json that do not recount."""
-        return {**asdict(self), "counts": self.counts}
+        """The records plus their counts (and each device's utilisation), for readers that do not recount."""
+        data = {**asdict(self), "counts": self.counts}
+        for device, usage in zip(data["devices"], self.devices, strict=True):
+            device["utilisation"] = round(usage.utilisation, 4)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunReport:
@@ -193,6 +233,9 @@ class RunReport:
         values = {key: value for key, value in data.items() if key != "counts"}  # derived, recounted
         values["products"] = [ProductOutcome.from_dict(p) for p in data.get("products", [])]
         values["rejects"] = [RejectRecord(**r) for r in data.get("rejects", [])]
+        values["devices"] = [  # utilisation is derived: recomputed
+            DeviceUsage(**{k: v for k, v in d.items() if k != "utilisation"}) for d in data.get("devices", [])
+        ]
         return cls(**values)
 
 

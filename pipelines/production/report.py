@@ -6,7 +6,8 @@ Everything is rendered from one `RunReport`; the index goes through a real Jinja
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from pipelines.production.layout import OutputLayout, Storage, read_json, write_
 from pipelines.production.outcomes import (
     MANIFEST_COLUMNS,
     REJECT_COLUMNS,
+    DeviceUsage,
     RunReport,
     csv_text,
     manifest_rows,
@@ -40,8 +42,17 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def build_report(run: RunStart, book: RunBook, out_dir: str, seconds: float) -> RunReport:
-    """The report of a finished run (raises if the book still has open products or jobs)."""
+def build_report(
+    run: RunStart,
+    book: RunBook,
+    out_dir: str,
+    seconds: float,
+    devices: Sequence[DeviceUsage] = (),
+) -> RunReport:
+    """The report of a finished run (raises if the book still has open products or jobs).
+
+    devices: the pool's per-device counters; their utilisation is over this run's wall time.
+    """
     profile = run.ctx.profile
     return RunReport(
         run_id=run.ctx.run_id,
@@ -56,6 +67,7 @@ def build_report(run: RunStart, book: RunBook, out_dir: str, seconds: float) -> 
         seconds=seconds,
         products=book.products(),
         rejects=book.rejects,
+        devices=[replace(usage, wall_s=seconds) for usage in devices],
     )
 
 
@@ -80,6 +92,7 @@ def render_index(
         ("preset", report.preset),
         ("fingerprint", report.fingerprint),
         ("seconds", f"{report.seconds:.1f}"),
+        *((f"device {usage.device}", device_detail(usage)) for usage in report.devices),
     ]
     is_catalogue = runs is not None
     return (
@@ -96,6 +109,12 @@ def render_index(
             latest_run=layout.run_index(report.run_id) if is_catalogue else None,
         )
     )
+
+
+def device_detail(usage: DeviceUsage) -> str:
+    """'97.3% busy, 120 batches' (or why the device was taken out) for the index page."""
+    text = f"{100 * usage.utilisation:.1f}% busy, {usage.batches} batches"
+    return text + (f", taken out: {usage.reason}" if usage.state != "active" else "")
 
 
 def publish_report(report: RunReport, storage: Storage, layout: OutputLayout = LAYOUT) -> RunReport:

@@ -20,13 +20,14 @@ from pipelines.errors import InputError
 from pipelines.image_io import load_image_bytes
 from pipelines.poses import Pose
 from pipelines.presets import Preset
+from pipelines.production.book import chunk_size
 from pipelines.production.outcomes import RejectRecord
 from pipelines.production.profile import Profile, ProfileError
 from pipelines.production.stages import RunContext
 from pipelines.renderers import check_renderer_options, describe_renderer
 from pipelines.segmentation import check_segmentation_options
 
-DEVICE_PATTERN = re.compile(r"^(cpu|cuda|cuda:\d+)$")
+DEVICE_PATTERN = re.compile(r"^(cpu|cpu:\d+|cuda|cuda:\d+)$")
 
 
 class RunConfigError(ValueError):
@@ -34,13 +35,63 @@ class RunConfigError(ValueError):
 
 
 def check_device(device: str) -> str:
-    """'cpu', 'cuda' or 'cuda:N'; anything else is a RunConfigError naming the accepted forms."""
+    """'cpu', 'cuda', 'cuda:N' or 'cpu:N' (a CPU test device); anything else is a RunConfigError naming the forms."""
     text = str(device).strip().lower()
     if not DEVICE_PATTERN.match(text):
         raise RunConfigError(
-            f"device {device!r} is not a device; use cpu, cuda (the first GPU) or cuda:N (e.g. cuda:1)."
+            f"device {device!r} is not a device; use cpu, cuda (the first GPU) or cuda:N (e.g. cuda:1), "
+            "or cpu:N for CPU pools and tests."
         )
     return text
+
+
+def cuda_device_count() -> int:
+    """How many CUDA devices torch sees (0 without torch or without a GPU build)."""
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
+def check_devices(spec: str | Sequence[str] | None, *, default: str = "cpu") -> tuple[str, ...]:
+    """The run's device pool: 'auto' (every CUDA device, else cpu) | 'cpu' | 'cuda:0,cuda:1' | [cuda:0, cuda:1]
+    | [cpu:0, cpu:1] (several CPU renderer instances: CPU pools and tests). None or empty: `default`."""
+    if spec is None or (isinstance(spec, str | list | tuple) and not spec):
+        spec = default
+    parts = [spec] if isinstance(spec, str) else [str(part) for part in spec]
+    names = [name.strip() for part in parts for name in str(part).split(",") if name.strip()]
+    if names == ["auto"]:
+        count = cuda_device_count()
+        return tuple(f"cuda:{index}" for index in range(count)) if count else ("cpu",)
+    if "auto" in names:
+        raise RunConfigError("devices: auto stands alone (every CUDA device); or list them: cuda:0,cuda:1.")
+    devices = tuple(check_device(name) for name in names)
+    same = {"cuda:0" if d == "cuda" else d for d in devices}
+    if len(same) != len(devices):
+        raise RunConfigError(f"devices {list(devices)} name one device twice (cuda is cuda:0).")
+    if "cpu" in devices and len(devices) > 1:
+        raise RunConfigError(
+            f"devices {list(devices)}: plain cpu is one shared device; for several CPU renderers use cpu:0,cpu:1."
+        )
+    return devices
+
+
+def run_devices(
+    profile: Profile, *, device: str | None = None, devices: str | Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """The run's devices: --devices, else --device (a one-device pool), else the profile's run.devices, else cpu."""
+    if devices:
+        return check_devices(devices)
+    if device:
+        return (check_device(device),)
+    return check_devices(profile.run.get("devices"), default="cpu")
+
+
+def primary_device(devices: Sequence[str]) -> str:
+    """Where the run's other models (segmentation) go and which device the fingerprint is checked for: the
+    first device; CPU test devices (cpu:N) are the cpu."""
+    return "cpu" if devices[0].startswith("cpu") else devices[0]
 
 
 def check_run(
@@ -68,6 +119,10 @@ def check_run(
     # 4. Renderer and segmentation options, validated by their own families (no imports of torch or rembg).
     if profile.batch_size < 1:
         raise ProfileError(f"{source}: renderer.batch_size must be >= 1; got {profile.batch_size}.")
+    try:
+        chunk_size(1, 1, profile.run.get("chunk_size", "auto"))
+    except ValueError as error:
+        raise ProfileError(f"{source}: {error}") from error
     try:
         check_renderer_options(profile.renderer_name, profile.renderer_options, device)
         check_segmentation_options(profile.segmentation_backend, profile.segmentation_options, device)

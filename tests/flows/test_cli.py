@@ -75,13 +75,18 @@ def test_run_against_a_real_prefect_server(tmp_path: Path) -> None:
 
     runs, artifacts, task_runs = asyncio.run(server_records())
     names = {task_run.name for task_run in task_runs}
-    assert {"prepare-SKU-00", "prepare-SKU-01", "sheet-SKU-00", "sheet-SKU-01"} <= names
-    assert any(name.startswith("render-SKU-0") for name in names)
+    # One task run per chunk of products (both products in one chunk here), not one per product or batch.
+    assert "chunk-SKU-00" in names and not any(
+        name.startswith(("prepare-", "render-", "sheet-")) for name in names
+    )
     assert any(
         run.state_name == "Completed" and run.parameters.get("out_dir") == str(tmp_path / "out")
         for run in runs
     )
-    assert {"onmodel-run-summary", "onmodel-run-index"} <= {a.key for a in artifacts}
+    assert {"onmodel-run-summary", "onmodel-run-index", "onmodel-device-utilisation"} <= {
+        a.key for a in artifacts
+    }
+    assert "device cpu " in done.stdout and "% busy" in done.stdout
 
 
 def test_bad_renderer_option_stops_the_run_before_any_work(tmp_path: Path) -> None:

@@ -106,10 +106,17 @@ def test_a_transient_fault_that_persists_fails_the_jobs_after_the_retries(
     monkeypatch.setattr(DraftRenderer, "__call__", lost)
     report = run_catalog(str(csv_path), str(profile), str(tmp_path / "out"))
     assert report.counts["failed"] == 4 and report.counts["produced"] == 0
-    # Each of the 2 batches: the first try and 2 retries, never the one-by-one pass (transient, not the job).
-    assert len(calls) == 2 * 3
+    # Retried as batches (never the one-by-one pass: transient, not the job) until the device had failed 5 times
+    # in a row (run.device_failures): then it was taken out and the jobs still waiting failed at once.
+    assert len(calls) == 5
     reasons = {job.reason for product in report.products for job in product.jobs}
-    assert reasons == {"render failed after 2 retries: DeviceLostError: cuda:0 fell off the bus"}
+    assert reasons <= {
+        "render failed after 2 retries: DeviceLostError: cuda:0 fell off the bus",
+        "no device left (cpu: 5 errors in a row (last: DeviceLostError: cuda:0 fell off the bus))",
+    }
+    assert "no device left" in " ".join(reasons)
+    (device,) = report.devices
+    assert device.state == "taken out" and device.errors == 5 and device.batches == 0
 
 
 def test_a_bug_fails_the_run_loudly(
