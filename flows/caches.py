@@ -9,12 +9,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from catalog.photo_cache import PhotoCache
 from catalog.state import SQLJobStore, choose_state_url, open_job_store
 from catalog.state import state_url as url_of
 from pipelines.poses import Pose, load_pose_library
 from pipelines.presets import Preset, load_presets
 from pipelines.production.book import ProgressCallback
-from pipelines.production.layout import LocalStorage
+from pipelines.production.layout import LocalStorage, OutputLayout
 from pipelines.production.outcomes import DeviceUsage
 from pipelines.production.pool import DevicePool, PoolSettings
 from pipelines.production.stages import Resources, RunContext
@@ -129,4 +130,11 @@ def resources(out_dir: str, state_url: str | None = None) -> Resources:
         models=MODELS,
         poses=pose_library(),
         presets=presets(),
+        photos=photo_cache(str(storage.local_path(OutputLayout().photo_cache))),
     )
+
+
+@lru_cache(maxsize=4)
+def photo_cache(path: str) -> PhotoCache:
+    """One photo cache per output folder per process (what each photo was last run)."""
+    return PhotoCache(Path(path))

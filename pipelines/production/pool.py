@@ -132,6 +132,7 @@ class _Prepare:
     record: ProductRecord
     attempt: int = 0
     not_before: float = 0.0
+    planned: stages.PreparedProduct | None = None  # from the chunk's plan (one state-store read per chunk)
 
 
 @dataclass
@@ -271,6 +272,12 @@ class DevicePool:
         """Prepare, render and finish these products (their contact sheets too); blocks until all are done."""
         self.start()
         chunk = _Chunk(RunBook(list(records), batch_size=1, default_poses=self.ctx.profile.default_poses))
+        try:  # the whole chunk planned at once; a product whose planning fails plans again alone, with retries
+            planned = {p.record.sku: p for p in stages.plan_catalogue(records, self.ctx, self.res)}
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            planned = {}
         with self._cond:
             self._raise_if_failed()
             clash = [record.sku for record in records if record.sku in self._chunk_of]
@@ -279,7 +286,7 @@ class DevicePool:
             self._chunks.append(chunk)
             for record in records:
                 self._chunk_of[record.sku] = chunk
-                self._prepare.append(_Prepare(chunk, record))
+                self._prepare.append(_Prepare(chunk, record, planned=planned.get(record.sku)))
             self._submitted += len(records)
             self._check_done(chunk)
             self._cond.notify_all()
@@ -359,8 +366,9 @@ class DevicePool:
     def _prepare_one(self, work: _Prepare) -> None:
         record = work.record
         try:
-            prepared = stages.prepare_product(record, self.ctx, self.res)
+            prepared = stages.prepare_product(record, self.ctx, self.res, planned=work.planned)
         except Exception as error:
+            work.planned = None  # a retry plans the product again
             if not is_transient(error):
                 raise
             with self._cond:

@@ -43,7 +43,7 @@ def catalogue_files(out: Path) -> dict[str, Path]:
         relative = path.relative_to(out)
         if (
             path.is_dir()
-            or relative.parts[0] in {"runs", ".locks"}
+            or relative.parts[0] in {"runs", ".locks", ".cache"}  # run records, locks, the photo cache
             or relative.name.startswith(STATE_DB_NAME)
         ):
             continue

@@ -216,11 +216,11 @@ def test_a_transient_preparation_fault_retries_and_an_unusable_photo_is_rejected
     original = stages.prepare_product
     tries = Counter[str]()
 
-    def flaky_prepare(record, ctx, res):  # type: ignore[no-untyped-def]
+    def flaky_prepare(record, ctx, res, planned=None):  # type: ignore[no-untyped-def]
         tries[record.sku] += 1
         if record.sku == records[0].sku and tries[record.sku] == 1:
             raise TimeoutError("the photo server timed out")
-        return original(record, ctx, res)
+        return original(record, ctx, res, planned)
 
     monkeypatch.setattr(stages, "prepare_product", flaky_prepare)
     result = run_pool(ctx, res, records, settings(tmp_path, ["cpu:0"]))
@@ -254,10 +254,10 @@ def test_the_queues_stay_bounded_whatever_the_catalogue(
     seen: list[tuple[int, int]] = []
     original = stages.prepare_product
 
-    def watching(record, ctx, res):  # type: ignore[no-untyped-def]
+    def watching(record, ctx, res, planned=None):  # type: ignore[no-untyped-def]
         with pool._cond:
             seen.append((len(pool._ready) + len(pool._to_place) + pool._placing, len(pool._to_finish)))
-        return original(record, ctx, res)
+        return original(record, ctx, res, planned)
 
     monkeypatch.setattr(stages, "prepare_product", watching)
     with pool:
