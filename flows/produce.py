@@ -12,12 +12,15 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.futures import as_completed
+from prefect.runtime import deployment
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from catalog.state import StateStore
 from flows import caches
 from flows.errors import is_transient, retry_options
 from flows.tasks import produce_chunk
+from pipelines.production import runs
 from pipelines.production.book import ProgressCallback, RunBook, chunk_size, chunks
 from pipelines.production.outcomes import DeviceUsage, RunReport
 from pipelines.production.pool import pool_settings
@@ -25,6 +28,7 @@ from pipelines.production.profile import Profile, load_profile
 from pipelines.production.report import build_report, publish_report
 from pipelines.production.resume import remove_orphaned_temporaries
 from pipelines.production.validate import (
+    RunStart,
     check_run,
     primary_device,
     run_devices,
@@ -78,7 +82,6 @@ def produce_catalog(
     devices: the device pool (default: --device as a one-device pool, else the profile's run.devices).
     """
     started = time.perf_counter()
-    logger = get_run_logger()
     # 1. Validate the run and read the CSV (nothing is loaded or rendered before this passes).
     loaded = load_profile(profile).with_overrides(preset=presets or None)
     pool_devices = run_devices(loaded, device=device, devices=devices)
@@ -92,6 +95,21 @@ def produce_catalog(
         poses=caches.pose_library(),
     )
     ctx = run.ctx
+    store = caches.resources(out_dir).store
+    runs.record_start(run, store, runs.trigger_of(deployment.name))
+    try:
+        return _produce(run, pool_devices, out_dir, started, store)
+    except BaseException:
+        runs.record_crash(ctx.run_id, store)
+        raise
+
+
+def _produce(
+    run: RunStart, pool_devices: tuple[str, ...], out_dir: str, started: float, store: StateStore
+) -> RunReport | State[Any]:
+    """The body of produce_catalog once the run is validated and recorded as started."""
+    logger = get_run_logger()
+    ctx = run.ctx
     if Path(out_dir).is_dir():  # a run killed earlier (kill -9) may have left half-written temporaries
         for leftover in remove_orphaned_temporaries(Path(out_dir)):
             logger.info("removed %s (a write cut off by an earlier run's crash)", leftover)
@@ -102,7 +120,7 @@ def produce_catalog(
     parts = chunks(run.records, size)
     logger.info(
         "%s: %d products in %d chunks of <= %d, %d rejected rows (%s), devices %s",
-        csv_path,
+        run.csv_path,
         len(run.records),
         len(parts),
         size,
@@ -141,6 +159,7 @@ def produce_catalog(
     # 3. The run report: manifest, rejects, summary.json, index, then the Prefect artifacts.
     report = build_report(run, book, out_dir, time.perf_counter() - started, devices=list(usage.values()))
     publish_report(report, caches.resources(out_dir).storage)
+    runs.record_end(report, store)
     _artifacts(report)
     logger.info("summary: %s", report.counts)
     for device_usage in report.devices:

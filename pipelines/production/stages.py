@@ -531,6 +531,8 @@ def finish_job(
         outputs=[*(path for key in keys.values() for path in (key, sidecar_key(key))), mask_key],
         seed=rendered.seed,
         flags=flags,
+        run_id=ctx.run_id,
+        render_fingerprint=ctx.fingerprint,
     )
     render = (ctx.fingerprint, item.product.image_hash)
     return _job_outcome(plan, rendered.seed, "produced", keys, ctx, render, flags=flags)
@@ -545,6 +547,7 @@ def record_failed_job(item: BatchItem, reason: str, ctx: RunContext, res: Resour
         fingerprint=ctx.fingerprint,
         reason=reason,
         seed=item.plan.seed,
+        run_id=ctx.run_id,
     )
     return JobOutcome(
         item.plan.job_id, item.plan.sku, item.plan.pose, item.plan.variant, item.plan.seed, "failed", reason

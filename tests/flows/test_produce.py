@@ -218,3 +218,17 @@ def test_only_and_a_second_csv_never_make_products_vanish_from_the_index(tmp_pat
     assert len(list((out / "runs").glob("*/index.html"))) == 3
     only_page = (out / "runs" / only.run_id / "index.html").read_text()
     assert 'data-sku="SKU-01"' in only_page and 'data-sku="SKU-00"' not in only_page
+
+
+def test_the_run_is_recorded_in_the_state_store_with_its_trigger_counts_and_jobs(first_run: tuple) -> None:
+    from catalog.state import open_job_store
+
+    root, _csv, _profile, summary = first_run
+    store = open_job_store(root / "out" / "state.sqlite")
+    run = store.get_run(summary.run_id)
+    assert run is not None
+    assert (run.trigger, run.status, run.profile) == ("cli", "completed", "demo")
+    assert run.finished_at and dict(run.counts)["produced"] == 12
+    jobs = store.all_rows()
+    assert len(jobs) == 12 and {job.last_run_id for job in jobs} == {summary.run_id}
+    assert {job.render_fingerprint for job in jobs} == {summary.fingerprint}

@@ -14,6 +14,7 @@ import httpx
 import pytest
 import yaml
 
+from catalog.state import open_job_store
 from flows.cli import build_parser
 from flows.entrypoints import NIGHTLY_WORKERS_ENV, UPLOAD_WORKERS_ENV, nightly_flow, task_workers, upload_flow
 from flows.produce import produce_catalog
@@ -182,6 +183,9 @@ def test_endpoint_upload_renders_once_and_answers_with_the_run(
     run = served.wait_for_run(verdict["flow_run_id"])
     assert run.state.is_completed(), served.log[-3000:]
     assert _images(served.out, "WEB-1")
+    # The state store knows the run and what started it.
+    recorded = [r for r in open_job_store(served.out / "state.sqlite").list_runs() if r.trigger == "upload"]
+    assert any(r.csv.endswith("web.csv") and r.status == "completed" for r in recorded), recorded
     produced = {p: p.stat().st_mtime_ns for p in (served.out / "images" / "master" / "WEB-1").iterdir()}
     runs_before = len(served.flow_runs(UPLOAD))
     # 2. The same bytes again, as a multipart form: the earlier run's id, no second run, nothing re-rendered.
@@ -215,6 +219,8 @@ def test_every_minute_schedule_creates_and_runs_a_flow_run(served: ServedCatalog
     assert run.expected_start_time.second == 0  # a cron minute, not "now"
     assert run.parameters["csv_path"] == str(served.catalogue)
     assert _images(served.out, "SKU-00")
+    recorded = open_job_store(served.out / "state.sqlite").list_runs()
+    assert any(r.trigger == "nightly" and r.status == "completed" for r in recorded), recorded
 
 
 def test_serve_without_a_server_is_one_clear_line(tmp_path: Path) -> None:
