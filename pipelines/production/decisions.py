@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
+
+from catalog.state import ReviewDecision
 
 ReviewState = Literal["undecided", "approved", "rejected", "partial"]
 REVIEW_STATES: tuple[ReviewState, ...] = ("undecided", "approved", "rejected", "partial")
@@ -37,21 +38,19 @@ def rerender_seed(previous_seed: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """The decision in force on one render, as the app and the pipeline see it."""
-
-    decision: str  # approve | reject
-    reason: str
-    comment: str
-    reviewer: str
-    decided_at: str
+def decision_on(decision: ReviewDecision | None, render: str) -> ReviewDecision | None:
+    """The decision in force on this render, or None: no decision, a cleared one, or one about another render
+    of the job (an old verdict never sticks to a new image)."""
+    if decision is None or decision.image_key != render or decision.decision not in ("approve", "reject"):
+        return None
+    return decision
 
 
-def image_state(verdict: Verdict | None) -> ReviewState:
-    if verdict is None:
+def image_state(decision: ReviewDecision | None) -> ReviewState:
+    """Of the decision in force on a render (`decision_on`)."""
+    if decision is None:
         return "undecided"
-    return "approved" if verdict.decision == "approve" else "rejected"
+    return "approved" if decision.decision == "approve" else "rejected"
 
 
 def product_state(states: Sequence[ReviewState]) -> ReviewState:

@@ -135,7 +135,8 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         # The hot call of planning (a stat per job): plain string checks instead of building a Path.
-        if not key or key[0] == "/" or "\\" in key or ".." in key.split("/") or "" in key.split("/"):
+        parts = key.split("/")
+        if not key or key[0] == "/" or "\\" in key or ".." in parts or "" in parts:
             return self._path(key).is_file()  # let _path raise its error for a bad key
         try:
             return stat.S_ISREG(os.stat(os.path.join(self._root_text, key)).st_mode)

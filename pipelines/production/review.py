@@ -11,15 +11,15 @@ import bisect
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from catalog.state import Decision, ReviewDecision
+from catalog.state import Decision, ReviewDecision, StateStore
 from pipelines.presets import MASTER
 from pipelines.production import catalogue
 from pipelines.production.decisions import (
     ReviewState,
-    Verdict,
     check_decision,
+    decision_on,
     image_state,
     product_state,
 )
@@ -30,37 +30,6 @@ UNDO_MARK = "↶ undo"  # the comment of a decision that takes back an earlier o
 CATALOGUE_RUN = "catalogue"  # the pseudo-run id of the whole catalogue view
 PAGE_SIZE = 48
 LAYOUT = OutputLayout()
-
-
-DecisionRecord = ReviewDecision  # a stored decision
-
-
-class DecisionStore(Protocol):
-    """The part of the state store the review desk uses."""
-
-    def record_decision(
-        self,
-        job_id: str,
-        decision: Decision,
-        *,
-        reviewer: str,
-        reason: str = "",
-        comment: str = "",
-        image_key: str = "",
-    ) -> DecisionRecord: ...
-
-    def decisions(self, job_ids: Sequence[str] | None = None) -> Mapping[str, DecisionRecord]: ...
-
-    def history(self, job_id: str) -> Sequence[DecisionRecord]: ...
-
-    def decisions_after(self, decision_id: int, limit: int = 100_000) -> Sequence[DecisionRecord]: ...
-
-
-def verdict_on(record: DecisionRecord | None, render: str) -> Verdict | None:
-    """The decision in force on this render (a decision on an earlier render of the job does not count)."""
-    if record is None or record.image_key != render or record.decision not in ("approve", "reject"):
-        return None
-    return Verdict(record.decision, record.reason, record.comment, record.reviewer, record.decided_at)
 
 
 @dataclass(frozen=True)
@@ -82,7 +51,7 @@ class RunOverview:
 class ReviewImage:
     job: JobOutcome
     image: str  # the master image key
-    verdict: Verdict | None
+    verdict: ReviewDecision | None  # the decision in force on this render
 
     @property
     def state(self) -> ReviewState:
@@ -148,19 +117,19 @@ def reviewable_jobs(product: ProductOutcome) -> list[JobOutcome]:
 class ReviewDesk:
     """One output folder's runs, galleries, product pages and decisions, for the review app."""
 
-    def __init__(self, storage: LocalStorage, store: DecisionStore, layout: OutputLayout = LAYOUT) -> None:
+    def __init__(self, storage: LocalStorage, store: StateStore, layout: OutputLayout = LAYOUT) -> None:
         self.storage, self.store, self.layout = storage, store, layout
         self._reports: dict[str, tuple[tuple[int, int], RunReport]] = {}
         self._job_index: dict[str, tuple[RunReport, dict[str, JobOutcome]]] = {}
         # The decision in force per job, kept current by reading only what was recorded since (a 10k-product
         # gallery would otherwise query 60k jobs per page).
-        self._in_force: dict[str, DecisionRecord] = {}
+        self._in_force: dict[str, ReviewDecision] = {}
         self._last_decision = 0
         self._log: list[tuple[int, str]] = []  # (decision id, job id) of every decision read, in order
         self._items_cache: dict[str, tuple[RunReport, int, list[ReviewProduct], dict[str, int]]] = {}
         self._lock = threading.Lock()
 
-    def verdicts(self) -> Mapping[str, DecisionRecord]:
+    def verdicts(self) -> Mapping[str, ReviewDecision]:
         """The latest decision per job (every job of the store), current as of now."""
         with self._lock:
             while True:
@@ -225,13 +194,13 @@ class ReviewDesk:
     def runs(self) -> list[RunOverview]:
         """The catalogue first, then every run, newest first, with review progress."""
         overviews = []
+        records = self.verdicts()  # one snapshot for every run
         for run_id in [CATALOGUE_RUN, *self.run_ids()]:
             report = self.report(run_id)
             if report is None:
                 continue
             jobs = [job for product in report.products for job in reviewable_jobs(product)]
-            records = self.verdicts()
-            decided = sum(verdict_on(records.get(job.job_id), job.render_id) is not None for job in jobs)
+            decided = sum(decision_on(records.get(job.job_id), job.render_id) is not None for job in jobs)
             overviews.append(
                 RunOverview(
                     run_id, report.started_at, report.profile, report.csv, report.counts, len(jobs), decided
@@ -265,12 +234,12 @@ class ReviewDesk:
         return items
 
     def _item(
-        self, product: ProductOutcome, records: Mapping[str, DecisionRecord], with_files: bool = False
+        self, product: ProductOutcome, records: Mapping[str, ReviewDecision], with_files: bool = False
     ) -> ReviewProduct:
         """A product with its verdicts; with_files also looks up its source photo and cutout (product page)."""
         images = [
             ReviewImage(
-                job, job.outputs.get(MASTER, job.output), verdict_on(records.get(job.job_id), job.render_id)
+                job, job.outputs.get(MASTER, job.output), decision_on(records.get(job.job_id), job.render_id)
             )
             for job in reviewable_jobs(product)
         ]
@@ -330,7 +299,7 @@ class ReviewDesk:
             return {}
         return data if isinstance(data, dict) else {}
 
-    def history(self, job_id: str) -> list[DecisionRecord]:
+    def history(self, job_id: str) -> list[ReviewDecision]:
         return list(self.store.history(job_id))
 
     # Decisions ---------------------------------------------------------------------------------------------
@@ -396,13 +365,13 @@ class ReviewDesk:
             outcomes.append(DecisionOutcome(record, overrode))
         return outcomes
 
-    def undo(self, run_id: str, job_id: str, *, reviewer: str) -> DecisionRecord | None:
+    def undo(self, run_id: str, job_id: str, *, reviewer: str) -> ReviewDecision | None:
         """Take back this reviewer's latest decision on the render: the verdict before it is in force again
         ('clear' when there was none). Undo records are kept in the history like any decision."""
         job = self.find_job(run_id, job_id)
         if job is None:
             raise LookupError(f"no image {job_id} in run {run_id}.")
-        in_force: list[DecisionRecord] = []  # decisions on this render, undone ones taken off
+        in_force: list[ReviewDecision] = []  # decisions on this render, undone ones taken off
         for record in self.store.history(job_id):
             if record.image_key != job.render_id:
                 continue
@@ -435,14 +404,14 @@ class ReviewDesk:
         return [
             job
             for job in jobs
-            if image_state(verdict_on(records.get(job.job_id), job.render_id)) == "approved"
+            if image_state(decision_on(records.get(job.job_id), job.render_id)) == "approved"
         ]
 
 
 @dataclass(frozen=True)
 class DecisionOutcome:
-    record: DecisionRecord
-    overrode: DecisionRecord | None  # another reviewer's decision this one replaced unseen
+    record: ReviewDecision
+    overrode: ReviewDecision | None  # another reviewer's decision this one replaced unseen
 
 
 def _is_run_id(text: str) -> bool:

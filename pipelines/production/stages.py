@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from catalog import ImageFetchError, JobState, fetch_image_bytes
+from catalog import ImageFetchError, ImagePolicy, JobState, fetch_image_bytes
 from catalog.photo_cache import PhotoCache
 from catalog.schema import ProductRecord
 from catalog.state import ReviewDecision, StateStore
@@ -29,7 +29,7 @@ from pipelines.metadata import ImageMetadata
 from pipelines.poses import Pose
 from pipelines.prepare import image_hash, prepare_cutout
 from pipelines.presets import MASTER, Preset
-from pipelines.production.decisions import render_id, rerender_seed
+from pipelines.production.decisions import decision_on, render_id, rerender_seed
 from pipelines.production.layout import OutputLayout, Storage, read_json, sidecar_key, write_json
 from pipelines.production.outcomes import JobOutcome, JobStateName, ProductOutcome, RejectRecord
 from pipelines.production.plan import JobPlan, plan_product
@@ -142,13 +142,14 @@ def plan_catalogue(
     A product that comes back with nothing to do (`needs_cutout` false) is finished as skipped without a
     task, a decode or a segmenter; the others go to `prepare_product(record, ctx, res, planned)`.
     """
+    policy = ctx.profile.image_policy(ctx.csv_dir)  # once, not per product
     for start in range(0, len(records), chunk):
         part = records[start : start + chunk]
         plans = {record.sku: plan_product(record, ctx.profile) for record in part}
         job_ids = [plan.job_id for product in plans.values() for plan in product]
         states, verdicts = res.store.get_many(job_ids), res.store.decisions(job_ids)
         for record in part:
-            yield _plan_one(record, plans[record.sku], states, verdicts, ctx, res)
+            yield _plan_one(record, plans[record.sku], states, verdicts, policy, ctx, res)
 
 
 def prepare_product(
@@ -195,6 +196,7 @@ def _plan_one(
     plans: Sequence[JobPlan],
     states: Mapping[str, JobState],
     verdicts: Mapping[str, ReviewDecision],
+    policy: ImagePolicy,
     ctx: RunContext,
     res: Resources,
 ) -> PreparedProduct:
@@ -203,7 +205,6 @@ def _plan_one(
     layout = res.layout
     # 1. The photo's hash: from the photo cache when the file's stat (or the server's 304) says it is
     # unchanged, else by reading (a local file under allowed roots, or an allow-listed URL).
-    policy = ctx.profile.image_policy(ctx.csv_dir)
     try:
         if res.photos is not None:
             prepared.image_hash = res.photos.lookup(record.image, policy).sha256
@@ -256,13 +257,11 @@ def _plan_one(
 def _verdict_on_stored(
     state: JobState | None, decision: ReviewDecision | None, master: str
 ) -> ReviewDecision | None:
-    """The reviewers' decision in force on the stored render, or None (none, cleared, or about an older one)."""
-    if state is None or decision is None or decision.decision == "clear":
+    """The reviewers' decision in force on the stored render (decisions.decision_on), or None."""
+    if state is None:
         return None
-    stored = render_id(
-        master, state.seed if state.seed is not None else -1, state.config_fingerprint, state.image_hash
-    )
-    return decision if decision.image_key == stored else None
+    seed = state.seed if state.seed is not None else -1
+    return decision_on(decision, render_id(master, seed, state.config_fingerprint, state.image_hash))
 
 
 def output_presets(ctx: RunContext, res: Resources, earlier: Sequence[str] = ()) -> list[Preset]:

@@ -21,10 +21,11 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
+from catalog.state import ReviewDecision
 from pipelines.presets import Preset
 from pipelines.production.decisions import REJECT_REASONS, REVIEW_STATES
 from pipelines.production.layout import LocalStorage
-from pipelines.production.review import CATALOGUE_RUN, DecisionRecord, GalleryFilter, ReviewDesk
+from pipelines.production.review import CATALOGUE_RUN, GalleryFilter, ReviewDesk
 from pipelines.production.stages import derive_from_master
 from webapp.review.security import (
     CSRF_HEADER,
@@ -56,7 +57,7 @@ def _templates() -> jinja2.Environment:
     return environment
 
 
-def _record(record: DecisionRecord | None) -> dict[str, Any] | None:
+def _record(record: ReviewDecision | None) -> dict[str, Any] | None:
     if record is None:
         return None
     return {

@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
 import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
+from webapp.upload import is_loopback
 
 SESSION_COOKIE = "onmodel_review"
 SESSION_SECONDS = 12 * 3600
@@ -39,16 +40,6 @@ SECURITY_HEADERS = {
 
 class ReviewConfigError(ValueError):
     """The app cannot start as configured."""
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 and 'localhost' are loopback; 0.0.0.0 and LAN addresses are not."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
