@@ -30,6 +30,7 @@ from pipelines.poses import Pose
 from pipelines.prepare import image_hash, prepare_cutout
 from pipelines.presets import MASTER, Preset
 from pipelines.production.decisions import decision_on, render_id, rerender_seed
+from pipelines.production.gc_pause import collector_paused
 from pipelines.production.layout import OutputLayout, Storage, read_json, sidecar_key, write_json
 from pipelines.production.outcomes import JobOutcome, JobStateName, ProductOutcome, RejectRecord
 from pipelines.production.plan import JobPlan, plan_product
@@ -144,17 +145,29 @@ def plan_catalogue(
     """
     policy = ctx.profile.image_policy(ctx.csv_dir)  # once, not per product
     for start in range(0, len(records), chunk):
-        part = records[start : start + chunk]
-        plans = {record.sku: plan_product(record, ctx.profile) for record in part}
-        job_ids = [plan.job_id for product in plans.values() for plan in product]
-        states, verdicts = res.store.get_many(job_ids), res.store.decisions(job_ids)
-        photos: Sequence[str | ImageFetchError | None] = (
-            res.photos.hashes([record.image for record in part], policy)
-            if res.photos is not None
-            else [None] * len(part)
-        )
-        for record, photo in zip(part, photos, strict=True):
-            yield _plan_one(record, plans[record.sku], states, verdicts, photo, policy, ctx, res)
+        # The chunk is planned whole with the cycle collector paused (see gc_pause), then handed out: the
+        # caller's work between products never runs inside the pause.
+        with collector_paused():
+            planned = _plan_chunk(records[start : start + chunk], policy, ctx, res)
+        yield from planned
+
+
+def _plan_chunk(
+    part: Sequence[ProductRecord], policy: ImagePolicy, ctx: RunContext, res: Resources
+) -> list[PreparedProduct]:
+    """Plan these products: one state-store read and one photo-cache read for all of them."""
+    plans = {record.sku: plan_product(record, ctx.profile) for record in part}
+    job_ids = [plan.job_id for product in plans.values() for plan in product]
+    states, verdicts = res.store.get_many(job_ids), res.store.decisions(job_ids)
+    photos: Sequence[str | ImageFetchError | None] = (
+        res.photos.hashes([record.image for record in part], policy)
+        if res.photos is not None
+        else [None] * len(part)
+    )
+    return [
+        _plan_one(record, plans[record.sku], states, verdicts, photo, policy, ctx, res)
+        for record, photo in zip(part, photos, strict=True)
+    ]
 
 
 def prepare_product(
