@@ -10,9 +10,11 @@ Outputs are storage keys relative to the output root, so the store never looks a
 `JobState.is_current` and then that the keys exist in their storage.
 
 Two runs at once (a nightly and an upload over overlapping products, on one host or many) keep off each
-other's jobs with `claim`: one atomic upsert per chunk hands each job to exactly one live run, and a lease
-that ran out (a run killed with -9) can be taken over. Claim first, then re-read the states of what you
-claimed: a job another run produced between your planning and your claim is current by then.
+other's jobs with `claim`: one atomic upsert per chunk hands each job to exactly one live run. A claim names
+its holding process (host, pid, start token): one whose holder on the claimant's host is dead (killed with -9)
+is void at once, one held on another host ends with its lease (`renew` extends it while the run lives). Claim
+first, then re-read the states of what you claimed: a job another run produced between your planning and your
+claim is current by then.
 """
 
 from __future__ import annotations
@@ -51,12 +53,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 
-from catalog import state_migrate
+from catalog import claim_owners, state_migrate
+from catalog.claim_owners import ClaimOwner
 from catalog.state_migrate import SCHEMA_VERSION, StateStoreLayoutError, StateStoreVersionError
 from catalog.state_tables import claims, jobs, products, review_decisions, runs
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ClaimOwner",
     "JobState",
     "JobStatus",
     "JobStore",
@@ -310,11 +314,21 @@ class StateStore(JobStore, Protocol):
 
     def decisions_after(self, decision_id: int, limit: int = 100_000) -> list[ReviewDecision]: ...
 
-    def claim(self, job_ids: Sequence[str], run_id: str, lease_seconds: float) -> set[str]: ...
+    def claim(
+        self,
+        job_ids: Sequence[str],
+        run_id: str,
+        lease_seconds: float,
+        owner: ClaimOwner | None = None,
+    ) -> set[str]: ...
+
+    def renew(self, run_id: str, lease_seconds: float, owner: ClaimOwner | None = None) -> int: ...
 
     def release(self, job_ids: Sequence[str], run_id: str) -> int: ...
 
     def claims_of(self, run_id: str) -> set[str]: ...
+
+    def claim_holders(self, job_ids: Sequence[str]) -> dict[str, str]: ...
 
 
 def _now() -> str:
@@ -1126,30 +1140,48 @@ class SQLJobStore:
 
     # Claims -------------------------------------------------------------------------------------------------
 
-    def claim(self, job_ids: Sequence[str], run_id: str, lease_seconds: float) -> set[str]:
+    def claim(
+        self,
+        job_ids: Sequence[str],
+        run_id: str,
+        lease_seconds: float,
+        owner: ClaimOwner | None = None,
+    ) -> set[str]:
         """Claim jobs for this run; the ones it now holds (another live run's are left out).
 
-        A job is claimed when nobody holds it, when its lease has expired (its run died), or when this run holds
-        it already (claiming again renews the lease). Each chunk is one atomic upsert, so two runs racing for
-        one job, in one process or on two hosts, never both get it. Claim, then re-read the claimed jobs'
-        states: one produced by another run since you planned is current by then.
+        A job is claimed when nobody holds it, when its lease has expired, when its holder is a process on this
+        host that is no longer running (a run killed with -9: void at once), or when this run holds it already
+        (claiming again renews the lease). owner: the claiming process (default: this one). Each chunk is one
+        atomic upsert, so two runs racing for one job, in one process or on two hosts, never both get it.
+        Claim, then re-read the claimed jobs' states: one produced by another run since you planned is current
+        by then.
         """
         if not run_id:
             raise ValueError("a claim needs the claiming run's id")
         if lease_seconds < 0:
             raise ValueError(f"lease_seconds must be >= 0; got {lease_seconds}")
         wanted = _unique(job_ids, "job_ids")
+        holder = owner or ClaimOwner.current()
         claimed: set[str] = set()
-        for chunk in _chunks(wanted, self._rows_per_statement(4)):
+        for chunk in _chunks(wanted, self._rows_per_statement(7)):
 
             def work(connection: Connection, chunk: Sequence[str] = chunk) -> set[str]:
-                return self._claim_chunk(connection, chunk, run_id, lease_seconds)
+                got = self._claim_chunk(connection, chunk, run_id, lease_seconds, holder)
+                voided = self._void_dead_holders(connection, [job for job in chunk if job not in got], holder)
+                if voided:  # the jobs of holders that died on this host: claim them now
+                    got |= self._claim_chunk(connection, voided, run_id, lease_seconds, holder)
+                return got
 
             claimed |= self._write(work)
         return claimed
 
     def _claim_chunk(
-        self, connection: Connection, job_ids: Sequence[str], run_id: str, lease_seconds: float
+        self,
+        connection: Connection,
+        job_ids: Sequence[str],
+        run_id: str,
+        lease_seconds: float,
+        owner: ClaimOwner,
     ) -> set[str]:
         """INSERT ... ON CONFLICT DO UPDATE ... WHERE the holder's lease ran out or is ours ... RETURNING."""
         # The database's clock, read in this transaction: under SQLite's write lock nobody claims in between; on
@@ -1157,17 +1189,78 @@ class SQLJobStore:
         now = connection.execute(select(self._db_now())).scalar_one()
         claimed_at = _now()
         rows = [
-            {"job_id": job_id, "run_id": run_id, "claimed_at": claimed_at, "expires_at": now + lease_seconds}
+            {
+                "job_id": job_id,
+                "run_id": run_id,
+                "claimed_at": claimed_at,
+                "expires_at": now + lease_seconds,
+                "owner_host": owner.host,
+                "owner_pid": owner.pid,
+                "owner_started": owner.started,
+            }
             for job_id in job_ids
         ]
         statement = self._insert(claims).values(rows)
         new = statement.excluded
+        taken = ("run_id", "claimed_at", "expires_at", "owner_host", "owner_pid", "owner_started")
         statement = statement.on_conflict_do_update(
             index_elements=[claims.c.job_id],
-            set_={"run_id": new.run_id, "claimed_at": new.claimed_at, "expires_at": new.expires_at},
+            set_={name: new[name] for name in taken},
             where=(claims.c.expires_at <= now) | (claims.c.run_id == new.run_id),
         ).returning(claims.c.job_id)
         return set(connection.execute(statement).scalars())
+
+    def _void_dead_holders(
+        self, connection: Connection, job_ids: Sequence[str], claimant: ClaimOwner
+    ) -> list[str]:
+        """Delete the claims on these jobs whose holder is a dead process on the claimant's host; those jobs.
+
+        Each delete names the dead holder (host, pid, start token), so on PostgreSQL a claim another run took
+        over meanwhile is left alone.
+        """
+        if not job_ids:
+            return []
+        rows = connection.execute(
+            select(claims.c.job_id, claims.c.owner_pid, claims.c.owner_started).where(
+                self._among(claims.c.job_id, job_ids),
+                claims.c.owner_host == claimant.host,
+                claims.c.owner_pid > 0,
+            )
+        ).all()
+        by_owner: dict[ClaimOwner, list[str]] = {}
+        for job_id, pid, started in rows:
+            by_owner.setdefault(ClaimOwner(claimant.host, int(pid), started), []).append(job_id)
+        voided: list[str] = []
+        for holder, held in by_owner.items():
+            if holder == claimant or claim_owners.is_alive(holder):
+                continue
+            result = connection.execute(
+                delete(claims).where(
+                    self._among(claims.c.job_id, held),
+                    claims.c.owner_host == holder.host,
+                    claims.c.owner_pid == holder.pid,
+                    claims.c.owner_started == holder.started,
+                )
+            )
+            if result.rowcount:
+                voided.extend(held)
+        return sorted(voided)
+
+    def renew(self, run_id: str, lease_seconds: float, owner: ClaimOwner | None = None) -> int:
+        """Extend the lease of every claim this process holds for the run (one statement); how many."""
+        if lease_seconds < 0:
+            raise ValueError(f"lease_seconds must be >= 0; got {lease_seconds}")
+        holder = owner or ClaimOwner.current()
+        statement = (
+            update(claims)
+            .where(
+                claims.c.run_id == run_id,
+                claims.c.owner_host == holder.host,
+                claims.c.owner_pid == holder.pid,
+            )
+            .values(expires_at=self._db_now() + lease_seconds)
+        )
+        return self._write(lambda connection: int(connection.execute(statement).rowcount))
 
     def release(self, job_ids: Sequence[str], run_id: str) -> int:
         """Give back this run's claims on these jobs (others' claims are untouched); how many were released."""
@@ -1182,6 +1275,15 @@ class SQLJobStore:
         """The jobs this run holds a claim on (expired leases included until someone takes them over)."""
         with self._read() as connection:
             return set(connection.execute(select(claims.c.job_id).where(claims.c.run_id == run_id)).scalars())
+
+    def claim_holders(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The run holding each of these jobs' claims (expired ones included), by job id; unclaimed are absent."""
+        wanted = list(dict.fromkeys(_strings(job_ids, "job_ids")))
+        if not wanted:
+            return {}
+        query = select(claims.c.job_id, claims.c.run_id).where(self._among(claims.c.job_id, wanted))
+        with self._read() as connection:
+            return {job_id: run_id for job_id, run_id in connection.execute(query)}
 
     # Closing ------------------------------------------------------------------------------------------------
 

@@ -95,7 +95,7 @@ def test_get_and_all_rows_round_trip(store: SQLJobStore) -> None:
     assert (state.status, state.outputs, state.reason) == ("produced", (_KEY, second), "")
     assert state.updated_at.endswith("+00:00")
     assert [row.job_id for row in store.all_rows()] == ["a", "b"]
-    assert store.schema_version == SCHEMA_VERSION == 3
+    assert store.schema_version == SCHEMA_VERSION == 4
 
 
 def test_seed_flags_and_render_inputs_round_trip_through_get_and_get_many(store: SQLJobStore) -> None:
