@@ -64,6 +64,7 @@ __all__ = [
     "JobState",
     "JobStatus",
     "JobStore",
+    "ProductSighting",
     "ProductState",
     "ReviewDecision",
     "RunState",
@@ -99,6 +100,7 @@ _RETRY_MARKERS = (
     "deadlock detected",
     "could not serialize",
 )
+_PRODUCTS_PER_STATEMENT = 1000  # products recorded or marked seen per statement (and per transaction)
 _T = TypeVar("_T")
 
 
@@ -147,10 +149,21 @@ class ProductState:
     last_seen_at: str
     retired_at: str | None = None  # set when a full catalogue run no longer listed it; its files are kept
     retired_run: str | None = None
+    render_fields: Mapping[str, Any] = field(default_factory=dict)  # the product fields that affect pixels
 
     @property
     def retired(self) -> bool:
         return self.retired_at is not None
+
+
+@dataclass(frozen=True)
+class ProductSighting:
+    """A product as one catalogue run sees it: what `record_products` writes."""
+
+    product_key: str
+    image_hash: str
+    source_identity: Mapping[str, Any] = field(default_factory=dict)
+    render_fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -288,8 +301,16 @@ class StateStore(JobStore, Protocol):
     def list_runs(self) -> list[RunState]: ...
 
     def record_product(
-        self, product_key: str, *, run_id: str, image_hash: str, source_identity: Mapping[str, Any]
+        self,
+        product_key: str,
+        *,
+        run_id: str,
+        image_hash: str,
+        source_identity: Mapping[str, Any],
+        render_fields: Mapping[str, Any] | None = None,
     ) -> None: ...
+
+    def record_products(self, sightings: Sequence[ProductSighting], run_id: str) -> int: ...
 
     def mark_seen(self, product_keys: Sequence[str], run_id: str) -> None: ...
 
@@ -472,6 +493,7 @@ def _product_from_row(row: Row[Any]) -> ProductState:
         last_seen_at=row.last_seen_at,
         retired_at=row.retired_at,
         retired_run=row.retired_run,
+        render_fields=json.loads(row.render_fields),
     )
 
 
@@ -952,22 +974,39 @@ class SQLJobStore:
     # Products -----------------------------------------------------------------------------------------------
 
     def record_product(
-        self, product_key: str, *, run_id: str, image_hash: str, source_identity: Mapping[str, Any]
+        self,
+        product_key: str,
+        *,
+        run_id: str,
+        image_hash: str,
+        source_identity: Mapping[str, Any],
+        render_fields: Mapping[str, Any] | None = None,
     ) -> None:
         """Record a product's photo as this run saw it (hash and source identity); a retired one returns."""
+        sighting = ProductSighting(product_key, image_hash, source_identity, render_fields or {})
+        self.record_products([sighting], run_id)
+
+    def record_products(self, sightings: Sequence[ProductSighting], run_id: str) -> int:
+        """Record products as this run saw them (photo hash, source identity, render fields); retired ones
+        return. One statement per 1000 products (the driver's executemany); how many were recorded."""
+        if not run_id:
+            raise ValueError("recording products needs the run's id")
         now = _now()
-        values = {
-            "product_key": product_key,
-            "source_identity": _json_object(source_identity, "source_identity"),
-            "image_hash": image_hash,
-            "first_seen_run": run_id,
-            "last_seen_run": run_id,
-            "first_seen_at": now,
-            "last_seen_at": now,
-            "retired_at": None,
-            "retired_run": None,
-        }
-        statement = self._insert(products).values(values)
+        rows = [
+            {
+                "product_key": sighting.product_key,
+                "source_identity": _json_object(sighting.source_identity, "source_identity"),
+                "image_hash": sighting.image_hash,
+                "first_seen_run": run_id,
+                "last_seen_run": run_id,
+                "first_seen_at": now,
+                "last_seen_at": now,
+                "render_fields": _json_object(sighting.render_fields, "render_fields"),
+            }
+            # One row per product (the last sighting wins): PostgreSQL refuses to upsert a row twice at once.
+            for sighting in {sighting.product_key: sighting for sighting in sightings}.values()
+        ]
+        statement = self._insert(products)
         new = statement.excluded
         statement = statement.on_conflict_do_update(
             index_elements=[products.c.product_key],
@@ -976,11 +1015,14 @@ class SQLJobStore:
                 "image_hash": new.image_hash,
                 "last_seen_run": new.last_seen_run,
                 "last_seen_at": new.last_seen_at,
+                "render_fields": new.render_fields,
                 "retired_at": None,
                 "retired_run": None,
             },
         )
-        self._write(lambda connection: connection.execute(statement))
+        for part in _chunks(rows, _PRODUCTS_PER_STATEMENT):
+            self._write(lambda connection, part=part: connection.execute(statement, list(part)))
+        return len(rows)
 
     def mark_seen(self, product_keys: Sequence[str], run_id: str) -> None:
         """Record that this run's catalogue lists these products (new ones get a row); retired ones return."""
@@ -1011,7 +1053,8 @@ class SQLJobStore:
             for key in keys
         ]
         # One statement, many parameter sets: the driver's executemany (no SQL compiled per chunk).
-        self._write(lambda connection: connection.execute(statement, rows))
+        for part in _chunks(rows, _PRODUCTS_PER_STATEMENT):
+            self._write(lambda connection, part=part: connection.execute(statement, list(part)))
 
     def get_products(self, product_keys: Sequence[str] | None = None) -> dict[str, ProductState]:
         """Products by key: these (absent when never seen), or all of them."""

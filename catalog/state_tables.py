@@ -64,6 +64,7 @@ products = Table(
     Column("last_seen_at", Text, nullable=False),
     Column("retired_at", Text),
     Column("retired_run", Text),
+    Column("render_fields", Text, nullable=False, server_default="{}"),  # JSON object
     PrimaryKeyConstraint("product_key", name="pk_products"),
 )
 Index("ix_products_retired_at", products.c.retired_at)

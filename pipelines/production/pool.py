@@ -123,6 +123,7 @@ class ChunkResult:
     products: list[ProductOutcome]
     rejects: list[RejectRecord]
     devices: list[DeviceUsage]
+    image_hashes: dict[str, str] = field(default_factory=dict)  # sku -> its photo's hash, as planned
 
     def reject_of(self, sku: str) -> RejectRecord | None:
         return next((reject for reject in self.rejects if reject.sku == sku), None)
@@ -317,7 +318,8 @@ class DevicePool:
             for record in records:
                 self._chunk_of.pop(record.sku, None)
             self._raise_if_failed()
-        return ChunkResult(chunk.book.products(), list(chunk.book.rejects), self.usage())
+        hashes = {sku: product.image_hash for sku, product in planned.items() if product.image_hash}
+        return ChunkResult(chunk.book.products(), list(chunk.book.rejects), self.usage(), hashes)
 
     def usage(self) -> list[DeviceUsage]:
         """Each device's counters so far (wall_s: since the pool started)."""

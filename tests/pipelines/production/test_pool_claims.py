@@ -65,16 +65,12 @@ def test_two_runs_over_overlapping_products_render_each_job_once(tmp_path: Path)
     # 2. Each run's outcomes cover all of its jobs: produced here, or reused from the other run's render.
     night, day = _jobs(results["r1"]), _jobs(results["r2"])
     assert len(night) == 8 * JOBS_PER_PRODUCT and len(day) == 4 * JOBS_PER_PRODUCT
-    for mine, other, run_id, models in (
-        (night, day, "r1", nightly_models),
-        (day, night, "r2", upload_models),
-    ):
+    for mine, other_run, models in ((night, "r2", nightly_models), (day, "r1", upload_models)):
         for job_id, (state, reason) in mine.items():
             if job_id in models.rendered_jobs():
                 assert state == "produced"
             else:
                 assert state == "skipped", (job_id, state, reason)
-                other_run = "r2" if run_id == "r1" else "r1"
                 assert reason == f"rendered by the concurrent run {other_run} with this image and config"
     # 3. The store: every job produced once, by the run that rendered it; no claim left behind.
     states = res.store.get_many(list(night))
