@@ -1020,8 +1020,7 @@ class SQLJobStore:
                 "retired_run": None,
             },
         )
-        for part in _chunks(rows, _PRODUCTS_PER_STATEMENT):
-            self._write(lambda connection, part=part: connection.execute(statement, list(part)))
+        self._write_many(statement, rows)
         return len(rows)
 
     def mark_seen(self, product_keys: Sequence[str], run_id: str) -> None:
@@ -1053,8 +1052,16 @@ class SQLJobStore:
             for key in keys
         ]
         # One statement, many parameter sets: the driver's executemany (no SQL compiled per chunk).
+        self._write_many(statement, rows)
+
+    def _write_many(self, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
+        """One statement with many parameter sets (the driver's executemany), a transaction per 1000 rows."""
         for part in _chunks(rows, _PRODUCTS_PER_STATEMENT):
-            self._write(lambda connection, part=part: connection.execute(statement, list(part)))
+
+            def work(connection: Connection, part: Sequence[dict[str, Any]] = part) -> None:
+                connection.execute(statement, list(part))
+
+            self._write(work)
 
     def get_products(self, product_keys: Sequence[str] | None = None) -> dict[str, ProductState]:
         """Products by key: these (absent when never seen), or all of them."""
