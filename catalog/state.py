@@ -1079,7 +1079,7 @@ class SQLJobStore:
         """Retire the products a full catalogue no longer lists; their keys, sorted. Their files stay.
 
         Call it only from a run over the whole catalogue (a nightly run), never from an upload of some rows.
-        A product that another run saw after this run started (an upload running alongside) is not retired.
+        A product that another run recorded after this run started (a full run alongside) is not retired.
         """
         present = set(_strings(present_keys, "present_keys"))
 
