@@ -102,6 +102,9 @@ class PreparedProduct:
     rejected: RejectRecord | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     needs_cutout: bool = True  # false: nothing to render and the cutout of this very photo is stored
+    # job id -> the recorded state's updated_at the plan saw, for the jobs to do: a claim finds out from it
+    # whether another run has rendered the job since (pipelines/production/claims.py).
+    seen: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,9 @@ def _plan_one(
             prepared.todo.append(plan)
             continue
         prepared.skipped.append(reuse_render(plan, state, prepared, ctx, res))
+    prepared.seen = {
+        plan.job_id: states[plan.job_id].updated_at for plan in prepared.todo if plan.job_id in states
+    }
     prepared.cutout, prepared.source = layout.cutout(record.sku), layout.source_thumbnail(record.sku)
     record_key = layout.cutout_record(record.sku)
     if not prepared.todo and res.storage.exists(prepared.cutout) and res.storage.exists(record_key):
@@ -341,8 +347,12 @@ def reuse_render(
     ctx: RunContext,
     res: Resources,
     approved: bool = False,
+    reason: str = "",
 ) -> JobOutcome:
-    """A job already rendered with this photo and config: derive the presets it lacks from its stored master."""
+    """A job already rendered with this photo and config: derive the presets it lacks from its stored master.
+
+    reason: why it is reused, for the manifest (default: already rendered, or approved by a reviewer).
+    """
     storage = res.storage
     presets = output_presets(ctx, res, prepared.earlier_presets.get(plan.job_id, ()))
     keys = {preset.name: res.layout.image(preset, plan.sku, plan.job_id) for preset in presets}
@@ -366,7 +376,7 @@ def reuse_render(
             flags=list(state.flags),
         )
     derived = [preset.name for preset in missing]
-    reason = (
+    reason = reason or (
         "approved by a reviewer: kept as it is" if approved else "already rendered with this image and config"
     )
     if derived:
