@@ -1,7 +1,8 @@
 """Benchmark: the state store's share of nightly planning over a large catalogue, on SQLite and PostgreSQL.
 
 Fills a fresh store with `--jobs` produced jobs (3 per product) and their products, then times what a nightly
-run asks of it: get_many over every job id, mark_seen and get_products over every product, retire_missing,
+run asks of it: get_many over every job id, mark_seen, record_products (a full run's bookkeeping) and
+get_products over every product, retire_missing,
 claiming the 1 % that changed, and the status counts. Prints seconds and rows/s per step and the total.
 PostgreSQL is measured when --postgres-url (or $ONMODEL_TEST_POSTGRES_URL) names a server database; a new
 database is created on it and dropped afterwards.
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import insert  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from catalog.state import SQLJobStore, open_job_store  # noqa: E402
+from catalog.state import ProductSighting, SQLJobStore, open_job_store  # noqa: E402
 from catalog.state_tables import jobs, products  # noqa: E402
 
 POSES = ("front", "back", "side")
@@ -103,6 +104,15 @@ def measure(url: str, label: str, job_count: int) -> None:
         total += timed("get_many (every job)", len(job_ids), lambda: store.get_many(job_ids))
         total += timed("get_products (every product)", len(skus), lambda: store.get_products(skus))
         total += timed("mark_seen (every product)", len(skus), lambda: store.mark_seen(skus, "n1"))
+        sightings = [
+            ProductSighting(
+                sku, "b" * 64, {"image": f"/photos/{sku}.jpg"}, {"category": "shirt", "title": sku}
+            )
+            for sku in skus
+        ]
+        total += timed(
+            "record_products (every product)", len(skus), lambda: store.record_products(sightings, "n1")
+        )
         total += timed(
             "retire_missing (10 dropped)", len(skus), lambda: store.retire_missing(skus[10:], "n1")
         )

@@ -10,9 +10,11 @@ Outputs are storage keys relative to the output root, so the store never looks a
 `JobState.is_current` and then that the keys exist in their storage.
 
 Two runs at once (a nightly and an upload over overlapping products, on one host or many) keep off each
-other's jobs with `claim`: one atomic upsert per chunk hands each job to exactly one live run, and a lease
-that ran out (a run killed with -9) can be taken over. Claim first, then re-read the states of what you
-claimed: a job another run produced between your planning and your claim is current by then.
+other's jobs with `claim`: one atomic upsert per chunk hands each job to exactly one live run. A claim names
+its holding process (host, pid, start token): one whose holder on the claimant's host is dead (killed with -9)
+is void at once, one held on another host ends with its lease (`renew` extends it while the run lives). Claim
+first, then re-read the states of what you claimed: a job another run produced between your planning and your
+claim is current by then.
 """
 
 from __future__ import annotations
@@ -52,15 +54,18 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 
-from catalog import state_migrate
+from catalog import claim_owners, state_migrate
+from catalog.claim_owners import ClaimOwner
 from catalog.state_migrate import SCHEMA_VERSION, StateStoreLayoutError, StateStoreVersionError
 from catalog.state_tables import claims, jobs, products, review_decisions, runs
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ClaimOwner",
     "JobState",
     "JobStatus",
     "JobStore",
+    "ProductSighting",
     "ProductState",
     "ReviewDecision",
     "RunState",
@@ -96,6 +101,7 @@ _RETRY_MARKERS = (
     "deadlock detected",
     "could not serialize",
 )
+_PRODUCTS_PER_STATEMENT = 1000  # products recorded or marked seen per statement (and per transaction)
 _T = TypeVar("_T")
 
 
@@ -144,10 +150,21 @@ class ProductState:
     last_seen_at: str
     retired_at: str | None = None  # set when a full catalogue run no longer listed it; its files are kept
     retired_run: str | None = None
+    render_fields: Mapping[str, Any] = field(default_factory=dict)  # the product fields that affect pixels
 
     @property
     def retired(self) -> bool:
         return self.retired_at is not None
+
+
+@dataclass(frozen=True)
+class ProductSighting:
+    """A product as one catalogue run sees it: what `record_products` writes."""
+
+    product_key: str
+    image_hash: str
+    source_identity: Mapping[str, Any] = field(default_factory=dict)
+    render_fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -285,8 +302,16 @@ class StateStore(JobStore, Protocol):
     def list_runs(self) -> list[RunState]: ...
 
     def record_product(
-        self, product_key: str, *, run_id: str, image_hash: str, source_identity: Mapping[str, Any]
+        self,
+        product_key: str,
+        *,
+        run_id: str,
+        image_hash: str,
+        source_identity: Mapping[str, Any],
+        render_fields: Mapping[str, Any] | None = None,
     ) -> None: ...
+
+    def record_products(self, sightings: Sequence[ProductSighting], run_id: str) -> int: ...
 
     def mark_seen(self, product_keys: Sequence[str], run_id: str) -> None: ...
 
@@ -311,11 +336,21 @@ class StateStore(JobStore, Protocol):
 
     def decisions_after(self, decision_id: int, limit: int = 100_000) -> list[ReviewDecision]: ...
 
-    def claim(self, job_ids: Sequence[str], run_id: str, lease_seconds: float) -> set[str]: ...
+    def claim(
+        self,
+        job_ids: Sequence[str],
+        run_id: str,
+        lease_seconds: float,
+        owner: ClaimOwner | None = None,
+    ) -> set[str]: ...
+
+    def renew(self, run_id: str, lease_seconds: float, owner: ClaimOwner | None = None) -> int: ...
 
     def release(self, job_ids: Sequence[str], run_id: str) -> int: ...
 
     def claims_of(self, run_id: str) -> set[str]: ...
+
+    def claim_holders(self, job_ids: Sequence[str]) -> dict[str, str]: ...
 
 
 def _now() -> str:
@@ -466,6 +501,7 @@ def _product_from_row(row: Row[Any]) -> ProductState:
         last_seen_at=row.last_seen_at,
         retired_at=row.retired_at,
         retired_run=row.retired_run,
+        render_fields=json.loads(row.render_fields),
     )
 
 
@@ -946,22 +982,39 @@ class SQLJobStore:
     # Products -----------------------------------------------------------------------------------------------
 
     def record_product(
-        self, product_key: str, *, run_id: str, image_hash: str, source_identity: Mapping[str, Any]
+        self,
+        product_key: str,
+        *,
+        run_id: str,
+        image_hash: str,
+        source_identity: Mapping[str, Any],
+        render_fields: Mapping[str, Any] | None = None,
     ) -> None:
         """Record a product's photo as this run saw it (hash and source identity); a retired one returns."""
+        sighting = ProductSighting(product_key, image_hash, source_identity, render_fields or {})
+        self.record_products([sighting], run_id)
+
+    def record_products(self, sightings: Sequence[ProductSighting], run_id: str) -> int:
+        """Record products as this run saw them (photo hash, source identity, render fields); retired ones
+        return. One statement per 1000 products (the driver's executemany); how many were recorded."""
+        if not run_id:
+            raise ValueError("recording products needs the run's id")
         now = _now()
-        values = {
-            "product_key": product_key,
-            "source_identity": _json_object(source_identity, "source_identity"),
-            "image_hash": image_hash,
-            "first_seen_run": run_id,
-            "last_seen_run": run_id,
-            "first_seen_at": now,
-            "last_seen_at": now,
-            "retired_at": None,
-            "retired_run": None,
-        }
-        statement = self._insert(products).values(values)
+        rows = [
+            {
+                "product_key": sighting.product_key,
+                "source_identity": _json_object(sighting.source_identity, "source_identity"),
+                "image_hash": sighting.image_hash,
+                "first_seen_run": run_id,
+                "last_seen_run": run_id,
+                "first_seen_at": now,
+                "last_seen_at": now,
+                "render_fields": _json_object(sighting.render_fields, "render_fields"),
+            }
+            # One row per product (the last sighting wins): PostgreSQL refuses to upsert a row twice at once.
+            for sighting in {sighting.product_key: sighting for sighting in sightings}.values()
+        ]
+        statement = self._insert(products)
         new = statement.excluded
         statement = statement.on_conflict_do_update(
             index_elements=[products.c.product_key],
@@ -970,11 +1023,13 @@ class SQLJobStore:
                 "image_hash": new.image_hash,
                 "last_seen_run": new.last_seen_run,
                 "last_seen_at": new.last_seen_at,
+                "render_fields": new.render_fields,
                 "retired_at": None,
                 "retired_run": None,
             },
         )
-        self._write(lambda connection: connection.execute(statement))
+        self._write_many(statement, rows)
+        return len(rows)
 
     def mark_seen(self, product_keys: Sequence[str], run_id: str) -> None:
         """Record that this run's catalogue lists these products (new ones get a row); retired ones return."""
@@ -1005,7 +1060,16 @@ class SQLJobStore:
             for key in keys
         ]
         # One statement, many parameter sets: the driver's executemany (no SQL compiled per chunk).
-        self._write(lambda connection: connection.execute(statement, rows))
+        self._write_many(statement, rows)
+
+    def _write_many(self, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
+        """One statement with many parameter sets (the driver's executemany), a transaction per 1000 rows."""
+        for part in _chunks(rows, _PRODUCTS_PER_STATEMENT):
+
+            def work(connection: Connection, part: Sequence[dict[str, Any]] = part) -> None:
+                connection.execute(statement, list(part))
+
+            self._write(work)
 
     def get_products(self, product_keys: Sequence[str] | None = None) -> dict[str, ProductState]:
         """Products by key: these (absent when never seen), or all of them."""
@@ -1023,7 +1087,7 @@ class SQLJobStore:
         """Retire the products a full catalogue no longer lists; their keys, sorted. Their files stay.
 
         Call it only from a run over the whole catalogue (a nightly run), never from an upload of some rows.
-        A product that another run saw after this run started (an upload running alongside) is not retired.
+        A product that another run recorded after this run started (a full run alongside) is not retired.
         """
         present = set(_strings(present_keys, "present_keys"))
 
@@ -1134,30 +1198,48 @@ class SQLJobStore:
 
     # Claims -------------------------------------------------------------------------------------------------
 
-    def claim(self, job_ids: Sequence[str], run_id: str, lease_seconds: float) -> set[str]:
+    def claim(
+        self,
+        job_ids: Sequence[str],
+        run_id: str,
+        lease_seconds: float,
+        owner: ClaimOwner | None = None,
+    ) -> set[str]:
         """Claim jobs for this run; the ones it now holds (another live run's are left out).
 
-        A job is claimed when nobody holds it, when its lease has expired (its run died), or when this run holds
-        it already (claiming again renews the lease). Each chunk is one atomic upsert, so two runs racing for
-        one job, in one process or on two hosts, never both get it. Claim, then re-read the claimed jobs'
-        states: one produced by another run since you planned is current by then.
+        A job is claimed when nobody holds it, when its lease has expired, when its holder is a process on this
+        host that is no longer running (a run killed with -9: void at once), or when this run holds it already
+        (claiming again renews the lease). owner: the claiming process (default: this one). Each chunk is one
+        atomic upsert, so two runs racing for one job, in one process or on two hosts, never both get it.
+        Claim, then re-read the claimed jobs' states: one produced by another run since you planned is current
+        by then.
         """
         if not run_id:
             raise ValueError("a claim needs the claiming run's id")
         if lease_seconds < 0:
             raise ValueError(f"lease_seconds must be >= 0; got {lease_seconds}")
         wanted = _unique(job_ids, "job_ids")
+        holder = owner or ClaimOwner.current()
         claimed: set[str] = set()
-        for chunk in _chunks(wanted, self._rows_per_statement(4)):
+        for chunk in _chunks(wanted, self._rows_per_statement(7)):
 
             def work(connection: Connection, chunk: Sequence[str] = chunk) -> set[str]:
-                return self._claim_chunk(connection, chunk, run_id, lease_seconds)
+                got = self._claim_chunk(connection, chunk, run_id, lease_seconds, holder)
+                voided = self._void_dead_holders(connection, [job for job in chunk if job not in got], holder)
+                if voided:  # the jobs of holders that died on this host: claim them now
+                    got |= self._claim_chunk(connection, voided, run_id, lease_seconds, holder)
+                return got
 
             claimed |= self._write(work)
         return claimed
 
     def _claim_chunk(
-        self, connection: Connection, job_ids: Sequence[str], run_id: str, lease_seconds: float
+        self,
+        connection: Connection,
+        job_ids: Sequence[str],
+        run_id: str,
+        lease_seconds: float,
+        owner: ClaimOwner,
     ) -> set[str]:
         """INSERT ... ON CONFLICT DO UPDATE ... WHERE the holder's lease ran out or is ours ... RETURNING."""
         # The database's clock, read in this transaction: under SQLite's write lock nobody claims in between; on
@@ -1165,17 +1247,78 @@ class SQLJobStore:
         now = connection.execute(select(self._db_now())).scalar_one()
         claimed_at = _now()
         rows = [
-            {"job_id": job_id, "run_id": run_id, "claimed_at": claimed_at, "expires_at": now + lease_seconds}
+            {
+                "job_id": job_id,
+                "run_id": run_id,
+                "claimed_at": claimed_at,
+                "expires_at": now + lease_seconds,
+                "owner_host": owner.host,
+                "owner_pid": owner.pid,
+                "owner_started": owner.started,
+            }
             for job_id in job_ids
         ]
         statement = self._insert(claims).values(rows)
         new = statement.excluded
+        taken = ("run_id", "claimed_at", "expires_at", "owner_host", "owner_pid", "owner_started")
         statement = statement.on_conflict_do_update(
             index_elements=[claims.c.job_id],
-            set_={"run_id": new.run_id, "claimed_at": new.claimed_at, "expires_at": new.expires_at},
+            set_={name: new[name] for name in taken},
             where=(claims.c.expires_at <= now) | (claims.c.run_id == new.run_id),
         ).returning(claims.c.job_id)
         return set(connection.execute(statement).scalars())
+
+    def _void_dead_holders(
+        self, connection: Connection, job_ids: Sequence[str], claimant: ClaimOwner
+    ) -> list[str]:
+        """Delete the claims on these jobs whose holder is a dead process on the claimant's host; those jobs.
+
+        Each delete names the dead holder (host, pid, start token), so on PostgreSQL a claim another run took
+        over meanwhile is left alone.
+        """
+        if not job_ids:
+            return []
+        rows = connection.execute(
+            select(claims.c.job_id, claims.c.owner_pid, claims.c.owner_started).where(
+                self._among(claims.c.job_id, job_ids),
+                claims.c.owner_host == claimant.host,
+                claims.c.owner_pid > 0,
+            )
+        ).all()
+        by_owner: dict[ClaimOwner, list[str]] = {}
+        for job_id, pid, started in rows:
+            by_owner.setdefault(ClaimOwner(claimant.host, int(pid), started), []).append(job_id)
+        voided: list[str] = []
+        for holder, held in by_owner.items():
+            if holder == claimant or claim_owners.is_alive(holder):
+                continue
+            result = connection.execute(
+                delete(claims).where(
+                    self._among(claims.c.job_id, held),
+                    claims.c.owner_host == holder.host,
+                    claims.c.owner_pid == holder.pid,
+                    claims.c.owner_started == holder.started,
+                )
+            )
+            if result.rowcount:
+                voided.extend(held)
+        return sorted(voided)
+
+    def renew(self, run_id: str, lease_seconds: float, owner: ClaimOwner | None = None) -> int:
+        """Extend the lease of every claim this process holds for the run (one statement); how many."""
+        if lease_seconds < 0:
+            raise ValueError(f"lease_seconds must be >= 0; got {lease_seconds}")
+        holder = owner or ClaimOwner.current()
+        statement = (
+            update(claims)
+            .where(
+                claims.c.run_id == run_id,
+                claims.c.owner_host == holder.host,
+                claims.c.owner_pid == holder.pid,
+            )
+            .values(expires_at=self._db_now() + lease_seconds)
+        )
+        return self._write(lambda connection: int(connection.execute(statement).rowcount))
 
     def release(self, job_ids: Sequence[str], run_id: str) -> int:
         """Give back this run's claims on these jobs (others' claims are untouched); how many were released."""
@@ -1190,6 +1333,15 @@ class SQLJobStore:
         """The jobs this run holds a claim on (expired leases included until someone takes them over)."""
         with self._read() as connection:
             return set(connection.execute(select(claims.c.job_id).where(claims.c.run_id == run_id)).scalars())
+
+    def claim_holders(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The run holding each of these jobs' claims (expired ones included), by job id; unclaimed are absent."""
+        wanted = list(dict.fromkeys(_strings(job_ids, "job_ids")))
+        if not wanted:
+            return {}
+        query = select(claims.c.job_id, claims.c.run_id).where(self._among(claims.c.job_id, wanted))
+        with self._read() as connection:
+            return {job_id: run_id for job_id, run_id in connection.execute(query)}
 
     # Closing ------------------------------------------------------------------------------------------------
 

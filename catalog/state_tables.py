@@ -64,6 +64,7 @@ products = Table(
     Column("last_seen_at", Text, nullable=False),
     Column("retired_at", Text),
     Column("retired_run", Text),
+    Column("render_fields", Text, nullable=False, server_default="{}"),  # JSON object
     PrimaryKeyConstraint("product_key", name="pk_products"),
 )
 Index("ix_products_retired_at", products.c.retired_at)
@@ -106,8 +107,13 @@ claims = Table(
     Column("run_id", Text, nullable=False),
     Column("claimed_at", Text, nullable=False),
     Column("expires_at", Float, nullable=False),  # epoch seconds, database clock
+    # The holding process (catalog/claim_owners.py): a dead holder on the claimant's host voids its claims.
+    Column("owner_host", Text, nullable=False, server_default=""),
+    Column("owner_pid", Integer, nullable=False, server_default="0"),
+    Column("owner_started", Text, nullable=False, server_default=""),
     PrimaryKeyConstraint("job_id", name="pk_claims"),
 )
 Index("ix_claims_run_id", claims.c.run_id)
+Index("ix_claims_owner", claims.c.owner_host, claims.c.owner_pid)
 
 schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))

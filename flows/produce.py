@@ -96,18 +96,27 @@ def produce_catalog(
     )
     ctx = run.ctx
     store = caches.resources(out_dir).store
-    runs.record_start(run, store, runs.trigger_of(deployment.name))
+    trigger = runs.trigger_of(deployment.name)
+    runs.record_start(run, store, trigger)
     try:
-        return _produce(run, pool_devices, out_dir, started, store)
+        return _produce(run, pool_devices, out_dir, started, store, runs.is_full_catalogue(trigger, only))
     except BaseException:
         runs.record_crash(ctx.run_id, store)
         raise
 
 
 def _produce(
-    run: RunStart, pool_devices: tuple[str, ...], out_dir: str, started: float, store: StateStore
+    run: RunStart,
+    pool_devices: tuple[str, ...],
+    out_dir: str,
+    started: float,
+    store: StateStore,
+    full_catalogue: bool = False,
 ) -> RunReport | State[Any]:
-    """The body of produce_catalog once the run is validated and recorded as started."""
+    """The body of produce_catalog once the run is validated and recorded as started.
+
+    full_catalogue: a run over the whole catalogue records its products and retires the ones it no longer lists.
+    """
     logger = get_run_logger()
     ctx = run.ctx
     if Path(out_dir).is_dir():  # a run killed earlier (kill -9) may have left half-written temporaries
@@ -140,6 +149,7 @@ def _produce(
     )
     produce = produce_chunk.with_options(**retry_options(ctx.profile))
     usage: dict[str, DeviceUsage] = {}
+    image_hashes: dict[str, str] = {}
     try:
         futures = {produce.submit(part, ctx, out_dir, settings): part for part in parts}
         for future in as_completed(list(futures)):
@@ -154,11 +164,23 @@ def _produce(
             for product in result.products:
                 book.product_done(product, result.reject_of(product.sku))
             usage.update(merge_usage(usage, result.devices))
+            image_hashes.update(result.image_hashes)
     finally:
         usage.update(merge_usage(usage, caches.close_device_pool(ctx.run_id)))
     # 3. The run report: manifest, rejects, summary.json, index, then the Prefect artifacts.
     report = build_report(run, book, out_dir, time.perf_counter() - started, devices=list(usage.values()))
     publish_report(report, caches.resources(out_dir).storage)
+    if full_catalogue:  # products recorded, the ones no longer listed retired (files kept)
+        kept = runs.record_catalogue(run, image_hashes, store)
+        logger.info(
+            "catalogue: %d products recorded, %d listed without a usable photo or row, %d retired%s",
+            kept.recorded,
+            kept.seen,
+            len(kept.retired),
+            f" (retirement skipped: {kept.not_retired_because})" if kept.not_retired_because else "",
+        )
+        if kept.retired:
+            logger.info("retired (no longer in the catalogue; files kept): %s", ", ".join(kept.retired[:20]))
     runs.record_end(report, store)
     _artifacts(report)
     logger.info("summary: %s", report.counts)

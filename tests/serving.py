@@ -133,6 +133,9 @@ class ServedCatalogue:
     upload_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
+    cron: str = (
+        TEST_CRON  # the nightly schedule (a test that triggers runs itself picks one that never fires)
+    )
 
     @property
     def inbox(self) -> Path:
@@ -163,14 +166,14 @@ class ServedCatalogue:
         path = self.root / "serve.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def prepare(self) -> ServedCatalogue:
-        """One nightly product, six upload photos (absolute paths under an allowed root), a small profile."""
+    def prepare(self, photos: int = 6) -> ServedCatalogue:
+        """One nightly product, `photos` upload photos (absolute paths under an allowed root), a small profile."""
         write_csv(self.catalogue, write_flatlays(self.catalogue.parent, 1))
         profile = small_profile(self.catalogue.parent, variants=1)
         data = yaml.safe_load(profile.read_text())
         data["images"]["allowed_roots"] = [str(self.photos)]
         profile.write_text(yaml.safe_dump(data))
-        write_flatlays(self.photos, 6)
+        write_flatlays(self.photos, photos)
         return self
 
     def upload_rows(self, skus: list[str], photo_indices: list[int]) -> list[dict[str, str]]:
@@ -187,7 +190,7 @@ class ServedCatalogue:
     def start(self, timeout_s: float = 90) -> ServedCatalogue:
         command = [sys.executable, "-m", "flows.cli", "serve", "--catalogue", str(self.catalogue)]
         command += ["--config", str(self.profile), "--out", str(self.out), "--inbox", str(self.inbox)]
-        command += ["--cron", TEST_CRON, "--timezone", TEST_TIMEZONE, "--poll-seconds", "0.5"]
+        command += ["--cron", self.cron, "--timezone", TEST_TIMEZONE, "--poll-seconds", "0.5"]
         command += ["--upload-port", str(self.upload_port), "--upload-token", UPLOAD_TOKEN]
         command += ["--max-upload-bytes", str(MAX_UPLOAD_BYTES)]
         log = open(self.root / "serve.log", "wb")
@@ -231,6 +234,14 @@ class ServedCatalogue:
                     deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment]))
                 )
             )
+
+    def trigger(self, name: str, parameters: dict[str, Any] | None = None) -> str:
+        """Start a run of a served deployment now (as `prefect deployment run` does); its flow run id."""
+        deployment = self.deployment(name)
+        assert deployment is not None, f"{name} is not registered"
+        with self.server.client() as client:
+            flow_run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters or {})
+        return str(flow_run.id)
 
     def wait_for_run(self, flow_run_id: str, timeout_s: float = 90) -> Any:
         """The flow run once it is in a final state (completed, failed, crashed, cancelled)."""

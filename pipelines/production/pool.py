@@ -18,6 +18,8 @@ call waits on the device, so threads feed the devices without pickling pixels be
 - Faults: transient errors retry with exponential backoff; out of memory frees the device cache and splits
   the batch; a device with `device_failures` errors in a row, or a hung one, is taken out for the rest of the
   run and its batches go to the others (the usage records say so); bad input is never retried.
+- Two runs at once: a device claims its batch's jobs in the state store before rendering it (`claims`); a
+  job another live run holds waits for that claim to end and is then reused or rendered here.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ from functools import partial
 from typing import Any
 
 from catalog.schema import ProductRecord
+from catalog.state import JobState
 from pipelines.errors import DeviceOutOfMemoryError
-from pipelines.production import stages
+from pipelines.production import claims, stages
 from pipelines.production.book import ProgressCallback, ProgressEvent, RunBook
 from pipelines.production.device_locks import DeviceClaim
 from pipelines.production.faults import backoff_s, describe_error, is_transient
@@ -62,6 +65,8 @@ class PoolSettings:
     batch_timeout_s: float = 600.0  # watchdog: a batch that takes longer is a hung device
     device_failures: int = 5  # errors in a row that take a device out for the rest of the run
     lock_dir: str = ""  # device lock files (device_locks.default_lock_dir)
+    claim_lease_s: float = claims.DEFAULT_LEASE_S  # a job claim's lease, renewed every third of it
+    claim_poll_s: float = claims.DEFAULT_POLL_S  # jobs another run holds are looked at again this often
 
 
 def check_inputs(settings: PoolSettings, source: str = "profile") -> None:
@@ -83,6 +88,11 @@ def check_inputs(settings: PoolSettings, source: str = "profile") -> None:
         )
     if settings.device_failures < 1:
         raise ProfileError(f"{source}: run.device_failures must be >= 1; got {settings.device_failures}.")
+    if settings.claim_lease_s <= 0 or settings.claim_poll_s <= 0:
+        raise ProfileError(
+            f"{source}: run.claim_lease_s (how long a job claim outlives a run on another host) and "
+            f"run.claim_poll_s must be > 0 seconds; got {settings.claim_lease_s} and {settings.claim_poll_s}."
+        )
 
 
 def pool_settings(profile: Profile, devices: Sequence[str]) -> PoolSettings:
@@ -98,6 +108,8 @@ def pool_settings(profile: Profile, devices: Sequence[str]) -> PoolSettings:
         batch_timeout_s=float(run.get("batch_timeout_s", 600)),
         device_failures=int(run.get("device_failures", 5)),
         lock_dir=str(run.get("lock_dir") or ""),
+        claim_lease_s=float(run.get("claim_lease_s", claims.DEFAULT_LEASE_S)),
+        claim_poll_s=float(run.get("claim_poll_s", claims.DEFAULT_POLL_S)),
     )
     check_inputs(settings, str(profile.path or profile.name))
     return settings
@@ -111,6 +123,7 @@ class ChunkResult:
     products: list[ProductOutcome]
     rejects: list[RejectRecord]
     devices: list[DeviceUsage]
+    image_hashes: dict[str, str] = field(default_factory=dict)  # sku -> its photo's hash, as planned
 
     def reject_of(self, sku: str) -> RejectRecord | None:
         return next((reject for reject in self.rejects if reject.sku == sku), None)
@@ -151,6 +164,9 @@ class _Rendered:
     failures: dict[str, str]  # job id -> reason
     renderer_info: dict[str, Any]
     render_s: float = 0.0  # per job
+    reused: list[tuple[PlacedJob, JobState]] = field(
+        default_factory=list
+    )  # rendered by another run meanwhile
 
 
 @dataclass
@@ -209,6 +225,10 @@ class DevicePool:
         self._ready: deque[_Batch] = deque()
         self._to_finish: deque[_Rendered] = deque()
         self._sheets: deque[tuple[_Chunk, ProductOutcome, PreparedProduct]] = deque()
+        self._waiting: list[BatchItem] = []  # jobs another live run holds a claim on
+        self._recheck_at = 0.0
+        self._rechecking = False
+        self._renewer = claims.LeaseRenewer(res, ctx.run_id, settings.claim_lease_s)
         self._chunk_of: dict[str, _Chunk] = {}
         self._chunks: list[_Chunk] = []
         self._error: BaseException | None = None
@@ -225,6 +245,7 @@ class DevicePool:
             if self._threads:
                 return self
             self._started_at = time.perf_counter()
+            self._renewer.start()
             for device in self._devices:
                 self._spawn(f"onmodel-device-{device.name}", self._device_loop, device)
             for index in range(self.settings.cpu_workers):
@@ -239,6 +260,7 @@ class DevicePool:
         deadline = time.monotonic() + timeout_s
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._renewer.stop()
 
     def __enter__(self) -> DevicePool:
         return self.start()
@@ -296,7 +318,8 @@ class DevicePool:
             for record in records:
                 self._chunk_of.pop(record.sku, None)
             self._raise_if_failed()
-        return ChunkResult(chunk.book.products(), list(chunk.book.rejects), self.usage())
+        hashes = {sku: product.image_hash for sku, product in planned.items() if product.image_hash}
+        return ChunkResult(chunk.book.products(), list(chunk.book.rejects), self.usage(), hashes)
 
     def usage(self) -> list[DeviceUsage]:
         """Each device's counters so far (wall_s: since the pool started)."""
@@ -332,6 +355,9 @@ class DevicePool:
         if self._to_finish:
             rendered = self._to_finish.popleft()
             return lambda: self._finish(rendered)
+        if self._waiting and not self._rechecking and time.perf_counter() >= self._recheck_at:
+            self._rechecking = True
+            return self._recheck
         if self._to_place and len(self._ready) + self._placing < self._room():
             batch = self._to_place.popleft()
             self._placing += 1
@@ -359,6 +385,8 @@ class DevicePool:
     def _wait_s(self) -> float:
         """Until the next delayed retry is due (or a while: every state change notifies anyway)."""
         due = [w.not_before for w in self._prepare] + [b.not_before for b in self._ready]
+        if self._waiting and not self._rechecking:
+            due.append(self._recheck_at)
         if not due:
             return MAX_WAIT_S
         return min(MAX_WAIT_S, max(0.001, min(due) - time.perf_counter()))
@@ -395,15 +423,54 @@ class DevicePool:
             self._jobs_total += len(prepared.todo) + len(prepared.skipped)
             self._jobs_done += len(prepared.skipped)
             for single in book.product_prepared(prepared):  # the chunk's book hands out jobs one by one
-                for item in single:
-                    self._pending.setdefault(_size(item, self.ctx), []).append(item)
-            for size, items in self._pending.items():
-                while len(items) >= self.settings.batch_size:
-                    self._to_place.append(_Batch(items[: self.settings.batch_size]))
-                    del items[: self.settings.batch_size]
-                self._pending[size] = items
+                self._queue_items(single)
             self._take_complete(work.chunk)
             self._emit_render()
+            self._cond.notify_all()
+
+    def _queue_items(self, items: Sequence[BatchItem]) -> None:
+        """Jobs into the micro-batches of their size; full batches go to placement (lock held)."""
+        for item in items:
+            self._pending.setdefault(_size(item, self.ctx), []).append(item)
+        for size, pending in self._pending.items():
+            while len(pending) >= self.settings.batch_size:
+                self._to_place.append(_Batch(pending[: self.settings.batch_size]))
+                del pending[: self.settings.batch_size]
+            self._pending[size] = pending
+
+    def _recheck(self) -> None:
+        """Jobs that waited for another run's claim: reuse what it produced, render here what it did not."""
+        with self._cond:
+            waiting, self._waiting = self._waiting, []
+        try:
+            result = claims.recheck_waiting(waiting, self.ctx, self.res, self.settings.claim_lease_s)
+            outcomes = [
+                self._with_retries(
+                    partial(
+                        stages.reuse_render,
+                        item.plan,
+                        state,
+                        item.product,
+                        self.ctx,
+                        self.res,
+                        reason=claims.reuse_reason(state),
+                    )
+                )
+                for item, state in result.reused
+            ]
+            self.res.store.release([item.plan.job_id for item, _ in result.reused], self.ctx.run_id)
+        except BaseException:
+            with self._cond:
+                self._waiting.extend(waiting)
+                self._rechecking = False
+            raise
+        with self._cond:
+            self._rechecking = False
+            self._waiting.extend(result.held)
+            self._recheck_at = time.perf_counter() + self.settings.claim_poll_s
+            self._queue_items(result.render)  # claimed: they render here (placed again)
+            if outcomes:
+                self._deliver(outcomes)
             self._cond.notify_all()
 
     def _place(self, batch: _Batch) -> None:
@@ -440,6 +507,24 @@ class DevicePool:
             if reason is not None:
                 outcome = stages.record_failed_job(placed.item, reason, self.ctx, self.res)
             outcomes.append(outcome)
+        for placed, state in rendered.reused:
+            item = placed.item
+            reuse = partial(
+                stages.reuse_render,
+                item.plan,
+                state,
+                item.product,
+                self.ctx,
+                self.res,
+                reason=claims.reuse_reason(state),
+            )
+            outcomes.append(self._with_retries(reuse))
+        # Finished or failed: the claims go (one statement), and a run waiting for them takes over.
+        self.res.store.release(
+            [placed.item.plan.job_id for placed in rendered.batch.placed]
+            + [placed.item.plan.job_id for placed, _ in rendered.reused],
+            self.ctx.run_id,
+        )
         finish_s = (time.perf_counter() - started) / max(1, len(outcomes))
         for outcome in outcomes:
             outcome.timings.update(place_masks=rendered.batch.place_s)
@@ -578,10 +663,32 @@ class DevicePool:
                 batch = self._take_batch(device)
                 if batch is None:
                     return False
-                if self._render(device, renderer, lease, info, caller, batch):
+                claimed = self._claim(device, batch, info)
+                if claimed is not None and self._render(device, renderer, lease, info, caller, claimed):
                     return True
         finally:
             caller.shutdown(wait=False)
+
+    def _claim(self, device: _Device, batch: _Batch, info: dict[str, Any]) -> _Batch | None:
+        """Claim the batch's jobs for this run right before the device call; the batch of jobs to render now.
+
+        Jobs another run rendered since this run planned them are finished as reused; jobs another live run holds
+        wait for its claim to end. None when nothing is left to render (the device's turn is given back).
+        """
+        claimed = claims.claim_for_render(batch.placed, self.ctx, self.res, self.settings.claim_lease_s)
+        with self._cond:
+            if claimed.held:
+                if not self._waiting:
+                    self._recheck_at = time.perf_counter() + self.settings.claim_poll_s
+                self._waiting.extend(job.item for job in claimed.held)
+            if claimed.reused:
+                self._to_finish.append(
+                    _Rendered(replace(batch, placed=[]), {}, {}, info, reused=claimed.reused)
+                )
+            if not claimed.render:
+                device.rendering -= 1
+            self._cond.notify_all()
+        return replace(batch, placed=claimed.render) if claimed.render else None
 
     def _take_batch(self, device: _Device) -> _Batch | None:
         """The first due batch, once the CPU has room for its result; None when the run ends for this device."""

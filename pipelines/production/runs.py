@@ -1,11 +1,17 @@
-"""A run's own record in the state store: what started it, over which CSV and profile, and how it ended.
+"""A run's own record in the state store: what started it, over which CSV and profile, and how it ended; and,
+after a run over the whole catalogue, the catalogue's products (recorded, seen, retired).
 
 `onmodel status`, the review app and the next nightly read it; the job records name the run that made them.
 """
 
 from __future__ import annotations
 
-from catalog.state import RunStatus, StateStore
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from catalog.schema import ProductRecord
+from catalog.state import ProductSighting, RunStatus, StateStore
 from pipelines.production.outcomes import RunReport
 from pipelines.production.validate import RunStart
 
@@ -30,3 +36,75 @@ def record_end(report: RunReport, store: StateStore) -> None:
 def record_crash(run_id: str, store: StateStore) -> None:
     """The run stopped on an error of its own (a bug, an interrupt): say so, release its claims."""
     store.record_run_finished(run_id, counts={}, status="crashed")
+
+
+# The catalogue's products ------------------------------------------------------------------------------------
+
+
+def is_full_catalogue(trigger: str, only: Sequence[str] | None) -> bool:
+    """A run over the whole catalogue (nightly, or `onmodel run` without --only): it may retire products.
+
+    An upload lists only its new rows and --only some SKUs: neither says anything about the products it omits.
+    """
+    return trigger != "upload" and not only
+
+
+def render_fields(record: ProductRecord) -> dict[str, Any]:
+    """The product fields that affect its images: prompt attributes, placement class, poses and variants."""
+    return {
+        "category": record.category,
+        "garment_class": record.garment_class.value,
+        "title": record.title,
+        "color": record.color,
+        "gender": record.gender,
+        "poses": list(record.poses),
+        "variants": record.variants,
+        "prompt": record.prompt,
+        "negative_prompt": record.negative_prompt,
+    }
+
+
+def source_identity(record: ProductRecord) -> dict[str, Any]:
+    """Where the product's photo comes from, and who the product is in its source system (if known)."""
+    identity: dict[str, Any] = {"image": record.image.raw}
+    if record.identity:
+        identity["source"] = record.identity
+    return identity
+
+
+@dataclass(frozen=True)
+class CatalogueBookkeeping:
+    """What a full catalogue run recorded about the catalogue's products."""
+
+    recorded: int  # products recorded with their photo's hash and render fields
+    seen: int  # products listed without a usable photo or row (rejected): marked seen, not retired
+    retired: list[str] = field(default_factory=list)  # products no longer listed: marked retired, files kept
+    not_retired_because: str = ""  # why retirement was skipped this run ("" when it ran)
+
+
+def record_catalogue(
+    run: RunStart, image_hashes: Mapping[str, str], store: StateStore
+) -> CatalogueBookkeeping:
+    """After a run over the whole catalogue: its products recorded, the ones it no longer lists retired.
+
+    image_hashes: sku -> photo hash of the products the run planned (the chunks' results). One statement per
+    1000 products. Retired products keep their files and come back (unretired) when a later run lists them.
+    """
+    run_id = run.ctx.run_id
+    # 1. Every planned product, with its photo's hash, source identity and render fields.
+    sightings = [
+        ProductSighting(record.sku, image_hashes[record.sku], source_identity(record), render_fields(record))
+        for record in run.records
+        if record.sku in image_hashes
+    ]
+    store.record_products(sightings, run_id)
+    # 2. Listed but not planned (a rejected photo, a rejected row naming its SKU): seen, so never retired.
+    unplanned = {record.sku for record in run.records if record.sku not in image_hashes}
+    unplanned |= {reject.sku for reject in run.rejects if reject.sku}
+    store.mark_seen(sorted(unplanned), run_id)
+    # 3. Retire what the catalogue no longer lists, unless the CSV itself was unusable (it lists nothing then).
+    if not run.records or any(reject.row == 0 for reject in run.rejects):
+        why = "the CSV gave no products" if not run.records else "the CSV had a file-level error"
+        return CatalogueBookkeeping(len(sightings), len(unplanned), [], why)
+    present = {record.sku for record in run.records} | unplanned
+    return CatalogueBookkeeping(len(sightings), len(unplanned), store.retire_missing(present, run_id))

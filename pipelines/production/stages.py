@@ -103,6 +103,9 @@ class PreparedProduct:
     rejected: RejectRecord | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     needs_cutout: bool = True  # false: nothing to render and the cutout of this very photo is stored
+    # job id -> the recorded state's updated_at the plan saw, for the jobs to do: a claim finds out from it
+    # whether another run has rendered the job since (pipelines/production/claims.py).
+    seen: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -281,6 +284,9 @@ def _plan_one(
             prepared.todo.append(plan)
             continue
         prepared.skipped.append(reuse_render(plan, state, prepared, ctx, res, found=(job_files, present)))
+    prepared.seen = {
+        plan.job_id: states[plan.job_id].updated_at for plan in prepared.todo if plan.job_id in states
+    }
     if not prepared.todo and prepared.cutout in present and record_key in present:
         # Nothing to render: the cutout's quality flags come from its record, made from this very photo.
         recorded = read_json(res.storage, record_key)
@@ -403,11 +409,13 @@ def reuse_render(
     res: Resources,
     approved: bool = False,
     found: tuple[JobFiles, Set[str]] | None = None,
+    reason: str = "",
 ) -> JobOutcome:
     """A job already rendered with this photo and config: derive the presets it lacks from its stored master.
 
     found: the job's files in its output presets and the keys the plan found in storage (else both are looked
-    up here).
+    up here). reason: why it is reused, for the manifest (default: already rendered, or approved by a
+    reviewer).
     """
     storage = res.storage
     if found is None:
@@ -435,7 +443,7 @@ def reuse_render(
             flags=list(state.flags),
         )
     derived = [preset.name for preset in missing]
-    reason = (
+    reason = reason or (
         "approved by a reviewer: kept as it is" if approved else "already rendered with this image and config"
     )
     if derived:

@@ -14,6 +14,7 @@ from pipelines.production.outcomes import RunReport
 
 LAYOUT = OutputLayout()
 RUN_COUNTS = ("products", "produced", "skipped", "rejected", "failed")
+RETIRED_SHOWN = 20
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class StoreStatus:
     products: int
     retired: int
     reviews: dict[str, int]
+    # (product key, the run that retired it, when), latest first, at most RETIRED_SHOWN.
+    retired_products: list[tuple[str, str, str]] = field(default_factory=list)
 
     def describe(self) -> list[str]:
         lines = [
@@ -56,6 +59,14 @@ class StoreStatus:
             f"  jobs: {sum(self.jobs.values())} ({_counts(self.jobs)}); products: {self.products} "
             f"({self.retired} retired); reviews: {_counts(self.reviews)}",
         ]
+        if self.retired:
+            more = (
+                f" (latest {len(self.retired_products)} of {self.retired})"
+                if self.retired > RETIRED_SHOWN
+                else ""
+            )
+            lines.append(f"  retired products (no longer in the catalogue; their files are kept){more}:")
+            lines.extend(f"    {key}  retired by run {run} at {at}" for key, run, at in self.retired_products)
         if self.runs:
             lines.append(f"  jobs by the run of their latest attempt ({len(self.runs)}):")
         for run in self.runs:
@@ -73,13 +84,16 @@ class FolderStatus:
     jobs: dict[str, int] = field(default_factory=dict)
     runs: list[RunLine] = field(default_factory=list)
     store: StoreStatus | None = None
+    retired_files: int = 0  # under retired/: images of poses and variants products no longer plan
 
     def describe(self) -> str:
         """The text `onmodel status` prints."""
         if not self.runs and not self.products:
-            if self.store is None or not any(self.store.jobs.values()):
+            if self.store is None or not (any(self.store.jobs.values()) or self.store.products):
                 return "no onmodel run has written to this folder yet."
-            return "\n".join(["no run report in this folder.", *self.store.describe()])
+            return "\n".join(
+                ["no run report in this folder.", *self._retired_files(), *self.store.describe()]
+            )
         lines = [
             f"catalogue: {sum(self.products.values())} products ({_counts(self.products)}); "
             f"{sum(self.jobs.values())} images ({_counts(self.jobs)})",
@@ -91,9 +105,18 @@ class FolderStatus:
                 continue
             counts = ", ".join(f"{k} {run.counts.get(k, 0)}" for k in RUN_COUNTS)
             lines.append(f"  {run.run_id}  {run.started_at}  {run.profile:<8} {run.csv}  ({counts})")
+        lines.extend(self._retired_files())
         if self.store is not None:
             lines.extend(self.store.describe())
         return "\n".join(lines)
+
+    def _retired_files(self) -> list[str]:
+        if not self.retired_files:
+            return []
+        return [
+            f"retired/: {self.retired_files} files of jobs their products no longer plan (onmodel prune "
+            "deletes them)"
+        ]
 
 
 def _counts(counter: dict[str, int]) -> str:
@@ -113,14 +136,23 @@ def store_status(store: SQLJobStore) -> StoreStatus:
         else:
             lines.append(StoreRunLine(run_id, run.trigger, run.status, run.started_at, jobs))
     products = store.get_products()
+    retired = sorted(
+        (product for product in products.values() if product.retired),
+        key=lambda product: (product.retired_at or "", product.product_key),
+        reverse=True,
+    )
     return StoreStatus(
         location=store.location,
         schema_version=store.schema_version,
         jobs=store.counts_by_status(),
         runs=lines,
         products=len(products),
-        retired=sum(product.retired for product in products.values()),
+        retired=len(retired),
         reviews=store.counts_by_decision(),
+        retired_products=[
+            (product.product_key, product.retired_run or "", product.retired_at or "")
+            for product in retired[:RETIRED_SHOWN]
+        ],
     )
 
 
@@ -155,12 +187,16 @@ def folder_status(
             runs.append(RunLine(run_id, "", "", "", {}))
             continue
         runs.append(RunLine(report.run_id, report.started_at, report.csv, report.profile, report.counts))
+    retired_root = storage.local_path(layout.retired_root)
+    retired_files = sum(p.is_file() for p in retired_root.rglob("*")) if retired_root.is_dir() else 0
     # 3. The state store, when the folder has one (or a shared one is configured).
     store = open_status_store(storage, state_url)
     if store is None:
-        return FolderStatus(products=dict(products), jobs=dict(jobs), runs=runs)
+        return FolderStatus(products=dict(products), jobs=dict(jobs), runs=runs, retired_files=retired_files)
     try:
         in_store = store_status(store)
     finally:
         store.close()
-    return FolderStatus(products=dict(products), jobs=dict(jobs), runs=runs, store=in_store)
+    return FolderStatus(
+        products=dict(products), jobs=dict(jobs), runs=runs, store=in_store, retired_files=retired_files
+    )

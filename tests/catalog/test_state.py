@@ -95,7 +95,7 @@ def test_get_and_all_rows_round_trip(store: SQLJobStore) -> None:
     assert (state.status, state.outputs, state.reason) == ("produced", (_KEY, second), "")
     assert state.updated_at.endswith("+00:00")
     assert [row.job_id for row in store.all_rows()] == ["a", "b"]
-    assert store.schema_version == SCHEMA_VERSION == 3
+    assert store.schema_version == SCHEMA_VERSION == 4
 
 
 def test_seed_flags_and_render_inputs_round_trip_through_get_and_get_many(store: SQLJobStore) -> None:
@@ -578,3 +578,39 @@ def test_job_states_stay_hashable(store: SQLJobStore) -> None:
     assert state is not None and state in {state}
     with pytest.raises(TypeError):
         state.render_fields["prompt"] = "b"  # type: ignore[index] - read-only, shared between states
+
+
+def test_record_products_writes_a_catalogue_in_statements_of_a_thousand(store: SQLJobStore) -> None:
+    from sqlalchemy import event
+
+    from catalog.state import ProductSighting
+
+    store.record_run_started("n1", profile="demo", csv="c.csv", trigger="nightly")
+    sightings = [
+        ProductSighting(
+            f"SKU-{index:05d}", f"h{index}", {"image": f"g{index}.png"}, {"title": f"Tee {index}"}
+        )
+        for index in range(2500)
+    ]
+    sightings.append(ProductSighting("SKU-00000", "h-again", {}, {"title": "the later sighting wins"}))
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO PRODUCTS"):
+            statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        assert store.record_products(sightings, "n1") == 2500
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    assert len(statements) == 3  # 1000 + 1000 + 500 rows, one executemany each
+    products = store.get_products()
+    assert len(products) == 2500
+    assert (products["SKU-00000"].image_hash, products["SKU-00000"].render_fields) == (
+        "h-again",
+        {"title": "the later sighting wins"},
+    )
+    assert products["SKU-02499"].source_identity == {"image": "g2499.png"}
+    with pytest.raises(ValueError, match="run's id"):
+        store.record_products(sightings[:1], "")

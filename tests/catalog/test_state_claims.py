@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.state import SQLJobStore, open_job_store
+from catalog.state import ClaimOwner, SQLJobStore, open_job_store
 
 
 @pytest.fixture
@@ -91,22 +91,29 @@ def test_threads_racing_for_the_same_jobs_each_get_a_share_and_no_job_twice(stor
 
 
 def _claim_in_child(
-    url: str, run_id: str, job_ids: list[str], start: multiprocessing.Event, out: str
+    url: str,
+    run_id: str,
+    job_ids: list[str],
+    start: multiprocessing.Event,
+    finish: multiprocessing.Event,
+    out: str,
 ) -> None:
-    """Child process: wait for the start signal, claim in chunks as a run would, write what it won."""
+    """Child process: wait for the start signal, claim in chunks as a run would, write what it won, and stay
+    alive until told (a holder that exits is dead, and its claims void)."""
     with open_job_store(url) as store:
         start.wait(timeout=60)
         claimed: set[str] = set()
         for begin in range(0, len(job_ids), 100):
             claimed |= store.claim(job_ids[begin : begin + 100], run_id, lease_seconds=600)
     Path(out).write_text(json.dumps(sorted(claimed)))
+    finish.wait(timeout=120)
 
 
 def test_processes_racing_for_the_same_jobs_never_both_get_one(state_url: str, tmp_path: Path) -> None:
     job_ids = [f"SKU-{index:04d}/front/0" for index in range(800)]
     open_job_store(state_url).close()  # the schema first, so the race is about claims only
     context = multiprocessing.get_context("spawn")
-    start = context.Event()
+    start, finish = context.Event(), context.Event()
     processes = []
     for index in range(4):
         mine = job_ids[:]
@@ -116,13 +123,20 @@ def test_processes_racing_for_the_same_jobs_never_both_get_one(state_url: str, t
             (
                 out,
                 context.Process(
-                    target=_claim_in_child, args=(state_url, f"run-{index}", mine, start, str(out))
+                    target=_claim_in_child,
+                    args=(state_url, f"run-{index}", mine, start, finish, str(out)),
                 ),
             )
         )
     for _, process in processes:
         process.start()
     start.set()
+    try:
+        wait_for = time.monotonic() + 120
+        while not all(out.exists() for out, _ in processes) and time.monotonic() < wait_for:
+            time.sleep(0.05)
+    finally:
+        finish.set()
     for _, process in processes:
         process.join(timeout=120)
     assert [process.exitcode for _, process in processes] == [0, 0, 0, 0]
@@ -130,38 +144,70 @@ def test_processes_racing_for_the_same_jobs_never_both_get_one(state_url: str, t
     _assert_each_job_claimed_once(won, job_ids)
 
 
-def _claim_and_hang(url: str, held: list[str], short: list[str], ready: multiprocessing.Event) -> None:
-    """Child process: a run that claims jobs, then hangs until it is killed."""
+def _claim_and_hang(url: str, held: list[str], elsewhere: list[str], ready: multiprocessing.Event) -> None:
+    """Child process: a run that claims jobs (some as if from another host), then hangs until it is killed."""
     store = open_job_store(url)
     store.claim(held, "killed-run", lease_seconds=3600)
-    store.claim(short, "killed-run", lease_seconds=1)
+    store.claim(elsewhere, "remote-run", lease_seconds=1, owner=ClaimOwner("other-host", os.getpid(), "1@x"))
     ready.set()
     time.sleep(600)
 
 
-def test_a_run_killed_with_sigkill_blocks_its_jobs_only_until_its_lease_ends(state_url: str) -> None:
+def test_a_run_killed_with_sigkill_leaves_claims_a_rerun_takes_at_once(state_url: str) -> None:
+    """Its holder on this host is dead, so the claims are void at once, however long their lease."""
     open_job_store(state_url).close()
     context = multiprocessing.get_context("spawn")
     ready = context.Event()
-    held, short = ["long-1", "long-2"], ["short-1", "short-2"]
-    child = context.Process(target=_claim_and_hang, args=(state_url, held, short, ready))
+    held, elsewhere = ["long-1", "long-2"], ["remote-1", "remote-2"]
+    child = context.Process(target=_claim_and_hang, args=(state_url, held, elsewhere, ready))
     child.start()
     try:
         assert ready.wait(timeout=60)
+        with open_job_store(state_url) as store:
+            assert store.claim(held, "next-run", lease_seconds=600) == set()  # alive: its claims hold
     finally:
         os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
         child.join(timeout=30)
     assert child.exitcode == -signal.SIGKILL
     with open_job_store(state_url) as store:
-        assert store.claim(held, "next-run", lease_seconds=600) == set()  # a live lease, dead holder or not
-        # The short lease runs out within a second; the next run then takes those jobs over.
+        started = time.monotonic()
+        assert store.claim(held, "next-run", lease_seconds=600) == set(held)  # 3600 s lease, void at once
+        assert time.monotonic() - started < 5
+        assert store.claims_of("killed-run") == set()
+        # A holder on another host cannot be asked: its claims end with their lease (1 s here).
+        assert store.claim(elsewhere, "next-run", lease_seconds=600) == set()
         deadline = time.monotonic() + 30
         taken: set[str] = set()
-        while taken != set(short) and time.monotonic() < deadline:
-            taken |= store.claim(short, "next-run", lease_seconds=600)
+        while taken != set(elsewhere) and time.monotonic() < deadline:
+            taken |= store.claim(elsewhere, "next-run", lease_seconds=600)
             time.sleep(0.1)
-        assert taken == set(short)
-        assert store.claims_of("killed-run") == set(held)
+        assert taken == set(elsewhere)
+        assert store.claims_of("next-run") == set(held) | set(elsewhere)
+
+
+def test_a_reused_pid_does_not_keep_a_dead_holders_claims(store: SQLJobStore) -> None:
+    """A holder recorded with this very pid but another start token is a dead process whose pid came back."""
+    me = ClaimOwner.current()
+    ghost = ClaimOwner(me.host, me.pid, "0@another-boot")
+    assert store.claim(["a"], "old-run", lease_seconds=3600, owner=ghost) == {"a"}
+    assert store.claim(["b"], "live-run", lease_seconds=3600) == {"b"}  # this process: alive
+    assert store.claim(["a", "b"], "new-run", lease_seconds=600) == {"a"}
+    assert store.claim_holders(["a", "b", "c"]) == {"a": "new-run", "b": "live-run"}
+
+
+def test_a_holder_on_another_host_keeps_its_claims_while_it_renews(store: SQLJobStore) -> None:
+    remote = ClaimOwner("other-host", 4242, "77@boot")
+    assert store.claim(["a", "b"], "remote-run", lease_seconds=1, owner=remote) == {"a", "b"}
+    assert store.claim(["c"], "remote-run", lease_seconds=1) == {"c"}  # the same run, another process
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:  # renewed well within its lease, for three leases' time
+        assert store.renew("remote-run", lease_seconds=1, owner=remote) == 2  # its own claims only
+        assert store.claim(["a", "b"], "local-run", lease_seconds=600) == set()
+        time.sleep(0.3)
+    time.sleep(1.2)  # no renewal: the lease runs out
+    assert store.claim(["a", "b"], "local-run", lease_seconds=600) == {"a", "b"}
+    with pytest.raises(ValueError, match="lease_seconds"):
+        store.renew("remote-run", lease_seconds=-1)
 
 
 def _assert_each_job_claimed_once(won: dict[str, set[str]], job_ids: list[str]) -> None:

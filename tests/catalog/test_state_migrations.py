@@ -440,3 +440,32 @@ def test_threads_creating_different_new_stores_at_once_all_get_the_schema(tmp_pa
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_claims_from_version_3_name_no_owner_and_end_with_their_lease(state_url: str) -> None:
+    """A version-3 claim (no holder recorded) migrates as it was: held until its lease ends, never voided."""
+    from alembic import command
+
+    from catalog.state_migrate import _alembic_config
+
+    open_job_store(state_url).close()
+    engine = create_engine(state_url)
+    try:
+        with engine.begin() as connection:
+            command.downgrade(_alembic_config(connection, None), revision_for(3))
+        with engine.begin() as connection:
+            assert "owner_pid" not in {c["name"] for c in inspect(connection).get_columns("claims")}
+            connection.execute(
+                text(
+                    "INSERT INTO claims (job_id, run_id, claimed_at, expires_at) VALUES "
+                    "('held', 'old-run', '2025-01-01T00:00:00+00:00', 9e12), "
+                    "('lapsed', 'old-run', '2025-01-01T00:00:00+00:00', 0)"
+                )
+            )
+    finally:
+        engine.dispose()
+    with open_job_store(state_url) as store:
+        assert store.schema_version == SCHEMA_VERSION == 4
+        assert store.claims_of("old-run") == {"held", "lapsed"}
+        assert store.claim(["held", "lapsed"], "new-run", lease_seconds=60) == {"lapsed"}
+        assert store.claim_holders(["held"]) == {"held": "old-run"}

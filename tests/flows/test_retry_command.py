@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.state import STATE_URL_ENV, open_job_store
+from catalog.state import SCHEMA_VERSION, STATE_URL_ENV, open_job_store
 from flows import caches
 from flows.cli import main
 from flows.produce import run_catalog
@@ -43,7 +43,7 @@ def test_failed_jobs_are_requeued_then_rendered_by_the_next_run(
     # 2. status shows the store's states; retry --failed re-queues the two failures.
     assert main(["status", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert f"state store: {out / 'state.sqlite'} (schema 3)" in printed
+    assert f"state store: {out / 'state.sqlite'} (schema {SCHEMA_VERSION})" in printed
     assert "jobs: 4 (failed 2, produced 2, queued 0)" in printed
     assert main(["retry", "--failed", "--out", str(out), "--dry-run"]) == 0
     assert capsys.readouterr().out.startswith("would re-queue 2 failed jobs of 1 products (SKU-01)")

@@ -81,3 +81,24 @@ def test_status_adds_the_state_stores_counts_per_state_and_run(tmp_path: Path, m
     )
     assert "n1  nightly failed  (failed 1, produced 1, queued 0)" in text
     assert "(before run ids were recorded)  no run record  (failed 0, produced 1, queued 0)" in text
+
+
+def test_status_lists_retired_products_and_retired_job_files(tmp_path: Path, monkeypatch) -> None:
+    from catalog.state import STATE_URL_ENV, open_job_store
+
+    monkeypatch.delenv(STATE_URL_ENV, raising=False)
+    storage = LocalStorage(tmp_path)
+    with open_job_store(tmp_path / "state.sqlite") as store:
+        store.record_run_started("n1", profile="demo", csv="catalog.csv", trigger="nightly")
+        store.mark_seen(["A", "B", "C"], "n1")
+        store.record_run_started("n2", profile="demo", csv="catalog.csv", trigger="nightly")
+        assert store.retire_missing(["A"], "n2") == ["B", "C"]
+    storage.write_bytes("retired/n2/images/master/A/A__walking__v0.png", b"png")
+    status = folder_status(storage)
+    assert status.store is not None and status.store.retired == 2
+    assert [key for key, _, _ in status.store.retired_products] == ["C", "B"]
+    text = status.describe()
+    assert "products: 3 (2 retired)" in text
+    assert "retired products (no longer in the catalogue; their files are kept):" in text
+    assert "    B  retired by run n2 at " in text
+    assert "retired/: 1 files of jobs their products no longer plan (onmodel prune deletes them)" in text
