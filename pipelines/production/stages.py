@@ -135,6 +135,23 @@ def attributes(record: ProductRecord) -> dict[str, str]:
     }
 
 
+def job_render_fields(record: ProductRecord) -> dict[str, str]:
+    """The product fields a job's pixels depend on (its prompt and placement): recorded with every render, and
+    a job whose product changed any of them renders again."""
+    return {
+        **attributes(record),
+        "garment_class": record.garment_class.value,
+        "prompt": record.prompt,
+        "negative_prompt": record.negative_prompt,
+    }
+
+
+def _fields_current(recorded: Mapping[str, Any], current: Mapping[str, str]) -> bool:
+    """Whether a job's recorded render fields are the product's now (rows from before they were recorded, {},
+    are taken as current: an upgrade re-renders nothing)."""
+    return not recorded or recorded == current
+
+
 # 1. Prepare a product -------------------------------------------------------------------------------------
 
 
@@ -248,6 +265,7 @@ def _plan_one(
     record_key = layout.cutout_record(record.sku)
     wanted = [prepared.cutout, record_key]
     files: dict[str, JobFiles] = {}  # the recorded jobs' output files (the jobs of a product share presets)
+    fields = job_render_fields(record)
     presets_after: dict[tuple[str, ...], list[Preset]] = {}
     for plan in plans:
         if (state := states.get(plan.job_id)) is not None:
@@ -280,6 +298,7 @@ def _plan_one(
             or state is None
             or not stored
             or not state.is_current(prepared.image_hash, ctx.fingerprint)
+            or not _fields_current(state.render_fields, fields)
         ):
             prepared.todo.append(plan)
             continue
@@ -610,6 +629,7 @@ def finish_job(
         seed=rendered.seed,
         flags=flags,
         run_id=ctx.run_id,
+        render_fields=job_render_fields(item.product.record),
         render_fingerprint=ctx.fingerprint,
     )
     render = (ctx.fingerprint, item.product.image_hash)
