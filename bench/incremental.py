@@ -146,18 +146,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         # The timed part: what a nightly run does before anything renders.
         with nullcontext():
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             result = validate(csv_path, profile, poses=poses)
             validated = time.perf_counter()
             planned = list(plan_catalogue(result.records, ctx, res))
-            done = time.perf_counter()
+            done, cpu_s = time.perf_counter(), time.process_time() - cpu_started
         to_render = sorted(p.record.sku for p in planned if p.todo)
         skipped_jobs = sum(len(p.skipped) for p in planned)
         expected = sorted(f"P-{number:06d}" for number in changed)
         total_s = done - started
         print(
             f"plan: {len(result.records)} rows in {total_s:.2f} s ({len(result.records) / total_s:,.0f} rows/s): "
-            f"read + validate {validated - started:.2f} s, plan_catalogue {done - validated:.2f} s; "
+            f"read + validate {validated - started:.2f} s, plan_catalogue {done - validated:.2f} s, "
+            f"CPU {cpu_s:.2f} s (wall above CPU: a busy machine); "
             f"{skipped_jobs / max(1, skipped_jobs + sum(len(p.todo) for p in planned)):.1%} of jobs skipped, "
             f"{len(to_render)} products to render (the {len(expected)} changed: {'yes' if to_render == expected else 'NO'})"
         )
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps({
                 "products": args.products, "jobs": jobs, "changed": len(changed), "seconds": total_s,
-                "validate_s": validated - started, "plan_s": done - validated,
+                "validate_s": validated - started, "plan_s": done - validated, "cpu_s": cpu_s,
                 "rows_per_s": len(result.records) / total_s, "to_render": len(to_render),
                 "exact": to_render == expected,
             }, indent=2))  # fmt: skip

@@ -15,7 +15,7 @@ import hashlib
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,8 +55,8 @@ class Photo:
         return self._data
 
 
-def _stamp(path: Path) -> str:
-    stat = path.stat()
+def _stamp(path: Path | str) -> str:
+    stat = os.stat(path)
     return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}"
 
 
@@ -97,22 +97,51 @@ class PhotoCache:
             (source, stamp, etag, last_modified, sha256),
         )
 
+    def _rows(self, sources: Sequence[str]) -> dict[str, tuple[str, str, str, str]]:
+        """The records of many sources, one query per 500 (SQLite's parameter limit stays far)."""
+        rows: dict[str, tuple[str, str, str, str]] = {}
+        connection = self._connection()
+        for start in range(0, len(sources), 500):
+            part = sources[start : start + 500]
+            marks = ",".join("?" * len(part))
+            query = f"SELECT source, stamp, etag, last_modified, sha256 FROM photos WHERE source IN ({marks})"
+            for source, stamp, etag, last_modified, sha256 in connection.execute(query, part):
+                rows[str(source)] = (str(stamp), str(etag), str(last_modified), str(sha256))
+        return rows
+
     def lookup(self, ref: ImageRef, policy: ImagePolicy) -> Photo:
         """The photo's current hash: from the record when the file's stat or the server says unchanged."""
-        if ref.path is not None:
-            return self._local_photo(ref, policy)
-        return self._remote_photo(ref, policy)
+        source = _source(ref)
+        return self._lookup(ref, policy, self._row(source))
 
-    def _local_photo(self, ref: ImageRef, policy: ImagePolicy) -> Photo:
+    def hashes(self, refs: Sequence[ImageRef], policy: ImagePolicy) -> list[str | ImageFetchError]:
+        """The current hash of many photos (planning a chunk), their records read at once; a photo that cannot
+        be read gives its error in its place. Bytes read to hash a changed photo are not kept."""
+        known = self._rows(list(dict.fromkeys(_source(ref) for ref in refs)))
+        hashes: list[str | ImageFetchError] = []
+        for ref in refs:
+            try:
+                hashes.append(self._lookup(ref, policy, known.get(_source(ref))).sha256)
+            except ImageFetchError as error:
+                hashes.append(error)
+        return hashes
+
+    def _lookup(self, ref: ImageRef, policy: ImagePolicy, known: tuple[str, str, str, str] | None) -> Photo:
+        if ref.path is not None:
+            return self._local_photo(ref, policy, known)
+        return self._remote_photo(ref, policy, known)
+
+    def _local_photo(
+        self, ref: ImageRef, policy: ImagePolicy, known: tuple[str, str, str, str] | None
+    ) -> Photo:
         assert ref.path is not None
         source = str(ref.path)
         try:
-            stamp = _stamp(ref.path)
+            stamp = _stamp(source)
         except OSError as error:
             raise ImageFetchError(
                 f"The image file '{ref.path}' cannot be read ({error.strerror})."
             ) from error
-        known = self._row(source)
         if known is not None and known[0] == stamp:
             return Photo(known[3], "stat", lambda: fetch_image_bytes(ref, policy))
         data = fetch_image_bytes(ref, policy)
@@ -120,9 +149,10 @@ class PhotoCache:
         self._remember(source, stamp, sha256)
         return Photo(sha256, "read", lambda: data, data)
 
-    def _remote_photo(self, ref: ImageRef, policy: ImagePolicy) -> Photo:
+    def _remote_photo(
+        self, ref: ImageRef, policy: ImagePolicy, known: tuple[str, str, str, str] | None
+    ) -> Photo:
         assert ref.url is not None
-        known = self._row(ref.url)
         etag, last_modified = (known[1], known[2]) if known is not None else ("", "")
         fetched = fetch_image_url(ref, policy, etag=etag, last_modified=last_modified)
         if fetched.data is None and known is not None:
@@ -131,3 +161,8 @@ class PhotoCache:
         sha256 = hashlib.sha256(data).hexdigest()
         self._remember(ref.url, "", sha256, fetched.etag, fetched.last_modified)
         return Photo(sha256, "download", lambda: data, data)
+
+
+def _source(ref: ImageRef) -> str:
+    """A photo's key in the cache: its resolved path, else its URL."""
+    return str(ref.path) if ref.path is not None else str(ref.url)

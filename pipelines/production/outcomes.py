@@ -49,7 +49,7 @@ MANIFEST_COLUMNS = (
 REJECT_COLUMNS = ("row", "sku", "column", "reason")
 
 
-@dataclass
+@dataclass(slots=True)  # planning makes one per job of a 100k-product catalogue
 class JobOutcome:
     """The final state of one planned image in this run."""
 

@@ -13,6 +13,7 @@ from typing import Any
 from catalog.schema import ProductRecord
 from catalog.state import ProductSighting, RunStatus, StateStore
 from pipelines.production.outcomes import RunReport
+from pipelines.production.stages import job_render_fields
 from pipelines.production.validate import RunStart
 
 # Deployment names (flows/serve.py, prefect.yaml) -> the trigger recorded with the run.
@@ -50,18 +51,8 @@ def is_full_catalogue(trigger: str, only: Sequence[str] | None) -> bool:
 
 
 def render_fields(record: ProductRecord) -> dict[str, Any]:
-    """The product fields that affect its images: prompt attributes, placement class, poses and variants."""
-    return {
-        "category": record.category,
-        "garment_class": record.garment_class.value,
-        "title": record.title,
-        "color": record.color,
-        "gender": record.gender,
-        "poses": list(record.poses),
-        "variants": record.variants,
-        "prompt": record.prompt,
-        "negative_prompt": record.negative_prompt,
-    }
+    """The product fields that affect its images: each job's (stages.job_render_fields), poses and variants."""
+    return {**job_render_fields(record), "poses": list(record.poses), "variants": record.variants}
 
 
 def source_identity(record: ProductRecord) -> dict[str, Any]:

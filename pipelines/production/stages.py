@@ -10,7 +10,7 @@ through `Resources`, built once per process by the caller.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -30,6 +30,7 @@ from pipelines.poses import Pose
 from pipelines.prepare import image_hash, prepare_cutout
 from pipelines.presets import MASTER, Preset
 from pipelines.production.decisions import decision_on, render_id, rerender_seed
+from pipelines.production.gc_pause import collector_paused
 from pipelines.production.layout import OutputLayout, Storage, read_json, sidecar_key, write_json
 from pipelines.production.outcomes import JobOutcome, JobStateName, ProductOutcome, RejectRecord
 from pipelines.production.plan import JobPlan, plan_product
@@ -134,6 +135,23 @@ def attributes(record: ProductRecord) -> dict[str, str]:
     }
 
 
+def job_render_fields(record: ProductRecord) -> dict[str, str]:
+    """The product fields a job's pixels depend on (its prompt and placement): recorded with every render, and
+    a job whose product changed any of them renders again."""
+    return {
+        **attributes(record),
+        "garment_class": record.garment_class.value,
+        "prompt": record.prompt,
+        "negative_prompt": record.negative_prompt,
+    }
+
+
+def _fields_current(recorded: Mapping[str, Any], current: Mapping[str, str]) -> bool:
+    """Whether a job's recorded render fields are the product's now (rows from before they were recorded, {},
+    are taken as current: an upgrade re-renders nothing)."""
+    return not recorded or recorded == current
+
+
 # 1. Prepare a product -------------------------------------------------------------------------------------
 
 
@@ -147,12 +165,29 @@ def plan_catalogue(
     """
     policy = ctx.profile.image_policy(ctx.csv_dir)  # once, not per product
     for start in range(0, len(records), chunk):
-        part = records[start : start + chunk]
-        plans = {record.sku: plan_product(record, ctx.profile) for record in part}
-        job_ids = [plan.job_id for product in plans.values() for plan in product]
-        states, verdicts = res.store.get_many(job_ids), res.store.decisions(job_ids)
-        for record in part:
-            yield _plan_one(record, plans[record.sku], states, verdicts, policy, ctx, res)
+        # The chunk is planned whole with the cycle collector paused (see gc_pause), then handed out: the
+        # caller's work between products never runs inside the pause.
+        with collector_paused():
+            planned = _plan_chunk(records[start : start + chunk], policy, ctx, res)
+        yield from planned
+
+
+def _plan_chunk(
+    part: Sequence[ProductRecord], policy: ImagePolicy, ctx: RunContext, res: Resources
+) -> list[PreparedProduct]:
+    """Plan these products: one state-store read and one photo-cache read for all of them."""
+    plans = {record.sku: plan_product(record, ctx.profile) for record in part}
+    job_ids = [plan.job_id for product in plans.values() for plan in product]
+    states, verdicts = res.store.get_many(job_ids), res.store.decisions(job_ids)
+    photos: Sequence[str | ImageFetchError | None] = (
+        res.photos.hashes([record.image for record in part], policy)
+        if res.photos is not None
+        else [None] * len(part)
+    )
+    return [
+        _plan_one(record, plans[record.sku], states, verdicts, photo, policy, ctx, res)
+        for record, photo in zip(part, photos, strict=True)
+    ]
 
 
 def prepare_product(
@@ -199,32 +234,53 @@ def _plan_one(
     plans: Sequence[JobPlan],
     states: Mapping[str, JobState],
     verdicts: Mapping[str, ReviewDecision],
+    photo: str | ImageFetchError | None,
     policy: ImagePolicy,
     ctx: RunContext,
     res: Resources,
 ) -> PreparedProduct:
-    """Steps 1-2 of a product: its photo's hash, then which jobs render, which are reused (and derive presets)."""
+    """Steps 1-2 of a product: its photo's hash, then which jobs render, which are reused (and derive presets).
+
+    photo: the photo's hash from the photo cache, or why it cannot be read (None without a photo cache: the
+    photo is read and hashed here).
+    """
     prepared = PreparedProduct(record=record)
     layout = res.layout
     # 1. The photo's hash: from the photo cache when the file's stat (or the server's 304) says it is
     # unchanged, else by reading (a local file under allowed roots, or an allow-listed URL).
-    try:
-        if res.photos is not None:
-            prepared.image_hash = res.photos.lookup(record.image, policy).sha256
-        else:
+    if isinstance(photo, ImageFetchError):
+        return _rejected(prepared, str(photo))
+    if photo is not None:
+        prepared.image_hash = photo
+    else:
+        try:
             prepared.image_hash = image_hash(fetch_image_bytes(record.image, policy))
-    except ImageFetchError as error:
-        return _rejected(prepared, str(error))
+        except ImageFetchError as error:
+            return _rejected(prepared, str(error))
     # 2. A job rendered before with this photo and config is not rendered again: presets it lacks are
     # derived from its stored master (no decode, no renderer). Reviewers' verdicts on the stored render come
-    # first: approved stays as it is, rejected renders again with a new seed.
+    # first: approved stays as it is, rejected renders again with a new seed. Every file asked about is
+    # asked at once (a folder listing per product, not a stat per file).
+    prepared.cutout, prepared.source = layout.cutout(record.sku), layout.source_thumbnail(record.sku)
+    record_key = layout.cutout_record(record.sku)
+    wanted = [prepared.cutout, record_key]
+    files: dict[str, JobFiles] = {}  # the recorded jobs' output files (the jobs of a product share presets)
+    fields = job_render_fields(record)
+    presets_after: dict[tuple[str, ...], list[Preset]] = {}
+    for plan in plans:
+        if (state := states.get(plan.job_id)) is not None:
+            prepared.earlier_presets[plan.job_id] = earlier = _presets_in(state.outputs, res)
+            if (presets := presets_after.get(earlier_key := tuple(earlier))) is None:
+                presets = presets_after[earlier_key] = output_presets(ctx, res, earlier)
+            files[plan.job_id] = job_files = JobFiles.of(plan, presets, layout)
+            wanted += job_files.paths
+    present = res.storage.existing(wanted)
     for plan in plans:
         state = states.get(plan.job_id)
-        master = layout.master_image(plan.sku, plan.job_id)
-        stored = state is not None and res.storage.exists(master) and res.storage.exists(sidecar_key(master))
+        job_files = files.get(plan.job_id)
+        master = job_files.keys[MASTER] if job_files else layout.master_image(plan.sku, plan.job_id)
+        stored = job_files is not None and job_files.stored(MASTER, present)
         verdict = _verdict_on_stored(state, verdicts.get(plan.job_id), master) if stored else None
-        if state is not None:
-            prepared.earlier_presets[plan.job_id] = _presets_in(state.outputs, res)
         if state is not None and verdict is not None and verdict.decision == "reject":
             seed = rerender_seed(state.seed if state.seed is not None else plan.seed)
             prepared.todo.append(replace(plan, seed=seed))
@@ -235,23 +291,22 @@ def _plan_one(
             continue
         approved = verdict is not None and verdict.decision == "approve"
         if state is not None and stored and approved and state.image_hash == prepared.image_hash:
-            prepared.skipped.append(reuse_render(plan, state, prepared, ctx, res, approved=True))
+            prepared.skipped.append(reuse_render(plan, state, prepared, ctx, res, True, (job_files, present)))
             continue
         if (
             ctx.force
             or state is None
             or not stored
             or not state.is_current(prepared.image_hash, ctx.fingerprint)
+            or not _fields_current(state.render_fields, fields)
         ):
             prepared.todo.append(plan)
             continue
-        prepared.skipped.append(reuse_render(plan, state, prepared, ctx, res))
+        prepared.skipped.append(reuse_render(plan, state, prepared, ctx, res, found=(job_files, present)))
     prepared.seen = {
         plan.job_id: states[plan.job_id].updated_at for plan in prepared.todo if plan.job_id in states
     }
-    prepared.cutout, prepared.source = layout.cutout(record.sku), layout.source_thumbnail(record.sku)
-    record_key = layout.cutout_record(record.sku)
-    if not prepared.todo and res.storage.exists(prepared.cutout) and res.storage.exists(record_key):
+    if not prepared.todo and prepared.cutout in present and record_key in present:
         # Nothing to render: the cutout's quality flags come from its record, made from this very photo.
         recorded = read_json(res.storage, record_key)
         if recorded.get("image_sha256") == prepared.image_hash:
@@ -279,8 +334,33 @@ def output_presets(ctx: RunContext, res: Resources, earlier: Sequence[str] = ())
 
 def _presets_in(outputs: Sequence[str], res: Resources) -> list[str]:
     """The preset names of a job's recorded image keys."""
-    names = (res.layout.preset_of(key) for key in outputs)
-    return list(dict.fromkeys(name for name in names if name in res.presets))
+    names: list[str] = []
+    for key in outputs:
+        name = res.layout.preset_of(key)
+        if name in res.presets and name not in names:
+            names.append(name)
+    return names
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    """A job's image key in each output preset (by name) and every file path they make (image, sidecar)."""
+
+    keys: dict[str, str]
+    sidecars: dict[str, str]
+
+    @classmethod
+    def of(cls, plan: JobPlan, presets: Sequence[Preset], layout: OutputLayout) -> JobFiles:
+        keys = {preset.name: layout.image(preset, plan.sku, plan.job_id) for preset in presets}
+        return cls(keys, {name: sidecar_key(key) for name, key in keys.items()})
+
+    @property
+    def paths(self) -> list[str]:
+        return [*self.keys.values(), *self.sidecars.values()]
+
+    def stored(self, preset: str, present: Set[str]) -> bool:
+        """Whether the preset's image and its sidecar are among the keys found in storage."""
+        return self.keys[preset] in present and self.sidecars[preset] in present
 
 
 def _job_outcome(
@@ -347,25 +427,31 @@ def reuse_render(
     ctx: RunContext,
     res: Resources,
     approved: bool = False,
+    found: tuple[JobFiles, Set[str]] | None = None,
     reason: str = "",
 ) -> JobOutcome:
     """A job already rendered with this photo and config: derive the presets it lacks from its stored master.
 
-    reason: why it is reused, for the manifest (default: already rendered, or approved by a reviewer).
+    found: the job's files in its output presets and the keys the plan found in storage (else both are looked
+    up here). reason: why it is reused, for the manifest (default: already rendered, or approved by a
+    reviewer).
     """
     storage = res.storage
-    presets = output_presets(ctx, res, prepared.earlier_presets.get(plan.job_id, ()))
-    keys = {preset.name: res.layout.image(preset, plan.sku, plan.job_id) for preset in presets}
-    missing = [  # the master is known to be there (the plan checked it)
-        preset
-        for preset in presets
-        if preset.name != MASTER
-        and not (storage.exists(keys[preset.name]) and storage.exists(sidecar_key(keys[preset.name])))
+    if found is None:
+        presets = output_presets(ctx, res, prepared.earlier_presets.get(plan.job_id, ()))
+        job_files = JobFiles.of(plan, presets, res.layout)
+        present: Set[str] = storage.existing(job_files.paths)
+    else:
+        (job_files, present), presets = found, [res.presets[name] for name in found[0].keys]
+    keys = job_files.keys
+    # The master is known to be there (the plan checked it).
+    missing = [
+        preset for preset in presets if preset.name != MASTER and not job_files.stored(preset.name, present)
     ]
     seed = state.seed if state.seed is not None else plan.seed
     if missing:
         derive_from_master(plan.sku, plan.job_id, missing, storage, res.layout)
-        outputs = [path for key in keys.values() for path in (key, sidecar_key(key))]
+        outputs = [path for name, key in keys.items() for path in (key, job_files.sidecars[name])]
         res.store.record_produced(
             plan.job_id,
             sku=plan.sku,
@@ -381,10 +467,12 @@ def reuse_render(
     )
     if derived:
         reason += f"; {', '.join(derived)} derived from its stored master"
-    render = (state.config_fingerprint, state.image_hash)
-    return _job_outcome(
-        plan, seed, "skipped", keys, ctx, render, reason=reason, flags=list(state.flags), derived=derived
-    )
+    first = ctx.profile.presets[0]
+    return JobOutcome(
+        plan.job_id, plan.sku, plan.pose, plan.variant, seed, "skipped", reason=reason, output=keys[first],
+        sidecar=job_files.sidecars[first], flags=list(state.flags), outputs=dict(keys), derived=derived,
+        render_id=render_id(keys[MASTER], seed, state.config_fingerprint, state.image_hash),
+    )  # fmt: skip
 
 
 def _rejected(prepared: PreparedProduct, reason: str) -> PreparedProduct:
@@ -541,6 +629,7 @@ def finish_job(
         seed=rendered.seed,
         flags=flags,
         run_id=ctx.run_id,
+        render_fields=job_render_fields(item.product.record),
         render_fingerprint=ctx.fingerprint,
     )
     render = (ctx.fingerprint, item.product.image_hash)

@@ -118,3 +118,20 @@ def test_a_link_is_not_downloaded_again_while_the_server_says_not_modified(
     state["body"], state["last_modified"] = b"remote photo v2", "Wed, 02 Dec 2026 10:00:00 GMT"
     third = cache.lookup(ref, POLICY)
     assert third.how == "download" and third.sha256 == hashlib.sha256(b"remote photo v2").hexdigest()
+
+
+def test_hashes_of_a_chunk_match_lookup_and_give_errors_in_place(tmp_path: Path) -> None:
+    names = [f"p{number}.png" for number in range(5)]
+    for name in names:
+        (tmp_path / name).write_bytes(f"photo {name}".encode())
+    refs = [resolve_image_ref(name, tmp_path, POLICY) for name in names]
+    cache = PhotoCache(tmp_path / "photos.sqlite")
+    assert cache.hashes(refs, POLICY) == [cache.lookup(ref, POLICY).sha256 for ref in refs]
+    (tmp_path / "p1.png").write_bytes(b"a new photo")  # changed: noticed
+    (tmp_path / "p3.png").unlink()  # gone: its error in its place, the others still hashed
+    hashes = cache.hashes(refs, POLICY)
+    assert hashes[1] == hashlib.sha256(b"a new photo").hexdigest()
+    assert isinstance(hashes[3], ImageFetchError) and "cannot be read" in str(hashes[3])
+    assert [hashes[i] for i in (0, 2, 4)] == [
+        hashlib.sha256(f"photo p{i}.png".encode()).hexdigest() for i in (0, 2, 4)
+    ]

@@ -232,3 +232,19 @@ def test_the_run_is_recorded_in_the_state_store_with_its_trigger_counts_and_jobs
     jobs = store.all_rows()
     assert len(jobs) == 12 and {job.last_run_id for job in jobs} == {summary.run_id}
     assert {job.render_fingerprint for job in jobs} == {summary.fingerprint}
+
+
+def test_a_changed_title_renders_that_product_again_and_nothing_else(tmp_path: Path) -> None:
+    """The product fields a prompt is made of are recorded with each render: changing one re-renders its jobs."""
+    rows = write_flatlays(tmp_path / "in", 2, size=96)
+    csv_path = write_csv(tmp_path / "in" / "products.csv", rows)
+    profile = small_profile(tmp_path, variants=1)
+    first = run_catalog(str(csv_path), str(profile), str(tmp_path / "out"))
+    assert first.counts["produced"] == 4
+    rows[1] = {**rows[1], "title": rows[1].get("title", "") + " (new season)"}
+    write_csv(csv_path, rows)
+    again = run_catalog(str(csv_path), str(profile), str(tmp_path / "out"))
+    states = {p.sku: {j.state for j in p.jobs} for p in again.products}
+    assert states == {rows[0]["sku"]: {"skipped"}, rows[1]["sku"]: {"produced"}}
+    third = run_catalog(str(csv_path), str(profile), str(tmp_path / "out"))
+    assert third.counts["skipped"] == 4 and third.counts["produced"] == 0

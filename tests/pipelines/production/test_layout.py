@@ -44,3 +44,31 @@ def test_layout_keys_are_stable_and_safe_for_dotted_skus() -> None:
     assert stem == "images/master/A.1/A.1__front__v0"
     assert sidecar_key(stem + ".png") == "images/master/A.1/A.1__front__v0.json"
     assert layout.sheet("A.1") == "sheets/A.1.jpg" and layout.run_summary("r1") == "runs/r1/summary.json"
+
+
+def test_existing_agrees_with_exists_whether_a_folder_is_listed_or_stat_ed(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    for key in ["images/master/A/A__front__v0.png", "images/master/A/A__front__v0.json", "cutouts/A.png"]:
+        storage.write_bytes(key, b"x")
+    (tmp_path / "images" / "master" / "A" / "A__back__v0.png").mkdir()  # a folder, not a file
+    asked = [
+        "images/master/A/A__front__v0.png",  # listed: 4 keys asked in this folder
+        "images/master/A/A__front__v0.json",
+        "images/master/A/A__back__v0.png",
+        "images/master/A/A__back__v0.json",
+        "images/master/B/B__front__v0.png",  # a folder that does not exist: listed as empty (3 keys)
+        "images/master/B/B__front__v0.json",
+        "images/master/B/B__back__v0.png",
+        "cutouts/A.png",  # stat'ed: 2 keys asked in this folder
+        "cutouts/A.json",
+    ]
+    found = storage.existing(asked)
+    assert found == {key for key in asked if storage.exists(key)}
+    assert found == {"images/master/A/A__front__v0.png", "images/master/A/A__front__v0.json", "cutouts/A.png"}
+    assert storage.existing([]) == set()
+
+
+@pytest.mark.parametrize("key", ["../outside.png", "images/../../x/a.png", "/etc/passwd"])
+def test_existing_refuses_keys_outside_the_output_folder(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ValueError, match="inside the output folder"):
+        LocalStorage(tmp_path).existing([key, key.replace(".png", ".json"), key + ".x"])
