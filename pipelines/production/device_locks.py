@@ -1,8 +1,9 @@
 """Device claims: an OS file lock per device, so two onmodel processes on one host (a nightly run and an upload
 run) never use one GPU at the same time (nor load two models onto it).
 
-The lock is `flock` on `<lock dir>/<device>.lock`: the kernel releases it when its holder dies, even by
-kill -9, so a crashed run never leaves a device locked (no pid files to clean up). The plain `cpu` device is
+The lock is `flock` on `<lock dir>/<device>.lock`, named by the physical device (`cuda:0` of a process started
+with CUDA_VISIBLE_DEVICES=3, a Dask worker, is `cuda-3.lock`): the kernel releases it when its holder dies, even
+by kill -9, so a crashed run never leaves a device locked (no pid files to clean up). The plain `cpu` device is
 shared freely (no file lock); `cpu:N` test devices and `cuda:N` are locked.
 """
 

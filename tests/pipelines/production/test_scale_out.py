@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
@@ -126,3 +127,14 @@ def test_output_urls_are_checked_before_any_work() -> None:
         check_output_location("memory://out", state_configured=False)
     with pytest.raises(RunConfigError, match="fsspec cannot open nosuchfs://"):
         check_output_location("nosuchfs://bucket/out", state_configured=True)
+
+
+def test_a_chunk_that_kills_its_workers_fails_its_products_with_the_reason() -> None:
+    from distributed.scheduler import KilledWorker
+
+    from flows.scale_out import lost_chunk_reason
+
+    last_worker = SimpleNamespace(address="tcp://127.0.0.1:4000")  # a WorkerState on the scheduler
+    error = KilledWorker("wrapper_func-1a2b", last_worker, 3)  # type: ignore[arg-type]
+    assert "worker process died each time it ran" in (lost_chunk_reason(error) or "")
+    assert lost_chunk_reason(ValueError("a bug")) is None  # anything else still fails the run loudly
