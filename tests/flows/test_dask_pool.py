@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from catalog import open_job_store
+from tests.catalog.conftest import POSTGRES_URL_ENV, fresh_postgres_database
 from tests.flows.helpers import small_profile, write_csv, write_flatlays
 from tests.serving import ROOT, PrefectServer, free_port, wait_until
 
@@ -208,7 +209,7 @@ def latest_flow_run(cluster: DaskCluster) -> Any:
         return client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
 
 
-def check_every_job_once(out: Path) -> None:
+def check_every_job_once(out: Path, state_url: str = "") -> None:
     """One manifest row, one state-store record (one attempt), one master image and sidecar per job; nothing
     half-written anywhere."""
     jobs = manifest_jobs(out)
@@ -216,7 +217,7 @@ def check_every_job_once(out: Path) -> None:
     assert {state for _job, state in jobs} <= {"produced", "skipped"}, jobs
     assert max(jobs.values()) == 1
     job_ids = {job for job, _state in jobs}
-    store = open_job_store(out / "state.sqlite")
+    store = open_job_store(state_url or out / "state.sqlite")
     try:
         records = {state.job_id: state for state in store.all_rows()}
     finally:
@@ -280,6 +281,22 @@ def test_a_dask_run_loads_each_model_once_and_survives_a_worker_killed_mid_run(
     assert sorted(chunks) == [f"chunk-SKU-{index:02d}" for index in range(0, PRODUCTS, 2)]
     assert all(states[-1] == "COMPLETED" for states in chunks.values()), chunks
     assert sorted(states.count("RUNNING") for states in chunks.values())[-1] == 2, chunks
+
+
+@pytest.mark.slow
+def test_the_workers_use_the_runs_postgresql_state_store(cluster: DaskCluster, tmp_path: Path) -> None:
+    admin_url = os.environ.get(POSTGRES_URL_ENV)
+    if not admin_url:
+        pytest.skip(f"PostgreSQL case: set {POSTGRES_URL_ENV} (bash .ci/postgres.sh start DIR prints it)")
+    csv_path, profile = catalogue(tmp_path / "in")
+    out = tmp_path / "out"
+    with fresh_postgres_database(admin_url) as state_url:
+        # Only the run's process names the store; the workers are given it with each chunk.
+        run = onmodel_run(cluster, csv_path, profile, str(out), ONMODEL_STATE_URL=state_url)
+        output, _ = run.communicate(timeout=300)
+        assert run.returncode == 0, output
+        assert not (out / "state.sqlite").exists()
+        check_every_job_once(out, state_url)
 
 
 @pytest.mark.slow
