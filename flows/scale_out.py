@@ -36,6 +36,11 @@ from pipelines.production.scale_out import (
 from pipelines.production.validate import RunConfigError, cuda_device_count
 
 CONNECT_TIMEOUT_S = 15
+# Chunks a GPU worker may hold at once. One at a time leaves the device idle at every chunk boundary (the last
+# batches finish, the next chunk is planned and its first products prepared): bench/dask_pool.py measured 63 %
+# of ideal with one, against 88-93 % for the same devices on one host, which keeps several chunks in flight.
+# A worker started with --nthreads 2 takes two: the next chunk is prepared while the last one renders.
+CHUNKS_PER_GPU = 2
 # One key in the output storage, rewritten with a fresh token by every preflight: a worker that reads the same
 # token sees the same storage (not a local folder of the same name, not another process's memory://).
 PROBE_KEY = ".onmodel-cluster-probe"
@@ -72,15 +77,36 @@ def render_workers(address: str, out_dir: str, state_url: str) -> list[WorkerFac
     token = uuid.uuid4().hex
     caches.storage_of(out_dir).write_bytes(PROBE_KEY, token.encode())
     with dask_client(address) as client:
-        reports: Mapping[str, WorkerFacts] = client.run(_facts_on_worker, out_dir, token, api_url)
+        reports: Mapping[str, Any] = client.run(_facts_on_worker, out_dir, token, api_url, on_error="return")
     return check_cluster(
-        [reports[worker] for worker in sorted(reports)],
+        [_facts_or_problem(worker, reports[worker], code_version()) for worker in sorted(reports)],
         address=address,
         api_url=api_url,
         out_dir=out_dir,
         state_url=state_url,
         driver_host=socket.gethostname(),
         code_version=code_version(),
+    )
+
+
+def _facts_or_problem(address: str, report: Any, version: str) -> WorkerFacts:
+    """A worker's report, or (it could not even run the check) its error as the problem to fix."""
+    if isinstance(report, WorkerFacts):
+        return report
+    return WorkerFacts(
+        address=address,
+        host=address,
+        pid=0,
+        device="cpu",
+        lock_name="",
+        gpus=1.0,
+        code_version=version,  # unknown; the problem below is the one to fix
+        sees_outputs=True,
+        api_problem="",
+        device_problem=(
+            f"cannot run onmodel's check ({type(report).__name__}: {report}); start the worker in an environment "
+            "with the same onmodel installed (pip install 'onmodel[gpu]')"
+        ),
     )
 
 
@@ -135,10 +161,11 @@ def chunk_runner(address: str) -> Iterator[Any]:
 
 
 def submit_chunk(runner: Any, task: Any, parameters: dict[str, Any]) -> Any:
-    """One chunk task on the cluster, needing one GPU: one chunk at a time per worker, on its own device."""
+    """One chunk task on the cluster, needing 1 / CHUNKS_PER_GPU of a GPU worker: at most CHUNKS_PER_GPU chunks
+    at once on a worker (as many as its --nthreads allow), all on its one device through its one pool."""
     import dask
 
-    with dask.annotate(resources={GPU_RESOURCE: 1}):
+    with dask.annotate(resources={GPU_RESOURCE: 1 / CHUNKS_PER_GPU}):
         return runner.submit(task, parameters)
 
 
@@ -159,12 +186,15 @@ def finish_on_workers(
     """At the run's end: every worker closes its pool for the run (final per-device counters). When workers
     were lost during the run, one worker per host removes the half-written temporaries of dead processes."""
     with dask_client(address) as client:
-        usage: Mapping[str, list[DeviceUsage]] = client.run(caches.close_worker_pool, run_id)
-        alive = set(usage)
+        closed: Mapping[str, Any] = client.run(caches.close_worker_pool, run_id, on_error="return")
+        usage = {worker: result for worker, result in closed.items() if isinstance(result, list)}
+        alive = set(closed)
         if workers_at_start - alive:
             hosts: Mapping[str, str] = client.run(socket.gethostname)
             first_of_host = {host: address for address, host in sorted(hosts.items(), reverse=True)}
-            client.run(_remove_temporaries, out_dir, workers=sorted(first_of_host.values()))
+            client.run(
+                _remove_temporaries, out_dir, workers=sorted(first_of_host.values()), on_error="ignore"
+            )
     return [snapshot for worker in sorted(usage) for snapshot in usage[worker]]
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from catalog import open_job_store
+from flows.scale_out import CHUNKS_PER_GPU
 from tests.catalog.conftest import POSTGRES_URL_ENV, fresh_postgres_database
 from tests.flows.helpers import small_profile, write_csv, write_flatlays
 from tests.serving import ROOT, PrefectServer, free_port, wait_until
@@ -115,6 +116,17 @@ class DaskCluster:
         """Worker address -> tasks it is running now."""
         with self.client() as client:
             return {worker: len(keys) for worker, keys in client.processing().items()}
+
+    def restrictions(self) -> list[dict[str, float]]:
+        """The resource restrictions of the tasks the scheduler holds now."""
+        with self.client() as client:
+            return list(
+                client.run_on_scheduler(
+                    lambda dask_scheduler: [
+                        dict(t.resource_restrictions or {}) for t in dask_scheduler.tasks.values()
+                    ]
+                )
+            )
 
     def stop(self) -> None:
         for process in [*self.workers.values(), self.scheduler]:
@@ -267,6 +279,9 @@ def test_a_dask_run_loads_each_model_once_and_survives_a_worker_killed_mid_run(
 
     victim = wait_until(busy_worker, 120, "a worker rendering a chunk of the second run", interval_s=0.1)
     os.kill(pids[victim], signal.SIGKILL)
+    restrictions = cluster.restrictions()  # the chunks still to run (the killed worker's among them)
+    # Each chunk needs 1 / CHUNKS_PER_GPU of a worker's GPU (these workers' single thread runs one at a time).
+    assert restrictions and all(r == {"GPU": 1 / CHUNKS_PER_GPU} for r in restrictions), restrictions
     output, _ = run.communicate(timeout=300)
     assert run.returncode == 0, output + cluster.log("scheduler")
     survivors = cluster.worker_pids()
