@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -190,23 +190,25 @@ def _produce(
             ctx, out_dir, settings, on_progress=_progress.get(), expected_products=len(run.records)
         )
     usage: dict[str, DeviceUsage] = {}
+    submitting = ExitStack()  # the Dask task runner's connection, for a run on a cluster
     try:
-        with _chunk_submitter(address, ctx, out_dir, settings) as submit:
-            futures = {submit(part): part for part in parts}
-            for future in as_completed(list(futures)):
-                try:
-                    result = future.result()
-                except Exception as error:
-                    lost = scale_out.lost_chunk_reason(error) if address else None
-                    if lost is None and not is_transient(error):
-                        raise  # a bug: fail loudly
-                    for record in futures[future]:
-                        book.product_failed(record, lost or _after_retries("chunk", error, ctx.profile))
-                    continue
-                for product in result.products:
-                    book.product_done(product, result.reject_of(product.sku))
-                usage.update(merge_usage(usage, result.devices))
+        submit = submitting.enter_context(_chunk_submitter(address, ctx, out_dir, settings))
+        futures = {submit(part): part for part in parts}
+        for future in as_completed(list(futures)):
+            try:
+                result = future.result()
+            except Exception as error:
+                lost = scale_out.lost_chunk_reason(error) if address else None
+                if lost is None and not is_transient(error):
+                    raise  # a bug: fail loudly
+                for record in futures[future]:
+                    book.product_failed(record, lost or _after_retries("chunk", error, ctx.profile))
+                continue
+            for product in result.products:
+                book.product_done(product, result.reject_of(product.sku))
+            usage.update(merge_usage(usage, result.devices))
     finally:
+        submitting.close()
         usage.update(merge_usage(usage, caches.close_device_pool(ctx.run_id)))
         if address:
             usage.update(merge_usage(usage, _finish_on_workers(address, ctx.run_id, out_dir, workers or [])))

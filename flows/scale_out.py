@@ -4,10 +4,10 @@ Prefect and Dask wiring only; what a worker's device is and whether a cluster ca
 pipelines.production.scale_out. The workers are started by the operator (README "Scaling out"):
 
     CUDA_VISIBLE_DEVICES=0 PREFECT_API_URL=http://PREFECT-HOST:4200/api dask worker tcp://SCHEDULER:8786 \\
-        --nthreads 1 --resources GPU=1
+        --nthreads 2 --resources GPU=1
 
-Each chunk task asks for one GPU (`dask.annotate(resources={"GPU": 1})`), so a worker renders one chunk at a time
-on its own device, with its own resident pool (flows.caches.run_chunk_on_worker). A worker that dies takes its
+Each chunk task asks for half a GPU (`dask.annotate(resources={"GPU": 0.5})`, CHUNKS_PER_GPU), so a worker holds
+at most two chunks, rendered on its own device by its own resident pool (flows.caches.run_chunk_on_worker). A worker that dies takes its
 chunk with it; the scheduler gives that chunk to another worker, which skips the jobs the dead one finished
 (they are in the state store) and renders the rest.
 """
