@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from catalog.photo_cache import PhotoCache
-from catalog.state import SQLJobStore, choose_state_url, open_job_store
+from catalog.state import STATE_URL_ENV, SQLJobStore, choose_state_url, open_job_store
 from catalog.state import state_url as url_of
 from pipelines.poses import Pose, load_pose_library
 from pipelines.presets import Preset, load_presets
 from pipelines.production.book import ProgressCallback
-from pipelines.production.layout import LocalStorage, OutputLayout
+from pipelines.production.fsspec_storage import host_cache_path, local_folder, open_storage
+from pipelines.production.layout import OutputLayout, Storage
 from pipelines.production.outcomes import DeviceUsage
-from pipelines.production.pool import DevicePool, PoolSettings
+from pipelines.production.pool import ChunkResult, DevicePool, PoolSettings
+from pipelines.production.scale_out import worker_device
 from pipelines.production.stages import Resources, RunContext
 from pipelines.renderers import create_renderer
 from pipelines.renderers.base import Renderer
@@ -96,6 +101,83 @@ def device_pool(
         return pool
 
 
+# Dask workers ------------------------------------------------------------------------------------------------
+# A worker process renders on its one device (scale_out.worker_device) with a resident pool per run, started by
+# the run's first chunk there and reused by every later one; the renderer itself stays loaded for the process's
+# life (_renderer). The flow closes the pool at the run's end; a pool left idle (its flow died) closes itself.
+WORKER_POOL_IDLE_S = float(os.environ.get("ONMODEL_WORKER_POOL_IDLE_S", "600"))
+_worker_pools: dict[str, DevicePool] = {}
+_worker_pool_use: dict[str, list[float]] = {}  # run id -> [chunks running, last used (monotonic)]
+_reaper: threading.Thread | None = None
+
+
+def run_chunk_on_worker(
+    records: list[Any], ctx: RunContext, out_dir: str, settings: PoolSettings, state_url: str
+) -> ChunkResult:
+    """A chunk on this worker process's own pool (its one device), started on the run's first chunk here."""
+    pool = _worker_pool(ctx, out_dir, settings, state_url)
+    try:
+        return pool.run_chunk(records)
+    finally:
+        with _pools_guard:
+            use = _worker_pool_use.get(ctx.run_id)
+            if use is not None:
+                use[0] -= 1
+                use[1] = time.monotonic()
+
+
+def _worker_pool(ctx: RunContext, out_dir: str, settings: PoolSettings, state_url: str) -> DevicePool:
+    global _reaper
+    idle_others: list[DevicePool] = []
+    with _pools_guard:
+        pool = _worker_pools.get(ctx.run_id)
+        if pool is None:
+            # Another run's idle pool holds this worker's device: let it go first (its flow's later chunks
+            # start a new one), else the two would wait for each other's device lock.
+            for run_id in [run for run, use in _worker_pool_use.items() if use[0] == 0]:
+                idle_others.append(_worker_pools.pop(run_id))
+                _worker_pool_use.pop(run_id)
+            own = replace(settings, devices=(worker_device(os.environ),))
+            pool = DevicePool(ctx, resources(out_dir, state_url), own)
+            _worker_pools[ctx.run_id] = pool
+            _worker_pool_use[ctx.run_id] = [0, time.monotonic()]
+        _worker_pool_use[ctx.run_id][0] += 1
+        if _reaper is None or not _reaper.is_alive():
+            _reaper = threading.Thread(
+                target=_close_idle_worker_pools, name="onmodel-pool-reaper", daemon=True
+            )
+            _reaper.start()
+    for other in idle_others:
+        other.close()
+    return pool.start()
+
+
+def close_worker_pool(run_id: str) -> list[DeviceUsage]:
+    """The flow's end of a run on this worker: the pool's final counters ([] if none), its device released."""
+    with _pools_guard:
+        pool = _worker_pools.pop(run_id, None)
+        _worker_pool_use.pop(run_id, None)
+    if pool is None:
+        return []
+    usage = pool.usage()
+    pool.close()
+    return usage
+
+
+def _close_idle_worker_pools() -> None:
+    while True:
+        time.sleep(min(30.0, WORKER_POOL_IDLE_S))
+        now = time.monotonic()
+        with _pools_guard:
+            idle = [
+                run
+                for run, use in _worker_pool_use.items()
+                if use[0] == 0 and now - use[1] > WORKER_POOL_IDLE_S
+            ]
+        for run_id in idle:
+            close_worker_pool(run_id)
+
+
 def close_device_pool(run_id: str) -> list[DeviceUsage]:
     """Stop a run's pool (its device claims are released); its final per-device counters ([] if none)."""
     with _pools_guard:
@@ -118,20 +200,43 @@ def _job_store(url: str) -> SQLJobStore:
 
 
 def resources(out_dir: str, state_url: str | None = None) -> Resources:
-    """Storage, state store, models and libraries for one output folder, shared by every task of the process.
+    """Storage, state store, models and libraries for one output location (a folder or an fsspec URL), shared by
+    every task of the process.
 
     The state store is `state_url` (a profile's `run.state_url`), else $ONMODEL_STATE_URL, else the folder's
     state.sqlite.
     """
-    storage = LocalStorage(Path(out_dir))
+    storage = storage_of(out_dir)
     return Resources(
         storage=storage,
-        store=job_store(choose_state_url(storage.state_db, state_url)),
+        store=job_store(run_state_url(out_dir, state_url)),
         models=MODELS,
         poses=pose_library(),
         presets=presets(),
-        photos=photo_cache(str(storage.local_path(OutputLayout().photo_cache))),
+        photos=photo_cache(str(_photo_cache_path(out_dir, storage))),
     )
+
+
+@lru_cache(maxsize=8)
+def storage_of(out_dir: str) -> Storage:
+    """The storage of an output location, once per process (an fsspec URL opens its file system once)."""
+    return open_storage(out_dir)
+
+
+def run_state_url(out_dir: str, state_url: str | None = None) -> str:
+    """The state store's URL for an output location (the folder's state.sqlite only when nothing is configured:
+    an object store has none, and says so)."""
+    if state_url or os.environ.get(STATE_URL_ENV):
+        return choose_state_url("", state_url)
+    return choose_state_url(storage_of(out_dir).state_db)  # type: ignore[attr-defined]
+
+
+def _photo_cache_path(out_dir: str, storage: Storage) -> Path:
+    """Beside the outputs in a folder; in this host's cache for an object store (it is only a cache)."""
+    folder = local_folder(storage)
+    if folder is not None:
+        return folder / OutputLayout().photo_cache
+    return host_cache_path(out_dir, "photos.sqlite")
 
 
 @lru_cache(maxsize=4)

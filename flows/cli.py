@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,9 +43,19 @@ def _print_summary(report: RunReport) -> None:
         f"produced {counts['produced']} · skipped {counts['skipped']} · rejected {counts['rejected']} · "
         f"failed {counts['failed']}  ({counts['products']} products, {report.seconds:.1f} s)"
     )
-    out, layout = Path(report.out_dir), OutputLayout()
-    for usage in report.devices:
-        print(f"device {usage.describe()}")
+    layout = OutputLayout()
+    here = f"{socket.gethostname()} pid {os.getpid()}"
+    for usage in report.devices:  # a Dask run's devices say which worker drove them
+        where = f" on {usage.worker}" if usage.worker and usage.worker != here else ""
+        print(f"device {usage.describe()}{where}")
+    if "://" in report.out_dir:  # an fsspec URL (s3://, file://): keys below it
+        base = report.out_dir.rstrip("/")
+        print(f"manifest: {base}/{layout.manifest}")
+        print(f"rejects:  {base}/{layout.rejects}")
+        print(f"run report: {base}/{layout.run_index(report.run_id)}")
+        print(f"run index: {base}/{layout.index}  (the whole catalogue there)")
+        return
+    out = Path(report.out_dir)
     print(f"manifest: {out / layout.manifest}")
     print(f"rejects:  {out / layout.rejects}")
     print(f"run report: {(out / layout.run_index(report.run_id)).resolve()}")
@@ -111,6 +122,7 @@ def _produce(args: argparse.Namespace, csv_path: str) -> int:
                 force=getattr(args, "force", False),
                 on_progress=on_progress,
                 devices=args.devices,
+                dask=getattr(args, "dask", None),
             )
     except (ProfileError, RunConfigError, ModelNotAvailableError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -289,7 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--config", default="demo", help="profile name in configs/ or a YAML path (default: demo)"
     )
-    run.add_argument("--out", default="outputs", help="output folder (default: outputs/)")
+    run.add_argument(
+        "--out",
+        default="outputs",
+        help="output folder, or an fsspec URL every host can reach (s3://bucket/prefix, file:///srv/out) "
+        "(default: outputs/)",
+    )
     run.add_argument("--only", nargs="+", metavar="SKU", help="produce only these SKUs")
     run.add_argument(
         "--preset",
@@ -299,6 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset master,amazon. Each job renders once: presets are derived from its stored master",
     )
     _add_device_options(run)
+    run.add_argument(
+        "--dask",
+        metavar="tcp://SCHEDULER:8786",
+        help="run the chunks on a Dask cluster, one worker per GPU (README: Scaling out); default: the "
+        "profile's run.dask, else this host's devices",
+    )
     run.add_argument("--force", action="store_true", help="re-render jobs even if already produced")
     run.add_argument(
         "--allow-rejects",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -16,18 +17,22 @@ from prefect.runtime import deployment
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from catalog.state import StateStore
-from flows import caches
+from catalog.schema import ProductRecord
+from catalog.state import STATE_URL_ENV, StateStore
+from flows import caches, scale_out
 from flows.errors import is_transient, retry_options
-from flows.tasks import produce_chunk
+from flows.tasks import produce_chunk, produce_chunk_on_worker
 from pipelines.production import runs
 from pipelines.production.book import ProgressCallback, RunBook, chunk_size, chunks
+from pipelines.production.fsspec_storage import is_url, local_folder
 from pipelines.production.outcomes import DeviceUsage, RunReport
-from pipelines.production.pool import pool_settings
+from pipelines.production.pool import PoolSettings, pool_settings
 from pipelines.production.profile import Profile, load_profile
 from pipelines.production.report import build_report, publish_report
 from pipelines.production.resume import remove_orphaned_temporaries
+from pipelines.production.scale_out import WorkerFacts, check_output_location
 from pipelines.production.validate import (
+    RunConfigError,
     RunStart,
     check_run,
     primary_device,
@@ -76,15 +81,19 @@ def produce_catalog(
     device: str | None = None,
     force: bool = False,
     devices: list[str] | None = None,
+    dask: str | None = None,
 ) -> RunReport | State[Any]:
     """Read a product CSV, produce every pose x variant image, publish contact sheets and the run index.
 
     devices: the device pool (default: --device as a one-device pool, else the profile's run.devices).
+    dask: a Dask scheduler (tcp://HOST:8786; default: the profile's run.dask): the chunks run on its workers,
+    one device each, and out_dir is a folder every host mounts or an fsspec URL.
     """
     started = time.perf_counter()
     # 1. Validate the run and read the CSV (nothing is loaded or rendered before this passes).
     loaded = load_profile(profile).with_overrides(preset=presets or None)
-    pool_devices = run_devices(loaded, device=device, devices=devices)
+    address = dask_address(loaded, dask)
+    out_dir, pool_devices, workers = run_placement(loaded, out_dir, address, device=device, devices=devices)
     run = start_run(
         csv_path,
         loaded,
@@ -99,10 +108,43 @@ def produce_catalog(
     trigger = runs.trigger_of(deployment.name)
     runs.record_start(run, store, trigger)
     try:
-        return _produce(run, pool_devices, out_dir, started, store, runs.is_full_catalogue(trigger, only))
+        full = runs.is_full_catalogue(trigger, only)
+        return _produce(run, pool_devices, out_dir, started, store, full, address, workers)
     except BaseException:
         runs.record_crash(ctx.run_id, store)
         raise
+
+
+def dask_address(profile: Profile, dask: str | None) -> str | None:
+    """The Dask scheduler of a run: --dask / the flow parameter, else the profile's run.dask, else none."""
+    return dask or str(profile.run.get("dask") or "") or None
+
+
+def run_placement(
+    profile: Profile,
+    out_dir: str,
+    address: str | None,
+    *,
+    device: str | None,
+    devices: str | list[str] | None,
+) -> tuple[str, tuple[str, ...], list[WorkerFacts]]:
+    """Where a run writes and renders: (output location, devices, Dask render workers).
+
+    On one host: the devices of --devices / --device / the profile. With a Dask scheduler: one device per GPU
+    worker, after the preflight (outputs, state store and Prefect server shared by every worker), and the output
+    folder as an absolute path (the workers do not share this process's working directory).
+    """
+    check_output_location(out_dir, state_configured=bool(os.environ.get(STATE_URL_ENV)))
+    if not address:
+        return out_dir, run_devices(profile, device=device, devices=devices), []
+    if device or devices:
+        raise RunConfigError(
+            "with --dask every worker renders on its own device (CUDA_VISIBLE_DEVICES=i, or ONMODEL_WORKER_DEVICE); "
+            "drop --device / --devices."
+        )
+    located = out_dir if is_url(out_dir) else str(Path(out_dir).resolve())
+    workers = scale_out.render_workers(address, located, caches.run_state_url(located))
+    return located, tuple(worker.device for worker in workers), workers
 
 
 def _produce(
@@ -112,6 +154,8 @@ def _produce(
     started: float,
     store: StateStore,
     full_catalogue: bool = False,
+    address: str | None = None,
+    workers: list[WorkerFacts] | None = None,
 ) -> RunReport | State[Any]:
     """The body of produce_catalog once the run is validated and recorded as started.
 
@@ -119,8 +163,9 @@ def _produce(
     """
     logger = get_run_logger()
     ctx = run.ctx
-    if Path(out_dir).is_dir():  # a run killed earlier (kill -9) may have left half-written temporaries
-        for leftover in remove_orphaned_temporaries(Path(out_dir)):
+    folder = local_folder(caches.storage_of(out_dir))  # None on an object store (whole-object writes)
+    if folder is not None and folder.is_dir():  # a run killed earlier (kill -9) may have left temporaries
+        for leftover in remove_orphaned_temporaries(folder):
             logger.info("removed %s (a write cut off by an earlier run's crash)", leftover)
     if run.unknown_only:
         logger.warning("--only names SKUs not produced from this CSV: %s", ", ".join(run.unknown_only))
@@ -135,38 +180,46 @@ def _produce(
         size,
         len(run.rejects),
         run.dialect,
-        ",".join(pool_devices),
+        ",".join(pool_devices) if not workers else ", ".join(f"{w.device} on {w.address}" for w in workers),
     )
     book = RunBook(
         run.records,
         batch_size=ctx.profile.batch_size,
         default_poses=ctx.profile.default_poses,
         rejects=run.rejects,
+        on_progress=_progress.get() if address else None,  # on Dask, products come back chunk by chunk
     )
-    # 2. Chunks of products through this process's device pool (started here so progress reaches the caller).
-    caches.device_pool(
-        ctx, out_dir, settings, on_progress=_progress.get(), expected_products=len(run.records)
-    )
-    produce = produce_chunk.with_options(**retry_options(ctx.profile))
+    # 2. Chunks of products through this process's device pool (started here so progress reaches the caller),
+    #    or through the Dask workers' pools (one device each).
+    if not address:
+        caches.device_pool(
+            ctx, out_dir, settings, on_progress=_progress.get(), expected_products=len(run.records)
+        )
     usage: dict[str, DeviceUsage] = {}
     image_hashes: dict[str, str] = {}
+    submitting = ExitStack()  # the Dask task runner's connection, for a run on a cluster
     try:
-        futures = {produce.submit(part, ctx, out_dir, settings): part for part in parts}
+        submit = submitting.enter_context(_chunk_submitter(address, ctx, out_dir, settings))
+        futures = {submit(part): part for part in parts}
         for future in as_completed(list(futures)):
             try:
                 result = future.result()
             except Exception as error:
-                if not is_transient(error):
+                lost = scale_out.lost_chunk_reason(error) if address else None
+                if lost is None and not is_transient(error):
                     raise  # a bug: fail loudly
                 for record in futures[future]:
-                    book.product_failed(record, _after_retries("chunk", error, ctx.profile))
+                    book.product_failed(record, lost or _after_retries("chunk", error, ctx.profile))
                 continue
             for product in result.products:
                 book.product_done(product, result.reject_of(product.sku))
             usage.update(merge_usage(usage, result.devices))
             image_hashes.update(result.image_hashes)
     finally:
+        submitting.close()
         usage.update(merge_usage(usage, caches.close_device_pool(ctx.run_id)))
+        if address:
+            usage.update(merge_usage(usage, _finish_on_workers(address, ctx.run_id, out_dir, workers or [])))
     # 3. The run report: manifest, rejects, summary.json, index, then the Prefect artifacts.
     report = build_report(run, book, out_dir, time.perf_counter() - started, devices=list(usage.values()))
     publish_report(report, caches.resources(out_dir).storage)
@@ -192,6 +245,36 @@ def _produce(
             message=f"{report.counts['failed']} job(s) failed; see {report.out_dir}/manifest.csv", data=report
         )
     return report
+
+
+@contextmanager
+def _chunk_submitter(
+    address: str | None, ctx: Any, out_dir: str, settings: PoolSettings
+) -> Iterator[Callable[[list[ProductRecord]], Any]]:
+    """submit(chunk) -> a Prefect future: the flow's thread pool (this process's device pool), or the cluster."""
+    if not address:
+        produce = produce_chunk.with_options(**retry_options(ctx.profile))
+        yield lambda part: produce.submit(part, ctx, out_dir, settings)
+        return
+    on_worker = produce_chunk_on_worker.with_options(**retry_options(ctx.profile))
+    state_url = caches.run_state_url(out_dir)  # the run's store, whatever the workers' environment says
+    with scale_out.chunk_runner(address) as runner:
+        yield lambda part: scale_out.submit_chunk(
+            runner,
+            on_worker,
+            {"records": part, "ctx": ctx, "out_dir": out_dir, "settings": settings, "state_url": state_url},
+        )
+
+
+def _finish_on_workers(
+    address: str, run_id: str, out_dir: str, workers: list[WorkerFacts]
+) -> list[DeviceUsage]:
+    """The workers' pools of the run closed (their final counters); a cluster gone by now costs only those."""
+    try:
+        return scale_out.finish_on_workers(address, run_id, out_dir, {worker.address for worker in workers})
+    except Exception as error:
+        get_run_logger().warning("could not close the run's pools on the Dask workers: %s", error)
+        return []
 
 
 def merge_usage(known: dict[str, DeviceUsage], snapshots: list[DeviceUsage]) -> dict[str, DeviceUsage]:
@@ -235,7 +318,9 @@ def _artifacts(report: RunReport) -> None:
         description="Per device: busy time / the run's wall time; devices taken out and why.",
     )
     create_link_artifact(
-        (Path(report.out_dir) / "index.html").resolve().as_uri(),
+        f"{report.out_dir.rstrip('/')}/index.html"
+        if is_url(report.out_dir)
+        else (Path(report.out_dir) / "index.html").resolve().as_uri(),
         link_text="run index (contact sheets)",
         key="onmodel-run-index",
         description="Open the run index to review contact sheets.",
@@ -258,15 +343,18 @@ def run_catalog(
     force: bool = False,
     on_progress: ProgressCallback | None = None,
     devices: str | list[str] | None = None,
+    dask: str | None = None,
 ) -> RunReport:
     """Run the flow and return its report, also when jobs failed (the flow run then ends Failed).
 
     device: one device (cpu, cuda:1); devices: a pool ("cuda:0,cuda:1", [cuda:0, cuda:1] or auto); neither: the
-    profile's run.devices.
-    The run is checked here first too, so a bad profile, preset or device is one clear error and no flow run.
+    profile's run.devices. dask: a scheduler address (tcp://HOST:8786): the chunks run on its GPU workers.
+    The run is checked here first too, so a bad profile, preset or device (or a cluster that cannot share the
+    outputs, state store and Prefect server) is one clear error and no flow run.
     """
     loaded = load_profile(profile).with_overrides(preset=presets or None)
-    pool_devices = run_devices(loaded, device=device, devices=devices)
+    address = dask_address(loaded, dask)
+    out_dir, pool_devices, _workers = run_placement(loaded, out_dir, address, device=device, devices=devices)
     primary = primary_device(pool_devices)
     check_run(loaded, device=primary, presets=caches.presets(), poses=caches.pose_library())
     for other in pool_devices:  # each device's renderer options (dtype per device kind)
@@ -285,6 +373,7 @@ def run_catalog(
             device=device,
             force=force,
             devices=list(pool_devices) if devices else None,
+            dask=dask,
             return_state=True,
         )
     result = state.result(raise_on_failure=False)

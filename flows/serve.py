@@ -142,7 +142,7 @@ def served_deployments(options: ServeOptions) -> list[ServedDeployment]:
 
     if not options.catalogue:
         raise ServeConfigError("the nightly-catalog deployment needs --catalogue PATH.")
-    profile, out_dir = _as_path_parameter(options.profile), str(Path(options.out_dir).resolve())
+    profile, out_dir = _as_path_parameter(options.profile), _out_parameter(options.out_dir)
     device = _device_parameter(options.device)
     nightly = {
         "schedule": CronSchedule(cron=options.cron, timezone=options.timezone),
@@ -177,6 +177,11 @@ def build_deployments(options: ServeOptions) -> list[RunnerDeployment]:
     return [served.to_deployment() for served in served_deployments(options)]
 
 
+def _out_parameter(out_dir: str) -> str:
+    """The output location as runs get it: a folder as an absolute path, an fsspec URL (s3://...) as given."""
+    return out_dir if "://" in out_dir else str(Path(out_dir).resolve())
+
+
 def _device_parameter(device: str) -> dict[str, str]:
     """{'device': ...} for a GPU run; nothing for cpu, the flow's default (the parameters stay csv_path,
     profile, out_dir)."""
@@ -190,7 +195,7 @@ def upload_starter(profile: str, out_dir: str, device: str = "cpu") -> StartRun:
 
     parameters = {
         "profile": _as_path_parameter(profile),
-        "out_dir": str(Path(out_dir).resolve()),
+        "out_dir": _out_parameter(out_dir),
         **_device_parameter(device),
     }
 
@@ -216,7 +221,7 @@ def upload_desk(options: ServeOptions, inbox: Path) -> UploadDesk:
     from pipelines.production.validate import validate
 
     profile = load_profile(options.profile)
-    target = f"{_as_path_parameter(options.profile)}|{Path(options.out_dir).resolve()}"
+    target = f"{_as_path_parameter(options.profile)}|{_out_parameter(options.out_dir)}"
     return UploadDesk(
         inbox,
         validate_csv=lambda path: validate(path, profile, poses=caches.pose_library()),

@@ -37,6 +37,21 @@ def produce_chunk(
 
 
 @task(
+    name="produce-chunk",
+    task_run_name="chunk-{records[0].sku}",
+    retry_condition_fn=retry_only_transient,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def produce_chunk_on_worker(
+    records: list[ProductRecord], ctx: RunContext, out_dir: str, settings: PoolSettings, state_url: str
+) -> ChunkResult:
+    """The same chunk on a Dask worker: the worker process's own resident pool on its one device, the run's
+    state store by URL (the worker's environment may name another)."""
+    return caches.run_chunk_on_worker(records, ctx, out_dir, settings, state_url)
+
+
+@task(
     name="prepare-product",
     task_run_name="prepare-{record.sku}",
     retry_condition_fn=retry_only_transient,

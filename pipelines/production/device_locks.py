@@ -1,8 +1,9 @@
 """Device claims: an OS file lock per device, so two onmodel processes on one host (a nightly run and an upload
 run) never use one GPU at the same time (nor load two models onto it).
 
-The lock is `flock` on `<lock dir>/<device>.lock`: the kernel releases it when its holder dies, even by
-kill -9, so a crashed run never leaves a device locked (no pid files to clean up). The plain `cpu` device is
+The lock is `flock` on `<lock dir>/<device>.lock`, named by the physical device (`cuda:0` of a process started
+with CUDA_VISIBLE_DEVICES=3, a Dask worker, is `cuda-3.lock`): the kernel releases it when its holder dies, even
+by kill -9, so a crashed run never leaves a device locked (no pid files to clean up). The plain `cpu` device is
 shared freely (no file lock); `cpu:N` test devices and `cuda:N` are locked.
 """
 
@@ -12,6 +13,7 @@ import fcntl
 import os
 import socket
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -38,6 +40,19 @@ def lock_file_name(device: str) -> str:
     return name.replace(":", "-") + ".lock"
 
 
+def physical_device(device: str, environ: Mapping[str, str]) -> str:
+    """The device as the host knows it, for its lock: cuda:1 under CUDA_VISIBLE_DEVICES=4,6 is cuda:6 (a GPU UUID
+    or MIG name stays as given), so two processes (Dask workers) that each see only 'cuda:0' never share a lock."""
+    if not device.startswith("cuda"):
+        return device
+    index = int(device.partition(":")[2] or 0)
+    visible = [part.strip() for part in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if part.strip()]
+    if index >= len(visible):
+        return f"cuda:{index}"
+    name = visible[index]
+    return f"cuda:{name}" if name.isdigit() else "cuda:" + name.replace(":", "-").replace("/", "-")
+
+
 def needs_os_lock(device: str) -> bool:
     """Every device but the plain, shareable `cpu`."""
     return device != "cpu"
@@ -52,7 +67,8 @@ class DeviceClaim:
 
     def __init__(self, device: str, lock_dir: str | Path = "") -> None:
         self.device = device
-        self.path = default_lock_dir(lock_dir) / lock_file_name(device) if needs_os_lock(device) else None
+        physical = physical_device(device, os.environ)
+        self.path = default_lock_dir(lock_dir) / lock_file_name(physical) if needs_os_lock(device) else None
         self._handle: IO[bytes] | None = None
         self._held_without_file = False
 
@@ -108,7 +124,7 @@ class DeviceClaim:
 
 def holder(device: str, lock_dir: str | Path = "") -> str:
     """Who last took the device's lock ('host pid N'), for messages; '' when never."""
-    path = default_lock_dir(lock_dir) / lock_file_name(device)
+    path = default_lock_dir(lock_dir) / lock_file_name(physical_device(device, os.environ))
     try:
         return path.read_text(encoding="utf-8").strip()
     except OSError:
