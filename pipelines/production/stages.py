@@ -272,12 +272,12 @@ def _plan_one(
             prepared.earlier_presets[plan.job_id] = earlier = _presets_in(state.outputs, res)
             if (presets := presets_after.get(earlier_key := tuple(earlier))) is None:
                 presets = presets_after[earlier_key] = output_presets(ctx, res, earlier)
-            files[plan.job_id] = job_files = JobFiles.of(plan, presets, layout)
-            wanted += job_files.paths
+            files[plan.job_id] = made = JobFiles.of(plan, presets, layout)
+            wanted += made.paths
     present = res.storage.existing(wanted)
     for plan in plans:
         state = states.get(plan.job_id)
-        job_files = files.get(plan.job_id)
+        job_files = files.get(plan.job_id)  # None: the job was never recorded
         master = job_files.keys[MASTER] if job_files else layout.master_image(plan.sku, plan.job_id)
         stored = job_files is not None and job_files.stored(MASTER, present)
         verdict = _verdict_on_stored(state, verdicts.get(plan.job_id), master) if stored else None
@@ -290,7 +290,13 @@ def _plan_one(
             }  # fmt: skip
             continue
         approved = verdict is not None and verdict.decision == "approve"
-        if state is not None and stored and approved and state.image_hash == prepared.image_hash:
+        if (
+            job_files
+            and state is not None
+            and stored
+            and approved
+            and state.image_hash == prepared.image_hash
+        ):
             prepared.skipped.append(reuse_render(plan, state, prepared, ctx, res, True, (job_files, present)))
             continue
         if (
@@ -299,6 +305,7 @@ def _plan_one(
             or not stored
             or not state.is_current(prepared.image_hash, ctx.fingerprint)
             or not _fields_current(state.render_fields, fields)
+            or job_files is None
         ):
             prepared.todo.append(plan)
             continue
