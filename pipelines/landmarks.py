@@ -49,6 +49,8 @@ MAX_OUTLINE_POINTS = 900  # the outline is thinned to about this many points (2-
 # flat-lays; bench/landmarks.py measures them).
 MAX_TILT_DEG = 25.0  # "near upright": the symmetry axis is searched within this
 MIN_NECK_DEPTH = 0.02  # a neckline is a concavity in the top centre at least this deep
+NECK_REACH = 0.1  # of the width: the centre-front neck lies this close to the symmetry axis
+NECK_PLATEAU = 0.01  # the neckline's bottom: its points within this of its lowest (a V's tip, a flat stretch)
 FLAT_NECK_CONFIDENCE = 0.5  # the top centre, when the outline shows no neckline concavity
 MIN_ARMPIT_DEPTH = 0.03  # an underarm concavity between sleeve and torso
 MIN_INNER_ARMPIT_BEND = 0.02  # an armpit inside a deeper concavity (short sleeve over a flared skirt)
@@ -61,6 +63,11 @@ SHOULDER_INSET = 0.12  # of the width: a shoulder lies no further in than this f
 SLIT_MAX_DEG = 35.0  # an underarm narrower than this is a slit whose tip the mask cannot show
 UNDERARM_MAX_DEG = 120.0  # underarm and side seam meet at most this open; rounder is no corner to sharpen
 KINK_MIN_DEG, KINK_MAX_DEG = 100.0, 172.0  # a sleeveless armpit's edges meet this open; straighter is a line
+KINK_PLATEAU = 0.004  # of the height: a side's points this close to its most outward one are as far out
+KINK_SEARCH = 0.02, 3  # a kink's first fit fails near it: retry this share of the height further, this often
+KINK_REFITS = (
+    4  # a kink's corner is re-fitted from the outline point nearest the last estimate, at most this often
+)
 EDGE_FIT = 0.08  # of the height: the length of each edge fitted on either side of a corner
 SLIT_FIT = 0.2  # a slit's edges meet at a shallow angle: longer fits steady where they cross
 CUFF_MIN_TURN_DEG = 40.0  # a cuff's corners, walking back from the armpit, are the first bends this sharp
@@ -496,15 +503,28 @@ def _centre_concavity(shape: _Shape, at_top: bool, min_depth: float) -> tuple[in
     depth = float(shape.depth[deepest])
     if depth < min_depth * shape.height:
         return None
-    if at_top and abs(shape.points[deepest, 0]) <= 0.03 * shape.width:  # a V-neck's tip, a little off-axis
-        return deepest, depth
-    if at_top:  # a wide neckline's flat or round bottom: where the axis crosses it
-        lower = members[shape.depth[members] >= 0.6 * depth]
-        return int(lower[np.argmin(np.abs(shape.points[lower, 0]))]), depth
+    if at_top:  # a V's tip, a round or flat neckline's bottom: the middle of its lowest stretch near the axis
+        return _neckline_bottom(shape, members), depth
     # A crotch's short flat top: its middle (the axis, a little off, would slide along it).
     top = members[shape.depth[members] >= depth - 0.03 * shape.height]
     middle = (shape.points[top, 0].min() + shape.points[top, 0].max()) / 2.0
     return int(top[np.argmin(np.abs(shape.points[top, 0] - middle))]), depth
+
+
+def _neckline_bottom(shape: _Shape, members: np.ndarray) -> int:
+    """The neckline's centre front: the middle of its points within NECK_PLATEAU of its lowest, near the axis.
+
+    Measured along the symmetry axis, so a mirror image picks the mirrored point; not the point deepest under
+    the hull edge, which the shoulders' heights tilt, and which slides from end to end of a shallow V.
+    """
+    x, y = shape.points[members, 0], shape.points[members, 1]
+    near = np.abs(x) <= NECK_REACH * shape.width
+    if not near.any():
+        near = np.ones(len(members), dtype=bool)
+    plateau = near & (y >= y[near].max() - NECK_PLATEAU * shape.height)
+    middle = (x[plateau].min() + x[plateau].max()) / 2.0
+    candidates = np.flatnonzero(plateau)
+    return int(members[candidates[np.argmin(np.abs(x[candidates] - middle))]])
 
 
 # --- tops and dresses ------------------------------------------------------------------------------------
@@ -617,7 +637,7 @@ def _top_side(shape: _Shape, top_centre: int, full_body: bool) -> _SideResult:
         if armpit is None:
             return _SideResult(points, None)
         points["armpit"] = _landmark(shape, armpit, armpit_quality)
-        kink = _edges_meet(shape, armpit, KINK_MIN_DEG, KINK_MAX_DEG)
+        kink = _settled_kink(shape, armpit)
         if kink is not None:
             points["armpit"] = Landmark(float(kink[0]), float(kink[1]), points["armpit"].confidence)
     if full_body:
@@ -700,6 +720,35 @@ def _edges_meet(
     meet = c1 + d1 * (offset[0] * d2[1] - offset[1] * d2[0]) / cross
     if float(np.hypot(*(meet - shape.points[index]))) > EDGE_FIT * shape.height:  # too far to be its corner
         return None
+    return meet
+
+
+def _settled_kink(shape: _Shape, index: int) -> np.ndarray | None:
+    """A faint kink's corner by _edges_meet, re-fitted from the outline point nearest each estimate until it
+    settles: a first guess off the corner fits one edge across it (a mirror image's first guess lies
+    elsewhere along the same faint bend), and that edge's line points past the corner."""
+    meet = None
+    # The most outward point of a side whose edge below the kink runs nearly along the chord lies anywhere
+    # on that edge: its fits take the corner for a straight line; the kink is a little way up.
+    stride = max(1, round(KINK_SEARCH[0] * shape.height / shape.step))
+    for attempt in range(KINK_SEARCH[1] + 1):
+        for offset in (0,) if attempt == 0 else (-attempt * stride, attempt * stride):
+            start = (index + offset) % len(shape.points)
+            if _edges_meet(shape, start, KINK_MIN_DEG, KINK_MAX_DEG) is not None:
+                break
+        else:
+            continue
+        index = start
+        break
+    for _ in range(KINK_REFITS):
+        found = _edges_meet(shape, index, KINK_MIN_DEG, KINK_MAX_DEG)
+        if found is None:
+            return meet
+        meet = found
+        nearest = int(np.argmin(np.hypot(*(shape.points - meet).T)))
+        if nearest == index:
+            break
+        index = nearest
     return meet
 
 
@@ -800,8 +849,17 @@ def _sleeveless_armpit(
             lower = int(below[deepest])
     span = below[: int(np.flatnonzero(below == lower)[0]) + 1]
     outward = shape.deviation(span, tip, lower)
+    most = float(outward.max())
+    # Along a side edge that runs nearly parallel to the chord the most outward point is anywhere on it: the
+    # middle of the stretch within KINK_PLATEAU of it is the same point in a mirror image.
     best = int(np.argmax(outward))
-    return int(span[best]), float(outward[best] / (0.03 * height))
+    level = outward >= most - KINK_PLATEAU * height
+    first, last = best, best
+    while first > 0 and level[first - 1]:
+        first -= 1
+    while last < len(span) - 1 and level[last + 1]:
+        last += 1
+    return int(span[(first + last) // 2]), most / (0.03 * height)
 
 
 # --- trousers, shorts, skirts ---------------------------------------------------------------------------
