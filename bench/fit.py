@@ -49,6 +49,7 @@ from pipelines.testing.flatlays import (  # noqa: E402
 REAL_PHOTOS = ROOT / ".." / "shared" / "data" / "garments"
 CANVAS = (512, 768)
 REPEATS = 5
+ROUND3_KINDS = ("cardigan", "halter", "one_shoulder")  # drawn since round 3 (the round-2 set: without them)
 
 
 def _timed(function: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
@@ -99,8 +100,14 @@ def synthetic_rows(n: int, seed: int, poses: dict) -> tuple[list[dict], dict[str
     """Rows for n synthetic garments in every pose suiting their class, and landmark errors by kind."""
     rows, errors = [], defaultdict(list)
     specs = [replace(spec, width=576, height=768) for spec in sample_specs(n, seed, sizes=(768,))]
-    # Sleeveless tops with shoulder seams (sweater vests) too: one per tank drawn.
-    specs += [replace(spec, kind="vest", straps=False) for spec in specs if spec.kind == "tank"]
+    # Sleeveless tops with shoulder seams (sweater vests) too: one per tank drawn; and the round-3 kinds: a
+    # cardigan with merged sleeves per shirt, a halter and a one-shoulder dress per dress (upright: an
+    # asymmetric garment is taken as shot upright).
+    extra = [replace(spec, kind="vest", straps=False) for spec in specs if spec.kind == "tank"]
+    extra += [replace(spec, kind="cardigan") for spec in specs if spec.kind == "shirt"]
+    extra += [replace(spec, kind="halter", straps=True) for spec in specs if spec.kind == "dress"]
+    extra += [replace(spec, kind="one_shoulder", rotation_deg=0.0) for spec in specs if spec.kind == "dress"]
+    specs += extra
     for spec in specs:
         rgb, mask = make_flatlay(spec)
         cutout = np.dstack([rgb, mask])
@@ -269,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] = {}
     rows, errors = synthetic_rows(args.n, args.seed, poses)
     summary["synthetic"] = summarise(rows, "synthetic flat-lays (before = rigid placement, after = fit)")
+    round2 = [r for r in rows if r["kind"] not in ROUND3_KINDS]
+    summary["synthetic_round2_set"] = summarise(
+        round2, f"synthetic flat-lays without {', '.join(ROUND3_KINDS)}"
+    )
     summary["synthetic_by_kind"] = {}
     print("\nsynthetic by kind:")
     for kind in sorted({r["kind"] for r in rows}):
@@ -296,10 +307,15 @@ def main(argv: list[str] | None = None) -> int:
                     row = measure_one(product["cutout"], product["class"], pose, product["hint"])
                     real.append({"garment": product["sku"]} | row)
         summary["real"] = summarise(real, f"real photos ({REAL_PHOTOS.resolve()})")
-        print("\nreal photos, fallback reasons:")
+        print("\nreal photos by product (floating mean over its poses, before -> after; fallback reasons):")
+        summary["real_by_product"] = {}
         for sku in sorted({r["garment"] for r in real}):
-            reasons = {r["reason"] for r in real if r["garment"] == sku}
-            print(f"  {sku:14s} {'; '.join(sorted(reasons)) or 'fitted'}")
+            group = [r for r in real if r["garment"] == sku]
+            reasons = {r["reason"] for r in group}
+            before = float(np.mean([r["float_before"] for r in group]))
+            after = float(np.mean([r["float_after"] for r in group]))
+            summary["real_by_product"][sku] = {"float_before_mean": before, "float_after_mean": after}
+            print(f"  {sku:14s} {before:.3f} -> {after:.3f}  {'; '.join(sorted(reasons)) or 'fitted'}")
         if args.sheet:
             contact_sheet(products, poses, args.sheet)
     if args.json:

@@ -234,6 +234,27 @@ def _far_end(limb: Limb) -> np.ndarray:
     return np.asarray(limb.root) + np.asarray(limb.direction) * limb.length - np.asarray(limb.pivot)
 
 
+def _aimed_point(
+    limb: Limb, linear: np.ndarray, keypoints: np.ndarray, chain: tuple[int, int, int]
+) -> np.ndarray:
+    """The point of the limb panel (relative to its pivot, working pixels) put on the upper limb's line.
+
+    Its far end (cuff, hem) for a limb that ends before the joint; for one that reaches past it and bends
+    there, the point at the upper segment's length along its axis, so the panel's axis crosses the limb at
+    the joint (aiming the far end, beyond the joint, left the panel beside the limb all along the upper
+    segment when its pivot lies outside the limb: a long sleeve hung off the arm).
+    """
+    joint0, joint1, joint2 = chain
+    if keypoints[joint2, 2] <= 0:
+        return _far_end(limb)
+    segment = float(np.linalg.norm(keypoints[joint1, :2] - keypoints[joint0, :2]))
+    per_pixel = max(float(np.linalg.norm(linear @ np.asarray(limb.direction))), 1e-9)
+    if limb.length * per_pixel < BEND_REACH * segment:
+        return _far_end(limb)
+    along = min(segment / per_pixel, MAX_SPLIT * limb.length)
+    return np.asarray(limb.root) + np.asarray(limb.direction) * along - np.asarray(limb.pivot)
+
+
 def _aim(joint: np.ndarray, next_joint: np.ndarray, pivot: np.ndarray, reach: np.ndarray) -> float:
     """The direction (radians) to turn reach (pivot -> far end, canvas) into so that its end lies on the limb
     line joint -> next_joint: the sleeve's cuff (trouser hem) on the arm (leg), even where the pivot is off it.
@@ -277,14 +298,15 @@ def _rig_limb(
     # screen) angle; that is outward for a limb on the image-left side of the torso's centre line.
     down_angle = math.atan2(body_down[1], body_down[0])
     sign = 1.0 if float((keypoints[joint0, :2] - body_centre) @ _across(body_down)) < 0 else -1.0
-    wanted = _aim(keypoints[joint0, :2], keypoints[joint1, :2], pivot_canvas, linear @ _far_end(limb))
+    aimed = linear @ _aimed_point(limb, linear, keypoints, chain)
+    wanted = _aim(keypoints[joint0, :2], keypoints[joint1, :2], pivot_canvas, aimed)
     turn, adaptation = limit_turn(
         keypoints,
         limb.name,
         limb.kind,
         joint0,
         (joint1, joint2),
-        math.atan2(*(linear @ _far_end(limb))[::-1]),
+        math.atan2(*aimed[::-1]),
         wanted,
         MAX_SWING_DEG[limb.kind],
         down_angle,

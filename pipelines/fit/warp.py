@@ -187,7 +187,10 @@ def local_stretch(warped: Warped, labels: np.ndarray, region: int, nominal: floa
     xs = np.clip(np.round(warped.map_x), 0, width - 1).astype(np.intp)
     ys = np.clip(np.round(warped.map_y), 0, height - 1).astype(np.intp)
     # The seam's own pixels belong to the blend band (on the limb's side): stay two pixels inside the region.
-    mine = cv2.erode((claimed & (labels[ys, xs] == region)).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    # Nor within two source pixels of another region: a merged sleeve's cut beyond its armpit has no blend
+    # band, and the weights' bilinear fringe across it (one pixel) is a blend of two transforms.
+    source = cv2.erode((labels == region).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    mine = cv2.erode((claimed & source[ys, xs]).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     inner = mine[1:-1, 1:-1] & mine[:-2, 1:-1] & mine[2:, 1:-1] & mine[1:-1, :-2] & mine[1:-1, 2:]
     mx, my = warped.map_x.astype(np.float64), warped.map_y.astype(np.float64)
     dxx = (mx[1:-1, 2:] - mx[1:-1, :-2]) / 2.0
