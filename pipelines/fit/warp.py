@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pipelines.fit.skirt import SkirtWarp
+
 NEWTON_STEPS = 8
 CONVERGED_PX = 0.25  # a band pixel whose residual stays above this is left empty rather than smeared
 UNCLAIMED = -1.0e4  # map value that samples the transparent border
@@ -103,10 +105,12 @@ def warp_panels(
     affines: Sequence[np.ndarray],
     order: Sequence[int],
     canvas_size: tuple[int, int],
+    skirt: SkirtWarp | None = None,
 ) -> Warped:
     """Resample the working image (premultiplied float32 (h, w, 4), alpha uint8) onto the canvas box.
 
     weights: (K, h, w) partition of unity; affines: K (2, 3) working -> canvas; order: back to front.
+    skirt: the torso panel's (panel 0) deformation below the hips, undone in closed form before its affine.
     """
     width, height = canvas_size
     stack = np.asarray(affines, dtype=np.float64)
@@ -125,6 +129,8 @@ def warp_panels(
             [[x - 1, y - 1], [x + w + 1, y - 1], [x - 1, y + h + 1], [x + w + 1, y + h + 1]], float
         )
         mapped = corners @ stack[k, :, :2].T + stack[k, :, 2]
+        if k == 0 and skirt is not None:  # it narrows toward the centre line and shifts by at most shift
+            mapped = np.vstack([mapped, mapped + skirt.across * skirt.shift])
         x0, y0 = (max(0, math.floor(v) - 1) for v in mapped.min(axis=0))
         x1 = min(width, math.ceil(mapped[:, 0].max()) + 2)
         y1 = min(height, math.ceil(mapped[:, 1].max()) + 2)
@@ -147,6 +153,8 @@ def warp_panels(
         x0, y0, x1, y1 = box
         inverse = cv2.invertAffineTransform(stack[k])
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        if k == 0 and skirt is not None:  # where the undeformed torso panel would have put the point
+            xs, ys = skirt.inverse(xs, ys)
         qx = (inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]).astype(np.float32)
         qy = (inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]).astype(np.float32)
         own = cv2.remap(weights[k], qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
