@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import cv2
 import numpy as np
 
 from pipelines.fit.body import CALF, L_ANKLE, L_HIP, L_KNEE, LOOSENESS, R_ANKLE, R_HIP, R_KNEE, THIGH, visible
@@ -67,20 +68,20 @@ class SkirtWarp:
     def _profile(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Across scale and shift at depth v below the hips: none at the hips, all at the hem, and in between
         such that straight sides stay straight (the width runs linearly from the hips' to the new hem's)."""
-        r = np.clip(v / max(self.depth, 1e-9), 0.0, 1.0)
-        natural = 1.0 + self.flare * r
-        wanted = 1.0 + ((1.0 + self.flare) * self.taper - 1.0) * r
-        return wanted / natural, self.shift * r
+        r = np.clip(v * np.float32(1.0 / max(self.depth, 1e-9)), 0.0, 1.0)
+        natural = 1.0 + np.float32(self.flare) * r
+        wanted = 1.0 + np.float32((1.0 + self.flare) * self.taper - 1.0) * r
+        return wanted / natural, np.float32(self.shift) * r
 
     def inverse(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The undeformed canvas point of each deformed canvas point (float32 arrays, same shape)."""
-        down, across = np.asarray(self.down), self.across
-        dx, dy = xs - self.origin[0], ys - self.origin[1]
-        v = dx * down[0] + dy * down[1]
-        u = dx * across[0] + dy * across[1]
+        down, across = self.down, (self.down[1], -self.down[0])
+        dx, dy = xs - np.float32(self.origin[0]), ys - np.float32(self.origin[1])
+        v = dx * np.float32(down[0]) + dy * np.float32(down[1])
+        u = dx * np.float32(across[0]) + dy * np.float32(across[1])
         scale, shift = self._profile(v)
-        undone = (u - shift) / scale - u
-        return (xs + undone * across[0]).astype(np.float32), (ys + undone * across[1]).astype(np.float32)
+        undone = ((u - shift) / scale - u).astype(np.float32)
+        return xs + undone * np.float32(across[0]), ys + undone * np.float32(across[1])
 
     def forward(self, points: np.ndarray) -> np.ndarray:
         """Deformed canvas points of undeformed ones (n, 2)."""
@@ -128,11 +129,16 @@ def skirt_warp(
     down /= max(float(np.linalg.norm(down)), 1e-9)
     across = np.array([down[1], -down[0]])  # image right for an upright garment (SkirtWarp.across)
     hips = (keypoints[R_HIP, :2] + keypoints[L_HIP, :2]) / 2.0
-    ys, xs = np.nonzero(alpha >= 128)
-    if len(xs) == 0:
+    # Extents and depths need only the outline (a few thousand points, not every pixel); the centre line
+    # runs through the pixels' centroid.
+    binary = cv2.threshold(alpha, 127, 255, cv2.THRESH_BINARY)[1]
+    moments = cv2.moments(binary, binaryImage=True)
+    contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if moments["m00"] <= 0 or not contours:
         return None
-    canvas = np.column_stack([xs, ys]).astype(np.float64) @ linear.T + torso[:, 2]
-    centre = canvas.mean(axis=0)
+    outline = np.concatenate([c.reshape(-1, 2) for c in contours]).astype(np.float64)
+    canvas = outline @ linear.T + torso[:, 2]
+    centre = linear @ np.array([moments["m10"], moments["m01"]]) / moments["m00"] + torso[:, 2]
     origin = centre + down * float((hips - centre) @ down)  # on the garment's centre line, at the hips
     depths = (canvas - origin) @ down
     depth = float(depths.max())

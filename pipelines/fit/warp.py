@@ -117,6 +117,12 @@ def warp_panels(
     grad_y, grad_x = np.gradient(weights, axis=(1, 2))
     fields = np.concatenate([weights, grad_x, grad_y]).astype(np.float32)
     alpha_f = alpha.astype(np.float32)
+    K = len(stack)
+    support_masks = [(weights[k] > 0).astype(np.uint8) for k in range(K)]
+    neighbours = [
+        np.array([j for j in range(K) if j == k or cv2.countNonZero(support_masks[k] & support_masks[j])])
+        for k in range(K)
+    ]
     # 1. Each panel's canvas box: its support (weight > 0 on the garment) mapped by its affine.
     boxes: list[tuple[int, int, int, int] | None] = []
     for k in range(len(stack)):
@@ -160,12 +166,22 @@ def warp_panels(
         own = cv2.remap(weights[k], qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         seen = cv2.remap(alpha_f, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         candidate = (own > 0) & (seen > 0)
-        band = candidate & (own < 0.999)
+        # Newton only where the nearest source pixel lies in a blend band: a hard cut's weights step from 0 to
+        # 1 between two pixels (a merged sleeve's slit), and their bilinear fringe there is no band to solve.
+        nearest = cv2.remap(
+            weights[k], qx, qy, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
+        band = candidate & (own < 0.999) & (nearest > 0) & (nearest < 0.999)
         if band.any():
             rows, cols = np.nonzero(band)
             p = np.column_stack([xs[rows, cols], ys[rows, cols]]).astype(np.float64)
             q = np.column_stack([qx[rows, cols], qy[rows, cols]]).astype(np.float64)
-            q, residual = _newton(p, q, inverse[:, :2], fields, stack)
+            # Only the panels whose weights reach into this one's support shape F here: the gather per Newton
+            # step (3 fields per panel) costs in proportion to how many are sampled.
+            near = neighbours[k]
+            q, residual = _newton(
+                p, q, inverse[:, :2], fields[np.r_[near, near + K, near + 2 * K]], stack[near]
+            )
             qx[rows, cols], qy[rows, cols] = q[:, 0], q[:, 1]
             refined = _bilinear(np.stack([weights[k], alpha_f]), q[:, 0], q[:, 1])
             own[rows, cols], seen[rows, cols] = refined[0], refined[1]
