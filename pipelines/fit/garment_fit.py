@@ -110,7 +110,8 @@ def fit_garment(
     weights = blend_weights(regions, rig.splits)
     affines = [rig.affines[name] for name in names]
     order = _depth_order(names, rig.in_front)
-    # A skirt (a dress below the hips) follows the legs: the torso panel deformed across by depth.
+    # A skirt (a dress below the hips) follows the legs, a top narrows to the waist: the torso panel deformed
+    # across the body by depth.
     skirt = skirt_warp(
         garment_class,
         landmarks.silhouette,
@@ -128,10 +129,12 @@ def fit_garment(
     torso_stretch, skirt_stretch = 0.0, 0.0
     if measure:
         nominal = math.sqrt(abs(float(np.linalg.det(affines[0][:, :2]))) / rig.compression)
-        labels = _with_skirt_region(regions, skirt, affines[0])
+        # A skirt below the hips is a panel of its own with its own bound; a top's waist is the torso's.
+        skirted = skirt if garment_class != "upper_body" else None
+        labels = _with_skirt_region(regions, skirted, affines[0])
         stretch = local_stretch(warped, labels, 0, nominal=nominal)
         torso_stretch = float(stretch.max()) if stretch.size else 0.0
-        if skirt is not None:
+        if skirted is not None:
             stretch = local_stretch(warped, labels, SKIRT_REGION, nominal=nominal)
             skirt_stretch = float(stretch.max()) if stretch.size else 0.0
     flags = []

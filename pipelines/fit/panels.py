@@ -245,11 +245,10 @@ def _limb(
         direction /= max(float(np.linalg.norm(direction)), 1e-9)
     along = (points - root) @ direction
     across = (points - root) @ np.array([-direction[1], direction[0]])
-    pivot = a if kind == "sleeve" else root
-    if (
-        cuff is not None
-    ):  # a merged sleeve turns about the middle of its seam: turned about the shoulder point
-        pivot = (a + b) / 2.0  # its underarm, merely lying along the body, would swing off it from the top
+    # A sleeve turns about its shoulder point (about its seam's middle its cap would stick out like a wing
+    # when it turns down); a merged sleeve about its seam's middle: turned about the shoulder point its
+    # underarm, merely lying along the body, would swing off it from the top.
+    pivot = (a if cuff is None else (a + b) / 2.0) if kind == "sleeve" else root
     return Limb(
         name=name,
         side=side,

@@ -17,10 +17,26 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipelines.fit.body import CALF, L_ANKLE, L_HIP, L_KNEE, LOOSENESS, R_ANKLE, R_HIP, R_KNEE, THIGH, visible
+from pipelines.fit.body import (
+    CALF,
+    L_ANKLE,
+    L_HIP,
+    L_KNEE,
+    L_SHOULDER,
+    LOOSENESS,
+    R_ANKLE,
+    R_HIP,
+    R_KNEE,
+    R_SHOULDER,
+    THIGH,
+    visible,
+)
 
 MAX_HEM_TAPER = 0.25  # the hem is narrowed across by at most this share
 MAX_SKIRT_STRETCH = 0.25  # and the skirt's local stretch (taper and the shear of its sides) kept within this
+# A top below its armpits narrows toward the waist (the torso's sides between shoulders and hips) within the
+# torso panel's own bound (10 %), compression of turned poses included: frontal poses only, in effect.
+MAX_WAIST_STRETCH = 0.095
 MIN_SKIRT_DEPTH = 0.05  # of the torso length: a skirt reaching less far below the hips is left as it is
 
 
@@ -114,21 +130,31 @@ def skirt_warp(
     torso_unit: float,
     compression: float = 1.0,
 ) -> SkirtWarp | None:
-    """The skirt deformation for skirts and dresses (None for trousers, tops, or no legs in the pose).
+    """The torso panel's deformation: for skirts and dresses below the hips (toward the legs, swung with
+    them), for tops below the armpits (toward the waist, within the torso's stretch bound); None for
+    trousers or when the pose lacks what it follows.
 
     landmarks and alpha in working pixels; torso: the torso panel's (2, 3) affine working -> canvas;
-    compression: its across-body compression (the skirt's stretch bound counts it).
+    compression: its across-body compression (the stretch bounds count it).
     """
-    if garment_class == "upper_body" or (garment_class == "lower_body" and silhouette != "skirt"):
+    if garment_class == "lower_body" and silhouette != "skirt":
         return None
-    if not visible(keypoints, R_HIP, L_HIP, R_KNEE, L_KNEE):
+    top = garment_class == "upper_body"
+    needed = (R_SHOULDER, L_SHOULDER, R_HIP, L_HIP) if top else (R_HIP, L_HIP, R_KNEE, L_KNEE)
+    if not visible(keypoints, *needed) or (top and not {"r_armpit", "l_armpit"} <= set(landmarks)):
         return None
-    # 1. The garment's centre line and down direction on the canvas, and the hem's depth below the hips.
+    # 1. The garment's centre line and down direction on the canvas, and the level the deformation starts
+    #    from: the hips (skirts), the armpits (tops).
     linear = torso[:, :2]
     down = linear @ np.asarray(axis, dtype=np.float64)
     down /= max(float(np.linalg.norm(down)), 1e-9)
     across = np.array([down[1], -down[0]])  # image right for an upright garment (SkirtWarp.across)
     hips = (keypoints[R_HIP, :2] + keypoints[L_HIP, :2]) / 2.0
+    if top:
+        armpits = (np.asarray(landmarks["r_armpit"]) + np.asarray(landmarks["l_armpit"])) / 2.0
+        level = linear @ armpits + torso[:, 2]
+    else:
+        level = hips
     # Extents and depths need only the outline (a few thousand points, not every pixel); the centre line
     # runs through the pixels' centroid.
     binary = cv2.threshold(alpha, 127, 255, cv2.THRESH_BINARY)[1]
@@ -139,13 +165,13 @@ def skirt_warp(
     outline = np.concatenate([c.reshape(-1, 2) for c in contours]).astype(np.float64)
     canvas = outline @ linear.T + torso[:, 2]
     centre = linear @ np.array([moments["m10"], moments["m01"]]) / moments["m00"] + torso[:, 2]
-    origin = centre + down * float((hips - centre) @ down)  # on the garment's centre line, at the hips
+    origin = centre + down * float((level - centre) @ down)  # on the garment's centre line, at the level
     depths = (canvas - origin) @ down
     depth = float(depths.max())
     if depth < MIN_SKIRT_DEPTH * torso_unit:
         return None
-    # 2. Its widest row in the lower half (a curved hem's corners lie above its middle), and the legs' span
-    #    and centre at that row's depth (thigh and calf capsules).
+    # 2. Its widest row in the lower half (a curved hem's corners lie above its middle), and the body's span
+    #    and centre at that row's depth: the legs' (thigh and calf capsules), or the torso's.
     u_all = (canvas - origin) @ across
     lower = depths >= 0.5 * depth
     bins = np.round(depths[lower] / 2.0).astype(np.int64)
@@ -157,33 +183,52 @@ def skirt_warp(
     np.maximum.at(high, bins, u_all[lower])
     widest = int(np.argmax(high - low))
     width, at_depth = float(high[widest] - low[widest]), 2.0 * widest
-    hip_rows = np.abs(depths) <= 0.015 * depth + 1.0
-    hip_width = float(np.ptp(u_all[hip_rows])) if hip_rows.any() else width
-    edges = []
-    for hip, knee, ankle in ((R_HIP, R_KNEE, R_ANKLE), (L_HIP, L_KNEE, L_ANKLE)):
-        point, radius = _leg_at(keypoints, hip, knee, ankle, origin, down, at_depth, torso_unit)
-        u = float((point - origin) @ across)
-        edges += [u - radius, u + radius]
+    level_rows = np.abs(depths) <= 0.015 * depth + 1.0
+    level_width = float(np.ptp(u_all[level_rows])) if level_rows.any() else width
+    if top:
+        edges = _torso_edges(keypoints, origin, down, across, at_depth)
+    else:
+        edges = []
+        for hip, knee, ankle in ((R_HIP, R_KNEE, R_ANKLE), (L_HIP, L_KNEE, L_ANKLE)):
+            point, radius = _leg_at(keypoints, hip, knee, ankle, origin, down, at_depth, torso_unit)
+            u = float((point - origin) @ across)
+            edges += [u - radius, u + radius]
     span = max(edges) - min(edges) + 2.0 * LOOSENESS * torso_unit
-    legs_centre = (max(edges) + min(edges)) / 2.0
     wanted = 1.0 if width <= 0 else min(1.0, max(1.0 - MAX_HEM_TAPER, span / width))
-    # The hem swings as far as the legs' centre line at its height lies off the hips' centre (the garment's
-    # own asymmetry is kept: it was centred on the body by the torso panel).
-    shift = legs_centre - float((hips - origin) @ across)
-    # 3. As far toward that as the skirt's own stretch bound allows (its sides shear where it narrows fast).
+    # A hem swings as far as the legs' centre line at its height lies off the hips' centre (the garment's
+    # own asymmetry is kept: it was centred on the body by the torso panel); a top's does not.
+    shift = 0.0 if top else (max(edges) + min(edges)) / 2.0 - float((hips - origin) @ across)
+    # 3. As far toward that as the stretch bound allows (the sides shear where it narrows fast): a top's
+    #    is the torso panel's own, a skirt's its own.
+    bound = MAX_WAIST_STRETCH if top else MAX_SKIRT_STRETCH
     warp = SkirtWarp(
         origin=(float(origin[0]), float(origin[1])),
         down=(float(down[0]), float(down[1])),
         depth=max(at_depth, 1.0),
         taper=wanted,
         shift=shift,
-        flare=width / max(hip_width, 1.0) - 1.0,
+        flare=width / max(level_width, 1.0) - 1.0,
     )
-    for fraction in np.linspace(1.0, 0.0, 11):
+    if wanted >= 1.0 and shift == 0.0:
+        return None
+    for fraction in np.linspace(1.0, 0.0, 11)[:-1]:
         candidate = replace(warp, taper=1.0 - (1.0 - wanted) * fraction, shift=shift * fraction)
-        if candidate.stretch(hip_width / 2.0, compression) <= MAX_SKIRT_STRETCH:
+        if candidate.stretch(level_width / 2.0, compression) <= bound:
             return candidate
     return None
+
+
+def _torso_edges(
+    keypoints: np.ndarray, origin: np.ndarray, down: np.ndarray, across: np.ndarray, depth: float
+) -> list[float]:
+    """The torso's sides (across coordinates) at the given depth below origin: the shoulder-to-hip quad's."""
+    edges = []
+    for shoulder, hip in ((R_SHOULDER, R_HIP), (L_SHOULDER, L_HIP)):
+        start, end = keypoints[shoulder, :2], keypoints[hip, :2]
+        v0, v1 = float((start - origin) @ down), float((end - origin) @ down)
+        t = min(max((depth - v0) / max(v1 - v0, 1e-6), 0.0), 1.0)
+        edges.append(float((start + (end - start) * t - origin) @ across))
+    return edges
 
 
 def _leg_at(

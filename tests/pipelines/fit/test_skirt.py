@@ -105,7 +105,25 @@ def test_a_one_colour_skirt_keeps_exactly_its_colour() -> None:
     assert np.abs(colours - np.array((200, 40, 90))).max() <= 1
 
 
-def test_trousers_and_tops_get_no_skirt_panel() -> None:
-    for kind, pose in (("trousers", "walking"), ("tee", "walking"), ("cardigan", "front")):
-        result = _fit(kind, pose)
-        assert result.params["skirt"] is None, kind
+def test_trousers_get_no_skirt_panel() -> None:
+    assert _fit("trousers", "walking").params["skirt"] is None
+
+
+@pytest.mark.parametrize("kind", ["tee", "tank", "shirt"])
+def test_a_top_narrows_to_the_waist_within_the_torso_bound(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hands_on_hips takes the arms off the garment's sides: below the armpits it follows the torso's sides,
+    unshifted, and the torso panel's stretch (the waist included) stays within its 10 % bound."""
+    result = _fit(kind, "hands_on_hips")
+    skirt = result.params["skirt"]
+    assert skirt is not None and skirt["shift"] == 0.0 and 0.9 <= skirt["taper"] < 1.0
+    assert result.torso_stretch <= MAX_FORESHORTEN + 0.01
+    keypoints = result.keypoints
+    shoulders_y, hips_y = keypoints[[2, 5], 1].mean(), keypoints[[R_HIP, L_HIP], 1].mean()
+    assert shoulders_y < skirt["origin"][1] < (shoulders_y + hips_y) / 2.0  # from the armpits down
+    monkeypatch.setattr(garment_fit, "skirt_warp", lambda *args, **kwargs: None)
+    straight = _fit(kind, "hands_on_hips")
+    assert floating_share(result.placed_rgba[..., 3], result.keypoints) < floating_share(
+        straight.placed_rgba[..., 3], straight.keypoints
+    )
