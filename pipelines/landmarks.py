@@ -78,6 +78,7 @@ STRAP_FOOT_BELOW_NECK = (
 )
 # Long sleeves merged with the body down to a slit (a cardigan laid with its sleeves beside it):
 MERGED_CUFF_BELOW = 0.6  # the cuff lies in the garment's lower 40 %
+MERGED_HEM_NEAR = 0.02  # of the height: a hem corner this close under the slit shares its confidence
 MIN_SLIT_RISE = 0.06  # the slit's tip lies at least this far above the cuff's bottom
 MIN_SLIT_TURN_DEG = 60.0  # and turns inward at least this sharply
 MIN_MERGED_SLEEVE_WIDTH = 0.06  # of the width: the sleeve from the slit to its outer edge
@@ -658,7 +659,7 @@ def _top_side(shape: _Shape, top_centre: int, full_body: bool) -> _SideResult:
         shoulder_index = shape.extreme(top_half, (math.sin(tilt), -math.cos(tilt)))
         if shoulder_index is None:
             return _SideResult(points, None)
-        points["shoulder"] = _landmark(shape, shoulder_index, shape.corner_quality(shoulder_index))
+        points["shoulder"] = _landmark(shape, shoulder_index, _peak_quality(shape, shoulder_index))
         torso = np.flatnonzero(outer & (y > shape.top + 0.5 * height))
     # 3. The hem corner: the torso's extreme down and outward.
     hem = shape.extreme(torso, (math.sqrt(0.5), math.sqrt(0.5)))
@@ -685,6 +686,14 @@ def _top_side(shape: _Shape, top_centre: int, full_body: bool) -> _SideResult:
                 shape, int(side_path[deepest]), inward[deepest] / (2.0 * MIN_WAIST_DEPTH * height)
             )
     return _SideResult(points, sleeve)
+
+
+def _peak_quality(shape: _Shape, index: int, reach: int = 2) -> float:
+    """The sharpest corner quality within reach outline points of index: the thinned outline samples a
+    corner's vertex, or a point beside it, depending on where its sampling starts (a mirror image's starts
+    elsewhere), and an extreme point may sit a point off the corner's sharpest turn."""
+    near = np.arange(index - reach, index + reach + 1) % len(shape.points)
+    return max(shape.corner_quality(int(j)) for j in near)
 
 
 def _index_of(shape: _Shape, landmark: Landmark) -> int:
@@ -899,16 +908,19 @@ def _merged_sleeve(shape: _Shape, top_centre: int) -> _SideResult | None:
     armpit_y = min(float(y[shoulder]) + MERGED_ARMHOLE_DEPTH * height, float(tip_xy[1]) - 0.05 * height)
     armpit = Landmark(float(tip_xy[0]), armpit_y, ESTIMATED_CONFIDENCE)
     body = shape.path(slit, hem_middle)
+    body = body[np.hypot(*(shape.points[body] - tip_xy).T) > 0.01 * height]  # the body's, not the slit's
     hem = shape.extreme(body, (math.sqrt(0.5), math.sqrt(0.5)))
     if hem is None:
         return None
-    slit_quality = _unit(-shape.turn[slit] / 90.0)
-    # Close under the slit the corner's turn mixes with the slit's (the body's side can be a few pixels long):
-    # its quality is the sharpest turn within a few points of it.
-    near_hem = np.arange(hem - 2, hem + 3) % len(shape.points)
-    hem_landmark = _landmark(shape, hem, max(shape.corner_quality(int(j)) for j in near_hem))
-    if math.dist(shape.points[hem], shape.points[slit]) < 0.015 * height:  # the sleeve meets the hem's corner
-        hem_landmark = Landmark(float(tip_xy[0]), float(tip_xy[1]), slit_quality)
+    # Close under the slit (the body's side can be a few pixels long, or none: the sleeve meets the hem's
+    # corner) the corner's turn mixes with the slit's: its quality is its own sharpest turn nearby, or the
+    # slit's as it comes within MERGED_HEM_NEAR of it (smoothly: no threshold for a mirror image to flip).
+    near_slit = np.arange(slit - 2, slit + 3) % len(shape.points)
+    slit_quality = _unit(
+        -float(shape.turn[near_slit].min()) / 90.0
+    )  # its sharpest bend nearby (as _peak_quality)
+    nearness = _unit(2.0 - math.dist(shape.points[hem], tip_xy) / (MERGED_HEM_NEAR * height))
+    hem_landmark = _landmark(shape, hem, max(_peak_quality(shape, hem), slit_quality * nearness))
     cuff_centre = (shape.points[cuff_in] + shape.points[cuff_out]) / 2.0
     cuff_quality = min(shape.corner_quality(cuff_in), shape.corner_quality(cuff_out))
     root = (np.array(shoulder_landmark.xy) + np.array(armpit.xy)) / 2.0
@@ -974,7 +986,9 @@ def _sleeveless_armpit(
     outward = shape.deviation(span, tip, lower)
     most = float(outward.max())
     if tip != shoulder and most < DRAPE_MAX_BEND * height:  # the side runs straight in from the bodice's tip:
-        return tip, shape.corner_quality(tip)  # that corner is the armpit (a drape's band over one shoulder)
+        # That corner is the armpit (a drape's band over one shoulder); its quality over long arms, as for a
+        # round shoulder: over short ones the thinned outline's sampling moves its turn by 5 degrees.
+        return tip, shape.corner_quality(tip, round_corner=True, floor=5.0, span=20.0)
     # Along a side edge that runs nearly parallel to the chord the most outward point is anywhere on it: the
     # middle of the stretch within KINK_PLATEAU of it is the same point in a mirror image.
     best = int(np.argmax(outward))
