@@ -293,3 +293,28 @@ def test_job_garment_mask_is_the_fitted_garment() -> None:
         "r_sleeve",
         "l_sleeve",
     }
+
+
+def test_a_short_sleeve_on_a_hanging_arm_stands_off_it_and_shows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Turned all the way down a tee's sleeve tucks behind the torso's side (a sleeveless look, square
+    shoulders); following part of the turn it shows beside the torso, the upper arm still inside it."""
+    from pipelines.fit import skeleton
+
+    keypoints = POSES["front"].keypoints_px(*CANVAS)
+    standing_off = fit_garment(_cutout("tee"), "upper_body", keypoints, CANVAS)
+    monkeypatch.setattr(skeleton, "SHORT_SLEEVE_FOLLOW", 1.0)
+    tucked = fit_garment(_cutout("tee"), "upper_body", keypoints, CANVAS)
+    shown = int(np.count_nonzero(standing_off.placed_rgba[..., 3] >= 128))
+    hidden = int(np.count_nonzero(tucked.placed_rgba[..., 3] >= 128))
+    assert shown > 1.02 * hidden, (shown, hidden)
+    for side in "rl":
+        assert abs(standing_off.params["turns_deg"][f"{side}_sleeve"]) < abs(
+            tucked.params["turns_deg"][f"{side}_sleeve"]
+        )
+        share = arm_in_sleeve(
+            standing_off.placed_rgba[..., 3],
+            standing_off.keypoints,
+            side,
+            standing_off.sleeve_reach_px[f"{side}_sleeve"],
+        )
+        assert share is not None and share >= 0.9
