@@ -3,7 +3,7 @@
 Prints per pose and overall, before (rigid placement) and after (fit): the floating-fabric share (garment
 pixels farther than a looseness margin from a body drawn from the keypoints), each upper arm's share inside
 its sleeve (sleeved garments; from the shoulder as far as the fitted sleeve reaches along the arm), the torso
-panel's max local stretch, fallbacks, and ms per placement at 512x768 on one core (OpenCV limited to one
+panel's max local stretch, the skirt panel's (skirts and dresses below the hips), fallbacks, and ms per placement at 512x768 on one core (OpenCV limited to one
 thread; the median CPU time of repeats). Synthetic garments also get their landmark errors (% of garment height). The
 real photos in ../shared/data/garments are segmented with the classical backend; --sheet writes a contact
 sheet of them in every pose suiting their class (draft renderer, rigid above, fit below). Usage:
@@ -49,6 +49,7 @@ from pipelines.testing.flatlays import (  # noqa: E402
 REAL_PHOTOS = ROOT / ".." / "shared" / "data" / "garments"
 CANVAS = (512, 768)
 REPEATS = 5
+ROUND3_KINDS = ("cardigan", "halter", "one_shoulder")  # drawn since round 3 (the round-2 set: without them)
 
 
 def _timed(function: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
@@ -78,6 +79,7 @@ def measure_one(cutout: np.ndarray, garment_class: str, pose: Any, hint: str | N
         "float_before": floating_share(rigid.placed_rgba[..., 3], keypoints),
         "float_after": floating_share(fitted.placed_rgba[..., 3], fitted.keypoints),
         "stretch_after": measured.torso_stretch,
+        "skirt_stretch": measured.skirt_stretch if measured.params.get("skirt") else None,
         "ms_before": rigid_s * 1000.0,
         "ms_after": fit_s * 1000.0,
         "arm_before": [],
@@ -99,8 +101,14 @@ def synthetic_rows(n: int, seed: int, poses: dict) -> tuple[list[dict], dict[str
     """Rows for n synthetic garments in every pose suiting their class, and landmark errors by kind."""
     rows, errors = [], defaultdict(list)
     specs = [replace(spec, width=576, height=768) for spec in sample_specs(n, seed, sizes=(768,))]
-    # Sleeveless tops with shoulder seams (sweater vests) too: one per tank drawn.
-    specs += [replace(spec, kind="vest", straps=False) for spec in specs if spec.kind == "tank"]
+    # Sleeveless tops with shoulder seams (sweater vests) too: one per tank drawn; and the round-3 kinds: a
+    # cardigan with merged sleeves per shirt, a halter and a one-shoulder dress per dress (upright: an
+    # asymmetric garment is taken as shot upright).
+    extra = [replace(spec, kind="vest", straps=False) for spec in specs if spec.kind == "tank"]
+    extra += [replace(spec, kind="cardigan") for spec in specs if spec.kind == "shirt"]
+    extra += [replace(spec, kind="halter", straps=True) for spec in specs if spec.kind == "dress"]
+    extra += [replace(spec, kind="one_shoulder", rotation_deg=0.0) for spec in specs if spec.kind == "dress"]
+    specs += extra
     for spec in specs:
         rgb, mask = make_flatlay(spec)
         cutout = np.dstack([rgb, mask])
@@ -152,7 +160,7 @@ def summarise(rows: list[dict], label: str) -> dict[str, Any]:
     for row in rows:
         by_pose[row["pose"]].append(row)
     print(f"\n{label}: {len(rows)} placements")
-    header = f"{'pose':20s} {'n':>3s} {'float before':>13s} {'after':>6s} {'p90 b':>6s} {'p90 a':>6s} {'arm b':>6s} {'arm a':>6s} {'arm a min':>9s} {'stretch':>7s} {'fallb':>5s} {'ms b':>5s} {'ms a':>5s}"
+    header = f"{'pose':20s} {'n':>3s} {'float before':>13s} {'after':>6s} {'p90 b':>6s} {'p90 a':>6s} {'arm b':>6s} {'arm a':>6s} {'arm a min':>9s} {'stretch':>7s} {'skirt':>6s} {'fallb':>5s} {'ms b':>5s} {'ms a':>5s}"
     print(header)
 
     def line(name: str, group: list[dict]) -> dict[str, Any]:
@@ -161,6 +169,7 @@ def summarise(rows: list[dict], label: str) -> dict[str, Any]:
         ab = [v for r in group for v in r["arm_before"]]
         aa = [v for r in group for v in r["arm_after"]]
         fitted = [r["stretch_after"] for r in group if not r["fallback"]]
+        skirts = [r["skirt_stretch"] for r in group if r.get("skirt_stretch") is not None]
         figures = {
             "n": len(group),
             "float_before_mean": float(np.mean(fb)),
@@ -171,6 +180,7 @@ def summarise(rows: list[dict], label: str) -> dict[str, Any]:
             "arm_after_mean": float(np.mean(aa)) if aa else None,
             "arm_after_min": float(np.min(aa)) if aa else None,
             "stretch_after_max": float(np.max(fitted)) if fitted else None,
+            "skirt_stretch_max": float(np.max(skirts)) if skirts else None,
             "fallbacks": sum(r["fallback"] for r in group),
             "adapted": sum(r["adapted"] for r in group),
             "ms_before_median": float(np.median([r["ms_before"] for r in group])),
@@ -184,7 +194,7 @@ def summarise(rows: list[dict], label: str) -> dict[str, Any]:
         print(
             f"{name:20s} {len(group):3d} {fmt(figures['float_before_mean'], 13)} {fmt(figures['float_after_mean'])}"
             f" {fmt(figures['float_before_p90'])} {fmt(figures['float_after_p90'])} {fmt(figures['arm_before_mean'])}"
-            f" {fmt(figures['arm_after_mean'])} {fmt(figures['arm_after_min'], 9)} {fmt(figures['stretch_after_max'], 7)}"
+            f" {fmt(figures['arm_after_mean'])} {fmt(figures['arm_after_min'], 9)} {fmt(figures['stretch_after_max'], 7)} {fmt(figures['skirt_stretch_max'])}"
             f" {figures['fallbacks']:5d} {figures['ms_before_median']:5.1f} {figures['ms_after_median']:5.1f}"
         )
         return figures
@@ -269,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] = {}
     rows, errors = synthetic_rows(args.n, args.seed, poses)
     summary["synthetic"] = summarise(rows, "synthetic flat-lays (before = rigid placement, after = fit)")
+    round2 = [r for r in rows if r["kind"] not in ROUND3_KINDS]
+    summary["synthetic_round2_set"] = summarise(
+        round2, f"synthetic flat-lays without {', '.join(ROUND3_KINDS)}"
+    )
     summary["synthetic_by_kind"] = {}
     print("\nsynthetic by kind:")
     for kind in sorted({r["kind"] for r in rows}):
@@ -296,10 +310,15 @@ def main(argv: list[str] | None = None) -> int:
                     row = measure_one(product["cutout"], product["class"], pose, product["hint"])
                     real.append({"garment": product["sku"]} | row)
         summary["real"] = summarise(real, f"real photos ({REAL_PHOTOS.resolve()})")
-        print("\nreal photos, fallback reasons:")
+        print("\nreal photos by product (floating mean over its poses, before -> after; fallback reasons):")
+        summary["real_by_product"] = {}
         for sku in sorted({r["garment"] for r in real}):
-            reasons = {r["reason"] for r in real if r["garment"] == sku}
-            print(f"  {sku:14s} {'; '.join(sorted(reasons)) or 'fitted'}")
+            group = [r for r in real if r["garment"] == sku]
+            reasons = {r["reason"] for r in group}
+            before = float(np.mean([r["float_before"] for r in group]))
+            after = float(np.mean([r["float_after"] for r in group]))
+            summary["real_by_product"][sku] = {"float_before_mean": before, "float_after_mean": after}
+            print(f"  {sku:14s} {before:.3f} -> {after:.3f}  {'; '.join(sorted(reasons)) or 'fitted'}")
         if args.sheet:
             contact_sheet(products, poses, args.sheet)
     if args.json:

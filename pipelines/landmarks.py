@@ -49,6 +49,8 @@ MAX_OUTLINE_POINTS = 900  # the outline is thinned to about this many points (2-
 # flat-lays; bench/landmarks.py measures them).
 MAX_TILT_DEG = 25.0  # "near upright": the symmetry axis is searched within this
 MIN_NECK_DEPTH = 0.02  # a neckline is a concavity in the top centre at least this deep
+NECK_REACH = 0.1  # of the width: the centre-front neck lies this close to the symmetry axis
+NECK_PLATEAU = 0.01  # the neckline's bottom: its points within this of its lowest (a V's tip, a flat stretch)
 FLAT_NECK_CONFIDENCE = 0.5  # the top centre, when the outline shows no neckline concavity
 MIN_ARMPIT_DEPTH = 0.03  # an underarm concavity between sleeve and torso
 MIN_INNER_ARMPIT_BEND = 0.02  # an armpit inside a deeper concavity (short sleeve over a flared skirt)
@@ -61,10 +63,31 @@ SHOULDER_INSET = 0.12  # of the width: a shoulder lies no further in than this f
 SLIT_MAX_DEG = 35.0  # an underarm narrower than this is a slit whose tip the mask cannot show
 UNDERARM_MAX_DEG = 120.0  # underarm and side seam meet at most this open; rounder is no corner to sharpen
 KINK_MIN_DEG, KINK_MAX_DEG = 100.0, 172.0  # a sleeveless armpit's edges meet this open; straighter is a line
+KINK_PLATEAU = 0.004  # of the height: a side's points this close to its most outward one are as far out
+KINK_SEARCH = 0.02, 3  # a kink's first fit fails near it: retry this share of the height further, this often
+KINK_REFITS = (
+    4  # a kink's corner is re-fitted from the outline point nearest the last estimate, at most this often
+)
 EDGE_FIT = 0.08  # of the height: the length of each edge fitted on either side of a corner
 SLIT_FIT = 0.2  # a slit's edges meet at a shallow angle: longer fits steady where they cross
 CUFF_MIN_TURN_DEG = 40.0  # a cuff's corners, walking back from the armpit, are the first bends this sharp
+DRAPE_MAX_BEND = 0.01  # of the height: a side bending out less than this below the bodice's tip is straight
+STRAP_FOOT_MIN_TURN_DEG = 30.0  # a strap meets its bodice in an inward bend at least this sharp
+STRAP_FOOT_BELOW_NECK = (
+    0.05  # of the height: a halter strap's foot lies no lower than this under the neckline
+)
+# Long sleeves merged with the body down to a slit (a cardigan laid with its sleeves beside it):
+MERGED_CUFF_BELOW = 0.6  # the cuff lies in the garment's lower 40 %
+MERGED_HEM_NEAR = 0.02  # of the height: a hem corner this close under the slit shares its confidence
+MIN_SLIT_RISE = 0.06  # the slit's tip lies at least this far above the cuff's bottom
+MIN_SLIT_TURN_DEG = 60.0  # and turns inward at least this sharply
+MIN_MERGED_SLEEVE_WIDTH = 0.06  # of the width: the sleeve from the slit to its outer edge
+MERGED_ARMHOLE_DEPTH = 0.24  # the hidden armpit this far below the shoulder point (a knit's armhole depth)
+ESTIMATED_CONFIDENCE = 0.55  # a landmark the outline does not show (the merged sleeve's armpit): fixed, lower
 SLEEVELESS_SHOULDER_DEG = 33.0  # a strap's top: the extreme point this far from straight up, outward
+# Mean mirror mismatch (of the height) above which a garment is asymmetric (a one-shoulder dress: 0.027; the
+# shared photos' symmetric garments and the synthetic flat-lays <= 0.011): upright frame, sides on their own.
+ASYMMETRIC_ERROR = 0.018
 MAX_SYMMETRY_ERROR = 0.12  # mean mirror mismatch of the outline; above it the blob is no garment
 MIN_ROUNDNESS = 0.04  # 4 pi area / perimeter^2 of the outline: lower is a ragged, noisy blob
 MIN_MAIN_SHARE = 0.85  # the outline's component must hold this share of the mask's pixels
@@ -156,6 +179,9 @@ def find_landmarks(mask: np.ndarray, garment_class: str, kind_hint: str | None =
         return GarmentLandmarks(garment_class, "", reason=problem)
     # 2. The upright frame: the outline's mirror-symmetry axis through its centroid.
     frame, asymmetry = _symmetry_frame(outline)
+    asymmetric = asymmetry > ASYMMETRIC_ERROR
+    if asymmetric:  # a one-shoulder drape has no mirror axis to find: packshots are shot upright
+        frame = _Frame(centre=frame.centre, tilt=0.0)
     shape = _Shape.build(frame.to_upright(outline))
     if asymmetry > MAX_SYMMETRY_ERROR:
         return GarmentLandmarks(
@@ -171,8 +197,9 @@ def find_landmarks(mask: np.ndarray, garment_class: str, kind_hint: str | None =
         found = _lower_landmarks(shape, kind_hint)
     else:
         found = _top_landmarks(shape, kind_hint, full_body=garment_class == "full_body")
-    # 4. Left/right agreement: a landmark whose mirror partner is far off is less certain.
-    points = _with_symmetry(found.points, shape.height)
+    # 4. Left/right agreement: a landmark whose mirror partner is far off is less certain (an asymmetric
+    #    garment's sides are found each on its own, and disagree by design).
+    points = dict(found.points) if asymmetric else _with_symmetry(found.points, shape.height)
     # 5. Back to image pixels; usable only when every landmark the fit needs is confident.
     return GarmentLandmarks(
         garment_class=garment_class,
@@ -496,15 +523,29 @@ def _centre_concavity(shape: _Shape, at_top: bool, min_depth: float) -> tuple[in
     depth = float(shape.depth[deepest])
     if depth < min_depth * shape.height:
         return None
-    if at_top and abs(shape.points[deepest, 0]) <= 0.03 * shape.width:  # a V-neck's tip, a little off-axis
-        return deepest, depth
-    if at_top:  # a wide neckline's flat or round bottom: where the axis crosses it
-        lower = members[shape.depth[members] >= 0.6 * depth]
-        return int(lower[np.argmin(np.abs(shape.points[lower, 0]))]), depth
+    if at_top:  # a V's tip, a round or flat neckline's bottom: the middle of its lowest stretch near the axis
+        return _neckline_bottom(shape, members), depth
     # A crotch's short flat top: its middle (the axis, a little off, would slide along it).
     top = members[shape.depth[members] >= depth - 0.03 * shape.height]
     middle = (shape.points[top, 0].min() + shape.points[top, 0].max()) / 2.0
     return int(top[np.argmin(np.abs(shape.points[top, 0] - middle))]), depth
+
+
+def _neckline_bottom(shape: _Shape, members: np.ndarray) -> int:
+    """The neckline's centre front: the middle of its points within NECK_PLATEAU of its lowest, near the axis
+    unless the neckline's lowest point lies off it.
+
+    Measured along the symmetry axis, so a mirror image picks the mirrored point; not the point deepest under
+    the hull edge, which the shoulders' heights tilt, and which slides from end to end of a shallow V.
+    """
+    x, y = shape.points[members, 0], shape.points[members, 1]
+    near = np.abs(x) <= NECK_REACH * shape.width
+    if not near.any() or y.max() - y[near].max() > NECK_PLATEAU * shape.height:
+        near = np.ones(len(members), dtype=bool)  # an off-centre neckline (a one-shoulder dress's)
+    plateau = near & (y >= y[near].max() - NECK_PLATEAU * shape.height)
+    middle = (x[plateau].min() + x[plateau].max()) / 2.0
+    candidates = np.flatnonzero(plateau)
+    return int(members[candidates[np.argmin(np.abs(x[candidates] - middle))]])
 
 
 # --- tops and dresses ------------------------------------------------------------------------------------
@@ -527,11 +568,7 @@ def _top_landmarks(shape: _Shape, kind_hint: str | None, full_body: bool) -> _Fo
         found.points["neck"] = _landmark(shape, top_centre, FLAT_NECK_CONFIDENCE)
     # 2. Each side as the image-right one: the wearer's left as is, the wearer's right mirrored.
     sides = {"l": _top_side(shape, top_centre, full_body)}
-    mirrored = _top_side(shape.mirrored(), len(shape.points) - 1 - top_centre, full_body)
-    sides["r"] = _SideResult(
-        {name: _mirror_landmark(p) for name, p in mirrored.points.items()},
-        _mirror_sleeve(mirrored.sleeve) if mirrored.sleeve else None,
-    )
+    sides["r"] = _mirror_side(_top_side(shape.mirrored(), len(shape.points) - 1 - top_centre, full_body))
     for side, result in sides.items():
         found.points.update({f"{side}_{name}": p for name, p in result.points.items()})
         if result.sleeve is not None:
@@ -542,6 +579,18 @@ def _top_landmarks(shape: _Shape, kind_hint: str | None, full_body: bool) -> _Fo
         found.sleeves.clear()
         for side in "rl":
             found.points.pop(f"{side}_cuff", None)
+    # 4. Long sleeves hanging beside the body, merged with it down to a slit by the hem, show no underarm
+    #    concavity (read as sleeveless, the slits are its armpits, the cuffs its hem): when both sides show
+    #    such a slit, with cuff corners below it, they are sleeves.
+    if not found.sleeves and kind_hint not in SLEEVELESS_HINTS:
+        left = _merged_sleeve(shape, top_centre)
+        right = _merged_sleeve(shape.mirrored(), len(shape.points) - 1 - top_centre)
+        if left is not None and right is not None:
+            found.points = {"neck": found.points["neck"]}
+            for side, result in (("l", left), ("r", _mirror_side(right))):
+                found.points.update({f"{side}_{name}": p for name, p in result.points.items()})
+                if result.sleeve is not None:
+                    found.sleeves[side] = result.sleeve
     if found.sleeves:
         found.silhouette = f"sleeved_{noun}"
     if kind_hint in SLEEVED_HINTS and not found.sleeves:
@@ -557,6 +606,14 @@ class _SideResult:
 
     points: dict[str, Landmark]
     sleeve: SleeveAxis | None
+
+
+def _mirror_side(result: _SideResult) -> _SideResult:
+    """A side found in the mirrored shape, back in the shape's own frame."""
+    return _SideResult(
+        {name: _mirror_landmark(p) for name, p in result.points.items()},
+        _mirror_sleeve(result.sleeve) if result.sleeve else None,
+    )
 
 
 def _mirror_sleeve(axis: SleeveAxis) -> SleeveAxis:
@@ -602,7 +659,7 @@ def _top_side(shape: _Shape, top_centre: int, full_body: bool) -> _SideResult:
         shoulder_index = shape.extreme(top_half, (math.sin(tilt), -math.cos(tilt)))
         if shoulder_index is None:
             return _SideResult(points, None)
-        points["shoulder"] = _landmark(shape, shoulder_index, shape.corner_quality(shoulder_index))
+        points["shoulder"] = _landmark(shape, shoulder_index, _peak_quality(shape, shoulder_index))
         torso = np.flatnonzero(outer & (y > shape.top + 0.5 * height))
     # 3. The hem corner: the torso's extreme down and outward.
     hem = shape.extreme(torso, (math.sqrt(0.5), math.sqrt(0.5)))
@@ -617,7 +674,7 @@ def _top_side(shape: _Shape, top_centre: int, full_body: bool) -> _SideResult:
         if armpit is None:
             return _SideResult(points, None)
         points["armpit"] = _landmark(shape, armpit, armpit_quality)
-        kink = _edges_meet(shape, armpit, KINK_MIN_DEG, KINK_MAX_DEG)
+        kink = _settled_kink(shape, armpit)
         if kink is not None:
             points["armpit"] = Landmark(float(kink[0]), float(kink[1]), points["armpit"].confidence)
     if full_body:
@@ -629,6 +686,14 @@ def _top_side(shape: _Shape, top_centre: int, full_body: bool) -> _SideResult:
                 shape, int(side_path[deepest]), inward[deepest] / (2.0 * MIN_WAIST_DEPTH * height)
             )
     return _SideResult(points, sleeve)
+
+
+def _peak_quality(shape: _Shape, index: int, reach: int = 2) -> float:
+    """The sharpest corner quality within reach outline points of index: the thinned outline samples a
+    corner's vertex, or a point beside it, depending on where its sampling starts (a mirror image's starts
+    elsewhere), and an extreme point may sit a point off the corner's sharpest turn."""
+    near = np.arange(index - reach, index + reach + 1) % len(shape.points)
+    return max(shape.corner_quality(int(j)) for j in near)
 
 
 def _index_of(shape: _Shape, landmark: Landmark) -> int:
@@ -703,6 +768,35 @@ def _edges_meet(
     return meet
 
 
+def _settled_kink(shape: _Shape, index: int) -> np.ndarray | None:
+    """A faint kink's corner by _edges_meet, re-fitted from the outline point nearest each estimate until it
+    settles: a first guess off the corner fits one edge across it (a mirror image's first guess lies
+    elsewhere along the same faint bend), and that edge's line points past the corner."""
+    meet = None
+    # The most outward point of a side whose edge below the kink runs nearly along the chord lies anywhere
+    # on that edge: its fits take the corner for a straight line; the kink is a little way up.
+    stride = max(1, round(KINK_SEARCH[0] * shape.height / shape.step))
+    for attempt in range(KINK_SEARCH[1] + 1):
+        for offset in (0,) if attempt == 0 else (-attempt * stride, attempt * stride):
+            start = (index + offset) % len(shape.points)
+            if _edges_meet(shape, start, KINK_MIN_DEG, KINK_MAX_DEG) is not None:
+                break
+        else:
+            continue
+        index = start
+        break
+    for _ in range(KINK_REFITS):
+        found = _edges_meet(shape, index, KINK_MIN_DEG, KINK_MAX_DEG)
+        if found is None:
+            return meet
+        meet = found
+        nearest = int(np.argmin(np.hypot(*(shape.points - meet).T)))
+        if nearest == index:
+            break
+        index = nearest
+    return meet
+
+
 def _sleeve(
     shape: _Shape, armpit: int, top_centre: int
 ) -> tuple[Landmark, Landmark, SleeveAxis, np.ndarray] | None:
@@ -757,6 +851,94 @@ def _sleeve(
     return shoulder_landmark, cuff, sleeve_axis, shape.path(shoulder, armpit)
 
 
+def _merged_sleeve(shape: _Shape, top_centre: int) -> _SideResult | None:
+    """The image-right long sleeve hanging beside the body, merged with it down to a slit by the hem.
+
+    The outline holds no armpit: from the cuff it runs up the sleeve's inner edge to the slit's tip (where the
+    mask joins sleeve and body), then down the body's side to the hem. The armpit is estimated straight above
+    the tip (the body's side runs along the axis), at the usual armhole depth below the shoulder, with
+    ESTIMATED_CONFIDENCE; the fit cuts the sleeve off along shoulder -> armpit -> slit tip.
+    """
+    x, y = shape.points[:, 0], shape.points[:, 1]
+    height, width = shape.height, shape.width
+    # 1. The cuff's bottom: the side's extreme down and outward, low on the garment.
+    low = np.flatnonzero((x > 0.25 * width) & (y > shape.top + MERGED_CUFF_BELOW * height))
+    cuff_low = shape.extreme(low, (math.sqrt(0.5), math.sqrt(0.5)))
+    bottom = np.flatnonzero(y > shape.top + 0.5 * height)
+    if cuff_low is None or len(bottom) == 0:
+        return None
+    hem_middle = int(bottom[np.argmin(np.abs(x[bottom]))])
+    # 2. The slit's tip: the sharpest inward bend between the cuff and the hem's middle, well above the cuff.
+    inward = shape.path(cuff_low, hem_middle)
+    raised = inward[(y[inward] <= y[cuff_low] - MIN_SLIT_RISE * height) & (x[inward] > 0.15 * width)]
+    if len(raised) == 0:
+        return None
+    sharp = raised[shape.turn[raised] <= -MIN_SLIT_TURN_DEG]
+    if len(sharp) == 0:
+        return None
+    # The highest of its sharply bending points: every point near a narrow V's tip bends about as sharply,
+    # and a mirror image would pick another of them by its turn; by height it picks the same.
+    slit = int(sharp[np.argmin(y[sharp])])
+    if x[cuff_low] - x[slit] < MIN_MERGED_SLEEVE_WIDTH * width:
+        return None
+    tip_xy = shape.points[slit]
+    # 3. The cuff's corners, walking back from the slit toward the cuff: inner, then outer.
+    neck_side = int(shape.hull[np.searchsorted(shape.hull, top_centre, side="right") % len(shape.hull)])
+    corners = _corners(shape, shape.path(neck_side, slit)[::-1], CUFF_MIN_TURN_DEG)
+    if len(corners) < 2:
+        return None
+    cuff_in, cuff_out = corners[0], corners[1]
+    if y[cuff_out] < shape.top + MERGED_CUFF_BELOW * height:  # no outer cuff corner low on the sleeve
+        return None
+    # 4. The shoulder: the first clear bend from the neck toward the cuff, beyond the body's side.
+    upper = shape.path(neck_side, cuff_out)
+    inner_limit = float(tip_xy[0]) - SHOULDER_INSET * width
+    bends = [
+        c
+        for c in _corners(shape, upper, SHOULDER_MIN_TURN_DEG, round_corner=True)
+        if x[c] >= inner_limit and y[c] < shape.top + 0.4 * height
+    ]
+    if not bends:
+        return None
+    shoulder = bends[0]
+    shoulder_landmark = _landmark(
+        shape, shoulder, shape.corner_quality(shoulder, round_corner=True, floor=5.0, span=20.0)
+    )
+    # 5. The armpit, estimated; the hem corner: the body's extreme down and outward past the slit.
+    armpit_y = min(float(y[shoulder]) + MERGED_ARMHOLE_DEPTH * height, float(tip_xy[1]) - 0.05 * height)
+    armpit = Landmark(float(tip_xy[0]), armpit_y, ESTIMATED_CONFIDENCE)
+    body = shape.path(slit, hem_middle)
+    body = body[np.hypot(*(shape.points[body] - tip_xy).T) > 0.01 * height]  # the body's, not the slit's
+    hem = shape.extreme(body, (math.sqrt(0.5), math.sqrt(0.5)))
+    if hem is None:
+        return None
+    # Close under the slit (the body's side can be a few pixels long, or none: the sleeve meets the hem's
+    # corner) the corner's turn mixes with the slit's: its quality is its own sharpest turn nearby, or the
+    # slit's as it comes within MERGED_HEM_NEAR of it (smoothly: no threshold for a mirror image to flip).
+    near_slit = np.arange(slit - 2, slit + 3) % len(shape.points)
+    slit_quality = _unit(
+        -float(shape.turn[near_slit].min()) / 90.0
+    )  # its sharpest bend nearby (as _peak_quality)
+    nearness = _unit(2.0 - math.dist(shape.points[hem], tip_xy) / (MERGED_HEM_NEAR * height))
+    hem_landmark = _landmark(shape, hem, max(_peak_quality(shape, hem), slit_quality * nearness))
+    cuff_centre = (shape.points[cuff_in] + shape.points[cuff_out]) / 2.0
+    cuff_quality = min(shape.corner_quality(cuff_in), shape.corner_quality(cuff_out))
+    root = (np.array(shoulder_landmark.xy) + np.array(armpit.xy)) / 2.0
+    points = {
+        "shoulder": shoulder_landmark,
+        "armpit": armpit,
+        "slit": Landmark(float(tip_xy[0]), float(tip_xy[1]), slit_quality),
+        "cuff": Landmark(float(cuff_centre[0]), float(cuff_centre[1]), cuff_quality),
+        "hem": hem_landmark,
+    }
+    axis = SleeveAxis(
+        (float(root[0]), float(root[1])),
+        (float(cuff_centre[0]), float(cuff_centre[1])),
+        min(cuff_quality, armpit.confidence),
+    )
+    return _SideResult(points, axis)
+
+
 def _corners(shape: _Shape, path: np.ndarray, min_turn_deg: float, round_corner: bool = False) -> list[int]:
     """Convex corners along path, in path order: points turning >= min_turn_deg, sharpest within one arm.
 
@@ -788,6 +970,8 @@ def _sleeveless_armpit(
     # 1. The bodice's outer tip: where a strap meets the bodice, the sharpest convex bend above the neckline.
     tips = [c for c in _corners(shape, side_path, 30.0) if shape.points[c, 1] < neck_y - 0.08 * height]
     tip = max(tips, key=shape.turn_deg, default=shoulder)
+    if not tips:  # a halter's strap rises from the bodice's top by the neck: the armhole starts at its foot
+        tip = _strap_foot(shape, side_path, neck_y) or shoulder
     below = shape.path(tip, hem)[1:]
     if len(below) < 3:
         return None, 0.0
@@ -800,8 +984,35 @@ def _sleeveless_armpit(
             lower = int(below[deepest])
     span = below[: int(np.flatnonzero(below == lower)[0]) + 1]
     outward = shape.deviation(span, tip, lower)
+    most = float(outward.max())
+    if tip != shoulder and most < DRAPE_MAX_BEND * height:  # the side runs straight in from the bodice's tip:
+        # That corner is the armpit (a drape's band over one shoulder); its quality over long arms, as for a
+        # round shoulder: over short ones the thinned outline's sampling moves its turn by 5 degrees.
+        return tip, shape.corner_quality(tip, round_corner=True, floor=5.0, span=20.0)
+    # Along a side edge that runs nearly parallel to the chord the most outward point is anywhere on it: the
+    # middle of the stretch within KINK_PLATEAU of it is the same point in a mirror image.
     best = int(np.argmax(outward))
-    return int(span[best]), float(outward[best] / (0.03 * height))
+    level = outward >= most - KINK_PLATEAU * height
+    first, last = best, best
+    while first > 0 and level[first - 1]:
+        first -= 1
+    while last < len(span) - 1 and level[last + 1]:
+        last += 1
+    return int(span[(first + last) // 2]), most / (0.03 * height)
+
+
+def _strap_foot(shape: _Shape, side_path: np.ndarray, neck_y: float) -> int | None:
+    """Where a strap running up from the neckline (a halter's) meets the bodice: the first sharp inward bend
+    down the side, no lower than just under the neckline; None for a bodice that has none."""
+    x, y = shape.points[:, 0], shape.points[:, 1]
+    reach = max(2, round(CORNER_ARM * shape.height / shape.step))
+    for offset, index in enumerate(side_path.tolist()):
+        if y[index] > neck_y + STRAP_FOOT_BELOW_NECK * shape.height:
+            return None
+        if offset >= reach and shape.turn[index] <= -STRAP_FOOT_MIN_TURN_DEG and x[index] > 0:
+            window = side_path[offset : offset + reach]
+            return int(window[np.argmin(shape.turn[window])])
+    return None
 
 
 # --- trousers, shorts, skirts ---------------------------------------------------------------------------

@@ -13,8 +13,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipelines.fit.body import torso_length
 from pipelines.fit.panels import Limb, Regions, blend_weights, panel_names, split_regions
 from pipelines.fit.skeleton import Rig, build_rig, shoulder_seam_share, torso_scale
+from pipelines.fit.skirt import SkirtWarp, skirt_warp
 from pipelines.fit.warp import Warped, local_stretch, warp_panels
 from pipelines.landmarks import GarmentLandmarks, find_landmarks
 from pipelines.placement import (
@@ -28,7 +30,8 @@ from pipelines.placement import (
     rigid_scale,
 )
 
-VERSION = 2  # 2: vests by their shoulder seams, the scale guard, the two-step area shrink
+VERSION = 3  # 3: merged sleeves, halters, asymmetric garments, the skirt panel; 2: vests by their seams
+SKIRT_REGION = -2  # the skirt's label in the measured region map (limbs are 1.., the torso 0)
 LANDMARK_MAX_SIDE = 480  # landmarks are found on the crop's mask shrunk to at most this (they hold no more)
 # The fitted torso's scale per the rigid placement's: outside this the landmarks misled the fit (a tank or a
 # short top fits at ~0.6-0.7x rigid, whose width rule counts sleeves; trousers by their waist ~0.8-1.2x).
@@ -47,6 +50,7 @@ class FitResult:
     flags: tuple[str, ...]
     params: dict[str, Any]
     torso_stretch: float = 0.0  # max local stretch of the torso panel (measured with measure=True only)
+    skirt_stretch: float = 0.0  # and of the skirt below the hips (its taper: at most MAX_HEM_TAPER)
     sleeve_reach_px: dict[str, float] = field(default_factory=dict)  # canvas length of each sleeve panel
 
     @property
@@ -106,14 +110,33 @@ def fit_garment(
     weights = blend_weights(regions, rig.splits)
     affines = [rig.affines[name] for name in names]
     order = _depth_order(names, rig.in_front)
-    warped = warp_panels(premultiplied, alpha, weights, affines, order, canvas_size)
+    # A skirt (a dress below the hips) follows the legs, a top narrows to the waist: the torso panel deformed
+    # across the body by depth.
+    skirt = skirt_warp(
+        garment_class,
+        landmarks.silhouette,
+        points,
+        axis,
+        alpha,
+        affines[0],
+        rig.keypoints,
+        torso_length(rig.keypoints, canvas_size[1]),
+        rig.compression,
+    )
+    warped = warp_panels(premultiplied, alpha, weights, affines, order, canvas_size, skirt)
     placed = _on_canvas(warped, canvas_size)
     # 5. What a reviewer and `reproduce` need.
-    torso_stretch = 0.0
+    torso_stretch, skirt_stretch = 0.0, 0.0
     if measure:
         nominal = math.sqrt(abs(float(np.linalg.det(affines[0][:, :2]))) / rig.compression)
-        stretch = local_stretch(warped, regions.labels, 0, nominal=nominal)
+        # A skirt below the hips is a panel of its own with its own bound; a top's waist is the torso's.
+        skirted = skirt if garment_class != "upper_body" else None
+        labels = _with_skirt_region(regions, skirted, affines[0])
+        stretch = local_stretch(warped, labels, 0, nominal=nominal)
         torso_stretch = float(stretch.max()) if stretch.size else 0.0
+        if skirted is not None:
+            stretch = local_stretch(warped, labels, SKIRT_REGION, nominal=nominal)
+            skirt_stretch = float(stretch.max()) if stretch.size else 0.0
     flags = []
     if _touches_edge(placed[..., 3]):
         flags.append("garment_clipped_by_canvas")
@@ -135,6 +158,7 @@ def fit_garment(
         rig,
         regions,
     )
+    params["skirt"] = skirt.to_dict() if skirt is not None else None
     return FitResult(
         placed_rgba=placed,
         keypoints=rig.keypoints.astype(np.float32),
@@ -142,7 +166,23 @@ def fit_garment(
         params=params,
         torso_stretch=torso_stretch,
         sleeve_reach_px=reach,
+        skirt_stretch=skirt_stretch,
     )
+
+
+def _with_skirt_region(regions: Regions, skirt: SkirtWarp | None, torso: np.ndarray) -> np.ndarray:
+    """The region labels with the torso's pixels below the hips (the skirt panel's) as SKIRT_REGION."""
+    if skirt is None:
+        return regions.labels
+    height, width = regions.labels.shape
+    ys, xs = np.mgrid[0:height, 0:width]
+    linear = torso[:, :2]
+    canvas_x = linear[0, 0] * xs + linear[0, 1] * ys + torso[0, 2]
+    canvas_y = linear[1, 0] * xs + linear[1, 1] * ys + torso[1, 2]
+    depth = (canvas_x - skirt.origin[0]) * skirt.down[0] + (canvas_y - skirt.origin[1]) * skirt.down[1]
+    labels = regions.labels.copy()
+    labels[(labels == 0) & (depth > 0)] = SKIRT_REGION
+    return labels
 
 
 def _sleeve_reach(limb: Limb, rig: Rig) -> float:

@@ -32,6 +32,9 @@ class Limb:
     kind: str  # sleeve / leg
     region: int  # its label in Regions.labels (the torso is 0)
     seam: tuple[tuple[float, float], tuple[float, float]]
+    # The whole cut, a polyline from seam[0]: the seam itself, or for a long sleeve merged with the body
+    # shoulder -> (estimated) armpit -> the slit's tip.
+    seam_path: tuple[tuple[float, float], ...]
     pivot: tuple[float, float]  # where it turns: the shoulder point, or the leg's top centre
     root: tuple[float, float]  # the seam's middle
     direction: tuple[float, float]  # unit vector from the root toward the region's centroid
@@ -60,15 +63,20 @@ def _point(landmarks: Mapping[str, tuple[float, float]], name: str) -> np.ndarra
     return np.asarray(landmarks[name], dtype=np.float64)
 
 
+Seam = tuple[str, str, str, np.ndarray, np.ndarray, np.ndarray]
+
+
 def seams_for(
     garment_class: str, silhouette: str, landmarks: Mapping[str, tuple[float, float]], axis: np.ndarray
-) -> list[tuple[str, str, str, np.ndarray, np.ndarray]]:
-    """(name, side, kind, a, b) per limb seam; a is the pivot end for sleeves (the shoulder)."""
-    seams = []
+) -> list[Seam]:
+    """(name, side, kind, a, b, path) per limb seam; a is the pivot end for sleeves (the shoulder); path (k, 2)
+    the whole cut from a (a, b; or a, b, the slit's tip for a sleeve merged with the body)."""
+    seams: list[Seam] = []
     if garment_class in ("upper_body", "full_body") and silhouette.startswith("sleeved"):
         for side in "rl":
             a, b = _point(landmarks, f"{side}_shoulder"), _point(landmarks, f"{side}_armpit")
-            seams.append((f"{side}_sleeve", side, "sleeve", a, b))
+            path = [a, b] + ([_point(landmarks, f"{side}_slit")] if f"{side}_slit" in landmarks else [])
+            seams.append((f"{side}_sleeve", side, "sleeve", a, b, np.array(path)))
     elif garment_class == "lower_body" and silhouette == "legs":
         crotch = _point(landmarks, "crotch")
         across = np.array([axis[1], -axis[0]])  # image left when the axis points down (wearer's right)
@@ -82,7 +90,7 @@ def seams_for(
                 continue
             t, _ = np.linalg.solve(matrix, waist - crotch)
             outer = crotch + direction * t
-            seams.append((f"{side}_leg", side, "leg", outer, crotch))
+            seams.append((f"{side}_leg", side, "leg", outer, crotch, np.array([outer, crotch])))
     return seams
 
 
@@ -105,10 +113,11 @@ def split_regions(
     # 1. Cut the mask along every seam (extended past its ends, so the cut closes) and find the regions.
     cut = garment.astype(np.uint8)
     reach = max(3.0, 0.04 * height)
-    for _, _, _, a, b in seams:
-        direction = (b - a) / max(float(np.linalg.norm(b - a)), 1e-9)
-        start, end = a - direction * reach, b + direction * reach
-        cv2.line(cut, _int(start), _int(end), 0, BARRIER_PX)
+    for *_, path in seams:
+        first = (path[1] - path[0]) / max(float(np.linalg.norm(path[1] - path[0])), 1e-9)
+        last = (path[-1] - path[-2]) / max(float(np.linalg.norm(path[-1] - path[-2])), 1e-9)
+        cut_line = np.vstack([path[0] - first * reach, path[1:-1], path[-1] + last * reach])
+        cv2.polylines(cut, [np.round(cut_line).astype(np.int32)], False, 0, BARRIER_PX)
     count, components = cv2.connectedComponents(cut, connectivity=4)
     centre = _torso_seed(garment, landmarks, garment_class)
     torso_label = components[centre[1], centre[0]] if centre is not None else 0
@@ -117,7 +126,7 @@ def split_regions(
     labels = np.zeros(alpha.shape, dtype=np.int32)
     limbs: list[Limb] = []
     owner = np.zeros(count, dtype=np.int32)  # component -> panel label (0 torso)
-    for name, side, kind, a, b in seams:
+    for name, side, kind, a, b, path in seams:
         component = _limb_component(
             components, garment, a, b, torso_label, axis_dir, np.asarray(centre, float), kind, height
         )
@@ -127,7 +136,8 @@ def split_regions(
         if not MIN_LIMB_SHARE <= share <= MAX_LIMB_SHARE:
             return None, f"the {name.replace('_', ' ')} holds {share:.0%} of the garment: not a {kind}"
         owner[component] = len(limbs) + 1
-        limbs.append(_limb(name, side, kind, len(limbs) + 1, components == component, a, b))
+        cuff = landmarks.get(f"{side}_cuff") if len(path) > 2 else None
+        limbs.append(_limb(name, side, kind, len(limbs) + 1, components == component, path, cuff, axis_dir))
     # 2. Every pixel (cut lines and background included) takes the label of its nearest labelled pixel.
     seeded = cut > 0
     labels_seeded = owner[components]
@@ -204,25 +214,48 @@ def _limb_component(
 
 
 def _limb(
-    name: str, side: str, kind: str, label: int, region: np.ndarray, a: np.ndarray, b: np.ndarray
+    name: str,
+    side: str,
+    kind: str,
+    label: int,
+    region: np.ndarray,
+    path: np.ndarray,
+    cuff: tuple[float, float] | None = None,
+    axis: np.ndarray | None = None,
 ) -> Limb:
-    """The limb's geometry from its region's pixels."""
+    """The limb's geometry from its region's pixels.
+
+    cuff (and the garment's down axis): its far end's landmark, for a sleeve cut along a polyline. It hangs
+    beside its long seam, which runs down its inner edge: the pixels farthest from the seam are its outer edge,
+    not its cuff, and the seam's middle is its inner edge. Its root is the middle of its width at the armpit.
+    """
+    a, b = path[0], path[1]
     ys, xs = np.nonzero(region)
     points = np.column_stack([xs, ys]).astype(np.float64)
     root = (a + b) / 2.0
     direction = _cuff_direction(points, a, b)
+    if cuff is not None and axis is not None:
+        level = points[np.abs((points - b) @ axis) <= 2.0]
+        if len(level):
+            root = (b + level[np.argmax(np.abs((level - b) @ np.array([axis[1], -axis[0]])))]) / 2.0
+        direction = np.asarray(cuff, dtype=np.float64) - root
+        direction /= max(float(np.linalg.norm(direction)), 1e-9)
     if direction is None:  # no usable outline: toward the region's centroid
         direction = points.mean(axis=0) - root
         direction /= max(float(np.linalg.norm(direction)), 1e-9)
     along = (points - root) @ direction
     across = (points - root) @ np.array([-direction[1], direction[0]])
-    pivot = a if kind == "sleeve" else root
+    # A sleeve turns about its shoulder point (about its seam's middle its cap would stick out like a wing
+    # when it turns down); a merged sleeve about its seam's middle: turned about the shoulder point its
+    # underarm, merely lying along the body, would swing off it from the top.
+    pivot = (a if cuff is None else (a + b) / 2.0) if kind == "sleeve" else root
     return Limb(
         name=name,
         side=side,
         kind=kind,
         region=label,
         seam=((float(a[0]), float(a[1])), (float(b[0]), float(b[1]))),
+        seam_path=tuple((float(px), float(py)) for px, py in path),
         pivot=(float(pivot[0]), float(pivot[1])),
         root=(float(root[0]), float(root[1])),
         direction=(float(direction[0]), float(direction[1])),
@@ -266,6 +299,8 @@ def blend_weights(regions: Regions, splits: Sequence[Split], band: float = BAND)
         inside = labels == limb.region
         x, y, w, h = cv2.boundingRect(inside.astype(np.uint8))
         box = (slice(y, y + h), slice(x, x + w))  # the ramp is 0 outside the limb's own region
+        # Blended across the seam only: a merged sleeve's cut on from its armpit to the slit's tip parts two
+        # pieces of cloth that merely lie side by side (blending there would drag the body after the arm).
         (ax, ay), (bx, by) = limb.seam
         distance = _segment_distance(xs[box], ys[box], np.array([ax, ay]), np.array([bx, by]))
         ramp = _smoothstep(distance / band_px) * inside[box]

@@ -40,6 +40,7 @@ COLLAR_ABOVE_SHOULDERS = 0.06  # of the torso length: shoulder keypoints are joi
 WAIST_ABOVE_HIPS = 0.25  # of hip-to-knee: a mid-rise waistband sits above the hip joints
 SKIRT_REACH = 0.9  # a skirt's hem at most this share of the way from its waistband to the knees
 MAX_FORESHORTEN = 0.09  # a turned torso is compressed across by at most this (stretch bound 10 %)
+SHORT_SLEEVE_FOLLOW = 0.6  # of an inward (downward) turn that a short sleeve follows
 BEND_REACH = 1.25  # a limb panel reaching past this many upper-segment lengths bends at the joint
 MIN_SPLIT, MAX_SPLIT = 0.2, 0.92  # the joint must lie this far along the limb panel to split it there
 
@@ -234,6 +235,35 @@ def _far_end(limb: Limb) -> np.ndarray:
     return np.asarray(limb.root) + np.asarray(limb.direction) * limb.length - np.asarray(limb.pivot)
 
 
+def _aimed_point(
+    limb: Limb, linear: np.ndarray, keypoints: np.ndarray, chain: tuple[int, int, int]
+) -> np.ndarray:
+    """The point of the limb panel (relative to its pivot, working pixels) put on the upper limb's line.
+
+    Its far end (cuff, hem) for a limb that ends before the joint; for one that reaches past it and bends
+    there, the point at the upper segment's length along its axis, so the panel's axis crosses the limb at
+    the joint (aiming the far end, beyond the joint, left the panel beside the limb all along the upper
+    segment when its pivot lies outside the limb: a long sleeve hung off the arm).
+    """
+    joint0, joint1, joint2 = chain
+    if keypoints[joint2, 2] <= 0:
+        return _far_end(limb)
+    segment = float(np.linalg.norm(keypoints[joint1, :2] - keypoints[joint0, :2]))
+    per_pixel = max(float(np.linalg.norm(linear @ np.asarray(limb.direction))), 1e-9)
+    if limb.length * per_pixel < BEND_REACH * segment:
+        return _far_end(limb)
+    along = min(segment / per_pixel, MAX_SPLIT * limb.length)
+    return np.asarray(limb.root) + np.asarray(limb.direction) * along - np.asarray(limb.pivot)
+
+
+def _ends_above_elbow(
+    limb: Limb, linear: np.ndarray, keypoints: np.ndarray, chain: tuple[int, int, int]
+) -> bool:
+    """True when the sleeve panel's reach on the canvas is shorter than the upper arm (a short sleeve)."""
+    segment = float(np.linalg.norm(keypoints[chain[1], :2] - keypoints[chain[0], :2]))
+    return float(np.linalg.norm(linear @ _far_end(limb))) < segment
+
+
 def _aim(joint: np.ndarray, next_joint: np.ndarray, pivot: np.ndarray, reach: np.ndarray) -> float:
     """The direction (radians) to turn reach (pivot -> far end, canvas) into so that its end lies on the limb
     line joint -> next_joint: the sleeve's cuff (trouser hem) on the arm (leg), even where the pivot is off it.
@@ -277,14 +307,21 @@ def _rig_limb(
     # screen) angle; that is outward for a limb on the image-left side of the torso's centre line.
     down_angle = math.atan2(body_down[1], body_down[0])
     sign = 1.0 if float((keypoints[joint0, :2] - body_centre) @ _across(body_down)) < 0 else -1.0
-    wanted = _aim(keypoints[joint0, :2], keypoints[joint1, :2], pivot_canvas, linear @ _far_end(limb))
+    aimed = linear @ _aimed_point(limb, linear, keypoints, chain)
+    wanted = _aim(keypoints[joint0, :2], keypoints[joint1, :2], pivot_canvas, aimed)
+    panel_angle = math.atan2(aimed[1], aimed[0])
+    inward = wrap(wanted - panel_angle) * sign < 0  # toward the body's side (positive turns are outward)
+    if limb.kind == "sleeve" and inward and _ends_above_elbow(limb, linear, keypoints, chain):
+        # A short sleeve turned all the way down onto a hanging arm tucks behind the torso's side and looks
+        # cut off; stiff cloth stands off the arm a little: it follows SHORT_SLEEVE_FOLLOW of the turn.
+        wanted = panel_angle + SHORT_SLEEVE_FOLLOW * wrap(wanted - panel_angle)
     turn, adaptation = limit_turn(
         keypoints,
         limb.name,
         limb.kind,
         joint0,
         (joint1, joint2),
-        math.atan2(*(linear @ _far_end(limb))[::-1]),
+        math.atan2(*aimed[::-1]),
         wanted,
         MAX_SWING_DEG[limb.kind],
         down_angle,

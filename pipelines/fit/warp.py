@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pipelines.fit.skirt import SkirtWarp
+
 NEWTON_STEPS = 8
 CONVERGED_PX = 0.25  # a band pixel whose residual stays above this is left empty rather than smeared
 UNCLAIMED = -1.0e4  # map value that samples the transparent border
@@ -103,16 +105,24 @@ def warp_panels(
     affines: Sequence[np.ndarray],
     order: Sequence[int],
     canvas_size: tuple[int, int],
+    skirt: SkirtWarp | None = None,
 ) -> Warped:
     """Resample the working image (premultiplied float32 (h, w, 4), alpha uint8) onto the canvas box.
 
     weights: (K, h, w) partition of unity; affines: K (2, 3) working -> canvas; order: back to front.
+    skirt: the torso panel's (panel 0) deformation below the hips, undone in closed form before its affine.
     """
     width, height = canvas_size
     stack = np.asarray(affines, dtype=np.float64)
     grad_y, grad_x = np.gradient(weights, axis=(1, 2))
     fields = np.concatenate([weights, grad_x, grad_y]).astype(np.float32)
     alpha_f = alpha.astype(np.float32)
+    K = len(stack)
+    support_masks = [(weights[k] > 0).astype(np.uint8) for k in range(K)]
+    neighbours = [
+        np.array([j for j in range(K) if j == k or cv2.countNonZero(support_masks[k] & support_masks[j])])
+        for k in range(K)
+    ]
     # 1. Each panel's canvas box: its support (weight > 0 on the garment) mapped by its affine.
     boxes: list[tuple[int, int, int, int] | None] = []
     for k in range(len(stack)):
@@ -125,6 +135,8 @@ def warp_panels(
             [[x - 1, y - 1], [x + w + 1, y - 1], [x - 1, y + h + 1], [x + w + 1, y + h + 1]], float
         )
         mapped = corners @ stack[k, :, :2].T + stack[k, :, 2]
+        if k == 0 and skirt is not None:  # it narrows toward the centre line and shifts by at most shift
+            mapped = np.vstack([mapped, mapped + skirt.across * skirt.shift])
         x0, y0 = (max(0, math.floor(v) - 1) for v in mapped.min(axis=0))
         x1 = min(width, math.ceil(mapped[:, 0].max()) + 2)
         y1 = min(height, math.ceil(mapped[:, 1].max()) + 2)
@@ -147,17 +159,29 @@ def warp_panels(
         x0, y0, x1, y1 = box
         inverse = cv2.invertAffineTransform(stack[k])
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        if k == 0 and skirt is not None:  # where the undeformed torso panel would have put the point
+            xs, ys = skirt.inverse(xs, ys)
         qx = (inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]).astype(np.float32)
         qy = (inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]).astype(np.float32)
         own = cv2.remap(weights[k], qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         seen = cv2.remap(alpha_f, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         candidate = (own > 0) & (seen > 0)
-        band = candidate & (own < 0.999)
+        # Newton only where the nearest source pixel lies in a blend band: a hard cut's weights step from 0 to
+        # 1 between two pixels (a merged sleeve's slit), and their bilinear fringe there is no band to solve.
+        nearest = cv2.remap(
+            weights[k], qx, qy, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )
+        band = candidate & (own < 0.999) & (nearest > 0) & (nearest < 0.999)
         if band.any():
             rows, cols = np.nonzero(band)
             p = np.column_stack([xs[rows, cols], ys[rows, cols]]).astype(np.float64)
             q = np.column_stack([qx[rows, cols], qy[rows, cols]]).astype(np.float64)
-            q, residual = _newton(p, q, inverse[:, :2], fields, stack)
+            # Only the panels whose weights reach into this one's support shape F here: the gather per Newton
+            # step (3 fields per panel) costs in proportion to how many are sampled.
+            near = neighbours[k]
+            q, residual = _newton(
+                p, q, inverse[:, :2], fields[np.r_[near, near + K, near + 2 * K]], stack[near]
+            )
             qx[rows, cols], qy[rows, cols] = q[:, 0], q[:, 1]
             refined = _bilinear(np.stack([weights[k], alpha_f]), q[:, 0], q[:, 1])
             own[rows, cols], seen[rows, cols] = refined[0], refined[1]
@@ -187,7 +211,10 @@ def local_stretch(warped: Warped, labels: np.ndarray, region: int, nominal: floa
     xs = np.clip(np.round(warped.map_x), 0, width - 1).astype(np.intp)
     ys = np.clip(np.round(warped.map_y), 0, height - 1).astype(np.intp)
     # The seam's own pixels belong to the blend band (on the limb's side): stay two pixels inside the region.
-    mine = cv2.erode((claimed & (labels[ys, xs] == region)).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    # Nor within two source pixels of another region: a merged sleeve's cut beyond its armpit has no blend
+    # band, and the weights' bilinear fringe across it (one pixel) is a blend of two transforms.
+    source = cv2.erode((labels == region).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    mine = cv2.erode((claimed & source[ys, xs]).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     inner = mine[1:-1, 1:-1] & mine[:-2, 1:-1] & mine[2:, 1:-1] & mine[1:-1, :-2] & mine[1:-1, 2:]
     mx, my = warped.map_x.astype(np.float64), warped.map_y.astype(np.float64)
     dxx = (mx[1:-1, 2:] - mx[1:-1, :-2]) / 2.0

@@ -11,7 +11,7 @@ import numpy as np
 
 GARMENT_KINDS = ("tee", "shirt", "tank", "dress", "trousers", "skirt")
 # Kinds drawn only when asked for (sample_specs keeps drawing GARMENT_KINDS, so sampled sets stay the same).
-EXTRA_KINDS = ("vest",)
+EXTRA_KINDS = ("vest", "cardigan", "halter", "one_shoulder")
 ALL_KINDS = GARMENT_KINDS + EXTRA_KINDS
 # Where each kind sits on the body (the garment class placement and landmarks take).
 GARMENT_CLASS_OF_KIND = {
@@ -19,7 +19,10 @@ GARMENT_CLASS_OF_KIND = {
     "shirt": "upper_body",
     "tank": "upper_body",
     "vest": "upper_body",
+    "cardigan": "upper_body",
     "dress": "full_body",
+    "halter": "full_body",
+    "one_shoulder": "full_body",
     "trousers": "lower_body",
     "skirt": "lower_body",
 }
@@ -115,6 +118,61 @@ _OUTLINES: dict[str, tuple[float, list[tuple[float, float]]]] = {
             (0.50, 0.30),
         ],
     ),
+    # A cardigan laid with its long sleeves hanging beside the body, merged with it from the (hidden) armpit
+    # down to a slit by the hem; the cuffs hang lower than the hem.
+    "cardigan": (
+        0.85,
+        [
+            (0.38, 0.03),
+            (0.17, 0.08),
+            (0.06, 0.30),
+            (0.03, 0.97),
+            (0.15, 0.97),
+            (0.19, 0.80),
+            (0.21, 0.86),
+            (0.79, 0.86),
+            (0.81, 0.80),
+            (0.85, 0.97),
+            (0.97, 0.97),
+            (0.94, 0.30),
+            (0.83, 0.08),
+            (0.62, 0.03),
+            (0.50, 0.32),
+        ],
+    ),
+    # A halter dress: its straps rise from the bodice's top by the neckline (drawn always, see _STRAPS).
+    "halter": (
+        0.62,
+        [
+            (0.36, 0.20),
+            (0.50, 0.25),
+            (0.64, 0.20),
+            (0.80, 0.36),
+            (0.72, 0.50),
+            (0.98, 0.98),
+            (0.02, 0.98),
+            (0.28, 0.50),
+            (0.20, 0.36),
+        ],
+    ),
+    # A one-shoulder dress: a strap over the wearer's right shoulder, a draped band over the left, an
+    # off-centre neckline and a slanted hem (no mirror axis).
+    "one_shoulder": (
+        0.62,
+        [
+            (0.20, 0.02),
+            (0.26, 0.02),
+            (0.40, 0.30),
+            (0.64, 0.03),
+            (0.84, 0.05),
+            (0.92, 0.16),
+            (0.76, 0.48),
+            (0.98, 0.98),
+            (0.02, 0.93),
+            (0.24, 0.50),
+            (0.14, 0.32),
+        ],
+    ),
     "dress": (
         0.62,
         [
@@ -164,7 +222,14 @@ _OUTLINES: dict[str, tuple[float, list[tuple[float, float]]]] = {
 _STRAPS: dict[str, list[tuple[tuple[float, float], tuple[float, float]]]] = {
     "tank": [((0.30, 0.36), (0.30, 0.02)), ((0.70, 0.36), (0.70, 0.02))],
     "dress": [((0.30, 0.20), (0.32, 0.00)), ((0.70, 0.20), (0.68, 0.00))],
+    "halter": [((0.38, 0.22), (0.44, 0.01)), ((0.62, 0.22), (0.56, 0.01))],
 }
+_ALWAYS_STRAPPED = frozenset(
+    {"halter"}
+)  # kinds whose straps are what they are: drawn whatever spec.straps says
+# Landmarks the outline does not show, in the unit box: a merged sleeve's armpit, where its inner edge leaves
+# the body's side (the polygon runs round sleeve and body together above the slit).
+_HIDDEN: dict[str, np.ndarray] = {"cardigan": np.array([(0.19, 0.32), (0.81, 0.32)])}
 _SHIRT_COLLAR = np.array([(0.36, 0.03), (0.50, 0.10), (0.64, 0.03), (0.60, 0.15), (0.50, 0.20), (0.40, 0.15)])
 # Landmark name -> the (source, index) points it is the mean of: "o" a vertex of the jittered _OUTLINES entry,
 # "c" of _SHIRT_COLLAR, "s" a strap's top end. Image-left vertices are the wearer's right (r_).
@@ -209,6 +274,41 @@ _LANDMARK_RECIPES: dict[str, dict[str, _Recipe]] = {
         "l_armpit": (("o", 6),),
         "r_hem": (("o", 4),),
         "l_hem": (("o", 5),),
+    },
+    "cardigan": {
+        "neck": (("o", 14),),
+        "r_shoulder": (("o", 1),),
+        "l_shoulder": (("o", 12),),
+        "r_armpit": (("h", 0),),
+        "l_armpit": (("h", 1),),
+        "r_slit": (("o", 5),),
+        "l_slit": (("o", 8),),
+        "r_cuff": (("o", 3), ("o", 4)),
+        "l_cuff": (("o", 9), ("o", 10)),
+        "r_hem": (("o", 6),),
+        "l_hem": (("o", 7),),
+    },
+    "halter": {
+        "neck": (("o", 1),),
+        "r_shoulder": (("s", 0),),
+        "l_shoulder": (("s", 1),),
+        "r_armpit": (("o", 8),),
+        "l_armpit": (("o", 3),),
+        "r_waist": (("o", 7),),
+        "l_waist": (("o", 4),),
+        "r_hem": (("o", 6),),
+        "l_hem": (("o", 5),),
+    },
+    "one_shoulder": {
+        "neck": (("o", 2),),
+        "r_shoulder": (("o", 0), ("o", 1)),  # the strap's top end
+        "l_shoulder": (("o", 4),),
+        "r_armpit": (("o", 10),),
+        "l_armpit": (("o", 5),),
+        "r_waist": (("o", 9),),
+        "l_waist": (("o", 6),),
+        "r_hem": (("o", 8),),
+        "l_hem": (("o", 7),),
     },
     "dress": {
         "neck": (("o", 2),),
@@ -312,7 +412,7 @@ def _garment_geometry(spec: FlatlaySpec, rng: np.random.Generator) -> tuple[list
     if spec.kind == "shirt":  # a pointed collar that overlaps the neckline
         polygons.append(to_pixels(_SHIRT_COLLAR))
     straps = []
-    if spec.straps and spec.kind in _STRAPS:
+    if (spec.straps or spec.kind in _ALWAYS_STRAPPED) and spec.kind in _STRAPS:
         for start, end in _STRAPS[spec.kind]:
             a, b = to_pixels(np.array([start, end]))
             straps.append((a, b, spec.strap_px))
@@ -328,8 +428,8 @@ def flatlay_landmarks(spec: FlatlaySpec) -> dict[str, tuple[float, float]]:
     """
     check_inputs(spec)
     points, to_pixels = _garment_frame(spec, np.random.default_rng(spec.seed))
-    sources = {"o": points, "c": _SHIRT_COLLAR}
-    if spec.straps and spec.kind in _STRAPS:
+    sources = {"o": points, "c": _SHIRT_COLLAR, "h": _HIDDEN.get(spec.kind, np.zeros((0, 2)))}
+    if (spec.straps or spec.kind in _ALWAYS_STRAPPED) and spec.kind in _STRAPS:
         sources["s"] = np.array([end for _, end in _STRAPS[spec.kind]])
     unit: dict[str, np.ndarray] = {}
     for name, recipe in _LANDMARK_RECIPES[spec.kind].items():

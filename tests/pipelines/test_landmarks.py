@@ -36,11 +36,15 @@ SILHOUETTE_OF_KIND = {
     "shirt": "sleeved_top",
     "tank": "sleeveless_top",
     "vest": "sleeveless_top",
+    "cardigan": "sleeved_top",
     "dress": "sleeveless_dress",
+    "halter": "sleeveless_dress",
+    "one_shoulder": "sleeveless_dress",
     "trousers": "legs",
     "skirt": "skirt",
 }
 SAMPLES_PER_KIND = 8
+ASYMMETRIC_KINDS = frozenset({"one_shoulder"})
 # Error bounds per landmark group (r_/l_ pooled), as fractions of the garment's height (the mask's row
 # extent). Measured on 60 garments per kind drawn like _spec (448-640 px canvases, +-10 degrees, offsets,
 # straps): the worst group mean was 0.76 % (a tank's shoulder: a strap's outline, not its centre line) and
@@ -50,6 +54,12 @@ MEAN_BOUND = 0.012
 MAX_BOUND = 0.03
 SLEEVE_ANGLE_BOUND_DEG = 4.0  # measured <= 1.9
 SLEEVE_LENGTH_BOUND = 0.07  # relative; measured 0.95..1.01 of the true root-to-cuff length
+# Landmarks the outline does not show, estimated (a cardigan's merged sleeve's armpit, straight above its slit
+# at the usual armhole depth): their own, looser bounds. Measured on 40 cardigans: mean 1.5 %, max 3.8 %
+# (the drawn armpit is not jittered with the outline, the slit's tip is).
+ESTIMATED = {"cardigan": frozenset({"armpit"})}
+ESTIMATED_MEAN_BOUND = 0.025
+ESTIMATED_MAX_BOUND = 0.05
 
 
 def _spec(kind: str, index: int) -> FlatlaySpec:
@@ -57,6 +67,7 @@ def _spec(kind: str, index: int) -> FlatlaySpec:
     rng = np.random.default_rng([ALL_KINDS.index(kind), index])
     side = int(rng.choice((448, 512, 640)))
     width, height = (int(side * 0.75), side) if rng.random() < 0.6 else (side, side)
+    rotation = float(rng.uniform(-10.0, 10.0))
     return FlatlaySpec(
         group="plain",
         kind=kind,
@@ -64,7 +75,8 @@ def _spec(kind: str, index: int) -> FlatlaySpec:
         height=height,
         straps=kind == "tank" or (kind == "dress" and index % 2 == 0),
         strap_px=int(rng.integers(3, 8)),
-        rotation_deg=float(rng.uniform(-10.0, 10.0)),
+        # An asymmetric garment has no mirror axis to find its tilt by: it is taken as shot upright.
+        rotation_deg=0.0 if kind in ASYMMETRIC_KINDS else rotation,
         offset=(float(rng.uniform(-0.06, 0.06)), float(rng.uniform(-0.05, 0.05))),
         fill=float(rng.uniform(0.55, 0.85)),
         noise_sigma=0.0,
@@ -112,6 +124,7 @@ def _bounding_box(kind: str) -> Callable[[int, str], tuple[float, float]]:
     per group (top, 30 %, 40 %, 45 %, bottom)."""
     heights = {"neck": 0.0, "shoulder": 0.0, "armpit": 0.3, "cuff": 0.3, "crotch": 0.4, "hem": 1.0}
     heights |= {"hem_inner": 1.0, "waist": 0.0 if GARMENT_CLASS_OF_KIND[kind] == "lower_body" else 0.45}
+    heights |= {"slit": 0.8}
 
     def guess(index: int, name: str) -> tuple[float, float]:
         x0, y0, width, height = cv2.boundingRect(_case(kind, index)[0])
@@ -124,8 +137,30 @@ def _bounding_box(kind: str) -> Callable[[int, str], tuple[float, float]]:
 @pytest.mark.parametrize("kind", ALL_KINDS)
 def test_landmarks_match_the_drawn_garment_within_the_bounds(kind: str) -> None:
     for group, errors in _errors(kind, _found(kind)).items():
-        assert np.mean(errors) <= MEAN_BOUND, f"{kind} {group}: mean {np.mean(errors):.2%}"
-        assert np.max(errors) <= MAX_BOUND, f"{kind} {group}: max {np.max(errors):.2%}"
+        estimated = group in ESTIMATED.get(kind, ())
+        mean_bound, max_bound = (
+            (ESTIMATED_MEAN_BOUND, ESTIMATED_MAX_BOUND) if estimated else (MEAN_BOUND, MAX_BOUND)
+        )
+        assert np.mean(errors) <= mean_bound, f"{kind} {group}: mean {np.mean(errors):.2%}"
+        assert np.max(errors) <= max_bound, f"{kind} {group}: max {np.max(errors):.2%}"
+
+
+def test_a_merged_sleeves_estimated_armpit_says_so_by_its_confidence() -> None:
+    for index in range(SAMPLES_PER_KIND):
+        _, _, found = _case("cardigan", index)
+        for side in "rl":
+            assert 0.5 <= found.points[f"{side}_armpit"].confidence <= 0.6  # the outline does not show it
+            assert found.points[f"{side}_slit"].confidence >= 0.8  # the slit's tip it does
+            # The armpit straight above the slit's tip, between the shoulder and the slit.
+            armpit, slit, shoulder = (
+                found.points[f"{side}_{name}"] for name in ("armpit", "slit", "shoulder")
+            )
+            assert shoulder.y < armpit.y < slit.y
+
+
+def test_a_merged_sleeves_bounding_box_guess_fails_the_estimated_bounds() -> None:
+    errors = _errors("cardigan", _bounding_box("cardigan"))["armpit"]
+    assert np.mean(errors) > ESTIMATED_MEAN_BOUND and np.max(errors) > ESTIMATED_MAX_BOUND
 
 
 @pytest.mark.parametrize("kind", ALL_KINDS)
@@ -150,7 +185,32 @@ def test_clean_masks_are_usable_confident_and_have_exactly_their_landmarks(kind:
         assert abs(found.tilt_deg - _spec(kind, index).rotation_deg) < 2.0
 
 
-@pytest.mark.parametrize("kind", ["tee", "shirt"])
+def test_a_halters_straps_are_its_shoulders_and_its_armpits_lie_at_the_bodice_side() -> None:
+    # Read before as armpits at the straps' feet (the shared halter photo fell back to rigid placement).
+    for index in range(SAMPLES_PER_KIND):
+        _, truth, found = _case("halter", index)
+        height = found.height_px
+        for side in "rl":
+            shoulder, armpit = found.points[f"{side}_shoulder"], found.points[f"{side}_armpit"]
+            assert math.dist(shoulder.xy, truth[f"{side}_shoulder"]) <= 0.02 * height
+            assert math.dist(armpit.xy, truth[f"{side}_armpit"]) <= 0.02 * height
+            assert armpit.y - shoulder.y > 0.25 * height  # the bodice's side, well below the straps
+
+
+def test_an_asymmetric_garment_is_found_upright_side_by_side() -> None:
+    for index in range(SAMPLES_PER_KIND):
+        _, truth, found = _case("one_shoulder", index)
+        assert found.tilt_deg == 0.0
+        # The draped side's shoulder and armpit lie far higher than the strap's: no mirror pulled them level.
+        assert truth["r_armpit"][1] - truth["l_armpit"][1] > 0.1 * found.height_px
+        for name in ("r_armpit", "l_armpit", "r_shoulder", "l_shoulder", "r_hem", "l_hem"):
+            # The strap's shoulder is its top end's middle; the outline gives one of its corners.
+            bound = 0.03 if name == "r_shoulder" else 0.02
+            assert math.dist(found.points[name].xy, truth[name]) <= bound * found.height_px, name
+            assert found.points[name].confidence >= 0.5, name
+
+
+@pytest.mark.parametrize("kind", ["tee", "shirt", "cardigan"])
 def test_sleeve_axes_run_from_the_sleeve_root_to_the_cuff(kind: str) -> None:
     for index in range(SAMPLES_PER_KIND):
         _, truth, found = _case(kind, index)
@@ -278,13 +338,12 @@ def test_input_is_untouched_and_a_translation_moves_every_landmark_along(
         assert abs(moved.points[name].confidence - point.confidence) <= 0.01
 
 
-# Derandomized: random exploration found a dress (seed 977) whose mirrored neck lands outside the bound, a
-# landmark bug tracked in issue 11; until it is fixed the examples are fixed so CI does not flip on it.
-@settings(max_examples=15, deadline=None, derandomize=True)
+@settings(max_examples=15, deadline=None)
 @given(kind=st.sampled_from(ALL_KINDS), rotation=st.floats(-10.0, 10.0), seed=st.integers(0, 10_000))
 def test_a_mirrored_mask_gives_mirrored_left_and_right_landmarks(
     kind: str, rotation: float, seed: int
 ) -> None:
+    rotation = 0.0 if kind in ASYMMETRIC_KINDS else rotation  # taken as shot upright: no axis to tilt by
     spec = FlatlaySpec(group="plain", kind=kind, width=300, height=380, rotation_deg=rotation, seed=seed)
     mask = make_flatlay(spec)[1]
     found = find_landmarks(mask, GARMENT_CLASS_OF_KIND[kind])
@@ -307,3 +366,37 @@ def test_a_mirrored_mask_gives_mirrored_left_and_right_landmarks(
         assert math.hypot(partner.x - (last_column - point.x), partner.y - point.y) <= allowed, name
         assert abs(partner.confidence - point.confidence) <= (0.2 if loose else 0.1), name
     assert set(mirrored.sleeves) == set(found.sleeves)
+
+
+@pytest.mark.parametrize(
+    ("kind", "seed", "rotation"), [("dress", 977, 0.0), ("dress", 357, -9.1), ("tee", 90, 3.0)]
+)
+def test_a_shallow_neckline_gives_the_same_neck_in_a_mirror_image(
+    kind: str, seed: int, rotation: float
+) -> None:
+    # The counterexamples random exploration found (a dress's shallow V, a tee's): the deepest point under the
+    # hull edge slid from one end of the V to the other when mirrored.
+    spec = FlatlaySpec(group="plain", kind=kind, width=300, height=380, rotation_deg=rotation, seed=seed)
+    mask = make_flatlay(spec)[1]
+    found = find_landmarks(mask, GARMENT_CLASS_OF_KIND[kind]).points["neck"]
+    mirrored = find_landmarks(np.ascontiguousarray(mask[:, ::-1]), GARMENT_CLASS_OF_KIND[kind]).points["neck"]
+    assert math.hypot(mirrored.x - (mask.shape[1] - 1 - found.x), mirrored.y - found.y) <= 2.0
+    truth = flatlay_landmarks(spec)["neck"]
+    assert math.hypot(found.x - truth[0], found.y - truth[1]) <= 0.02 * _height(mask)
+
+
+@pytest.mark.parametrize(("seed", "rotation"), [(44, -7.2), (75, 7.5)])
+def test_a_strapless_tanks_faint_armpit_kink_is_found_from_either_side(seed: int, rotation: float) -> None:
+    # Its side below the kink runs nearly along the chord, so the most outward point slid down it; the
+    # corner's fit from there failed in one orientation only.
+    spec = FlatlaySpec(group="plain", kind="tank", width=300, height=380, rotation_deg=rotation, seed=seed)
+    mask = make_flatlay(spec)[1]
+    found = find_landmarks(mask, "upper_body").points
+    mirrored = find_landmarks(np.ascontiguousarray(mask[:, ::-1]), "upper_body").points
+    truth = flatlay_landmarks(spec)
+    for name in ("r_armpit", "l_armpit"):
+        partner = mirrored[partner_name(name)]
+        assert math.hypot(partner.x - (mask.shape[1] - 1 - found[name].x), partner.y - found[name].y) <= 3.0
+        assert math.hypot(found[name].x - truth[name][0], found[name].y - truth[name][1]) <= 0.02 * _height(
+            mask
+        )

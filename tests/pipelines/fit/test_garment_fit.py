@@ -105,7 +105,9 @@ def test_identity_when_the_pose_matches_the_flat_lay() -> None:
     assert not result.params["adaptations"]
 
 
-@pytest.mark.parametrize("kind", ["tee", "shirt", "tank", "dress", "trousers", "skirt"])
+@pytest.mark.parametrize(
+    "kind", ["tee", "shirt", "tank", "dress", "trousers", "skirt", "cardigan", "halter", "one_shoulder"]
+)
 def test_torso_stretch_stays_within_ten_percent(kind: str) -> None:
     garment_class = GARMENT_CLASS_OF_KIND[kind]
     for pose in _poses_for(garment_class):
@@ -116,7 +118,7 @@ def test_torso_stretch_stays_within_ten_percent(kind: str) -> None:
         assert result.torso_stretch <= MAX_FORESHORTEN + 0.01 <= 0.1, (kind, pose, result.torso_stretch)
 
 
-@pytest.mark.parametrize("kind", ["tee", "shirt"])
+@pytest.mark.parametrize("kind", ["tee", "shirt", "cardigan"])
 def test_upper_arms_run_inside_the_sleeves_in_every_library_pose(kind: str) -> None:
     """The share of each upper arm (as far as the sleeve reaches) inside the garment is >= 0.9; rigid is not."""
     rigid_worst = 1.0
@@ -142,6 +144,25 @@ def test_upper_arms_run_inside_the_sleeves_in_every_library_pose(kind: str) -> N
             )
             rigid_worst = min(rigid_worst, share or 0.0)
     assert rigid_worst < 0.9  # the measure can fail: rigid placement misses it somewhere
+
+
+def test_a_merged_sleeve_is_cut_off_along_its_slit_and_follows_the_arm() -> None:
+    """A cardigan's long sleeves, merged with its body down to a slit, were placed rigidly (no armpit): now
+    each is cut along shoulder -> estimated armpit -> the slit's tip, and bends with the arm."""
+    keypoints = POSES["hands_on_hips"].keypoints_px(*CANVAS)
+    result = fit_garment(_cutout("cardigan"), "upper_body", keypoints, CANVAS)
+    assert not result.fell_back, result.params.get("fallback_reason")
+    assert {"r_slit", "l_slit"} <= set(result.params["landmarks"])
+    names = [panel["name"] for panel in result.params["panels"]]
+    assert {"r_sleeve", "l_sleeve", "r_sleeve_lower", "l_sleeve_lower"} <= set(names)  # bent at the elbows
+    for side in "rl":
+        assert abs(result.params["turns_deg"][f"{side}_sleeve"]) > 15.0  # swung out with the upper arm
+        share = arm_in_sleeve(
+            result.placed_rgba[..., 3], result.keypoints, side, result.sleeve_reach_px[f"{side}_sleeve"]
+        )
+        assert share is not None and share >= 0.9, (side, share)
+    rigid = fit_garment(_cutout("cardigan"), "upper_body", keypoints, CANVAS)  # same inputs, same fit
+    np.testing.assert_array_equal(rigid.placed_rgba, result.placed_rgba)
 
 
 def test_fit_floats_less_than_rigid_placement() -> None:
@@ -272,3 +293,28 @@ def test_job_garment_mask_is_the_fitted_garment() -> None:
         "r_sleeve",
         "l_sleeve",
     }
+
+
+def test_a_short_sleeve_on_a_hanging_arm_stands_off_it_and_shows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Turned all the way down a tee's sleeve tucks behind the torso's side (a sleeveless look, square
+    shoulders); following part of the turn it shows beside the torso, the upper arm still inside it."""
+    from pipelines.fit import skeleton
+
+    keypoints = POSES["front"].keypoints_px(*CANVAS)
+    standing_off = fit_garment(_cutout("tee"), "upper_body", keypoints, CANVAS)
+    monkeypatch.setattr(skeleton, "SHORT_SLEEVE_FOLLOW", 1.0)
+    tucked = fit_garment(_cutout("tee"), "upper_body", keypoints, CANVAS)
+    shown = int(np.count_nonzero(standing_off.placed_rgba[..., 3] >= 128))
+    hidden = int(np.count_nonzero(tucked.placed_rgba[..., 3] >= 128))
+    assert shown > 1.02 * hidden, (shown, hidden)
+    for side in "rl":
+        assert abs(standing_off.params["turns_deg"][f"{side}_sleeve"]) < abs(
+            tucked.params["turns_deg"][f"{side}_sleeve"]
+        )
+        share = arm_in_sleeve(
+            standing_off.placed_rgba[..., 3],
+            standing_off.keypoints,
+            side,
+            standing_off.sleeve_reach_px[f"{side}_sleeve"],
+        )
+        assert share is not None and share >= 0.9

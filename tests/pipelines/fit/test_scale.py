@@ -64,7 +64,10 @@ def test_straps_still_scale_a_tank_by_its_armholes() -> None:
         assert fitted_chest == pytest.approx(shoulders * skeleton.CHEST_PER_SHOULDER, rel=0.03)
 
 
-@pytest.mark.parametrize("kind", ["tee", "shirt", "tank", "vest", "dress", "trousers", "skirt"])
+@pytest.mark.parametrize(
+    "kind",
+    ["tee", "shirt", "tank", "vest", "dress", "trousers", "skirt", "cardigan", "halter", "one_shoulder"],
+)
 def test_every_kind_fits_within_the_sane_bound_of_rigid(kind: str) -> None:
     garment_class = GARMENT_CLASS_OF_KIND[kind]
     for pose in ("front", "walking"):
