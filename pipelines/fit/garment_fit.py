@@ -36,6 +36,8 @@ LANDMARK_MAX_SIDE = 480  # landmarks are found on the crop's mask shrunk to at m
 # The fitted torso's scale per the rigid placement's: outside this the landmarks misled the fit (a tank or a
 # short top fits at ~0.6-0.7x rigid, whose width rule counts sleeves; trousers by their waist ~0.8-1.2x).
 MIN_SCALE_VS_RIGID, MAX_SCALE_VS_RIGID = 0.5, 1.8
+# A sleeve hanging beside the body covers the torso's side this far (chest widths) in from its seam.
+SIDE_BAND = 0.12
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,9 @@ def fit_garment(
         torso_length(rig.keypoints, canvas_size[1]),
         rig.compression,
     )
-    warped = warp_panels(premultiplied, alpha, weights, affines, order, canvas_size, skirt)
+    guarded = [i for i, name in enumerate(names) if i and name.removesuffix("_lower") in rig.guarded]
+    guard = _torso_middle(regions, points) if guarded else None
+    warped = warp_panels(premultiplied, alpha, weights, affines, order, canvas_size, skirt, guard, guarded)
     placed = _on_canvas(warped, canvas_size)
     # 5. What a reviewer and `reproduce` need.
     torso_stretch, skirt_stretch = 0.0, 0.0
@@ -245,6 +249,14 @@ def _working_image(crop: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarr
     resized = resized.astype(np.float32)
     working_alpha = np.clip(np.round(resized[..., 3] / 255.0), 0, 255).astype(np.uint8)
     return resized, working_alpha, (new_w / width, new_h / height)
+
+
+def _torso_middle(regions: Regions, points: dict[str, tuple[float, float]]) -> np.ndarray:
+    """uint8 mask of the torso's pixels farther than SIDE_BAND chest widths from every limb region: the
+    middle (its print), which a sleeve hanging in front of the torso's side does not cover."""
+    chest = math.dist(points["r_armpit"], points["l_armpit"]) if "r_armpit" in points else regions.height
+    distance = cv2.distanceTransform((regions.labels == 0).astype(np.uint8), cv2.DIST_L2, 3)
+    return (distance > SIDE_BAND * chest).astype(np.uint8)
 
 
 def _depth_order(names: list[str], in_front: set[str]) -> list[int]:

@@ -106,11 +106,15 @@ def warp_panels(
     order: Sequence[int],
     canvas_size: tuple[int, int],
     skirt: SkirtWarp | None = None,
+    guard: np.ndarray | None = None,
+    guarded: Sequence[int] = (),
 ) -> Warped:
     """Resample the working image (premultiplied float32 (h, w, 4), alpha uint8) onto the canvas box.
 
     weights: (K, h, w) partition of unity; affines: K (2, 3) working -> canvas; order: back to front.
     skirt: the torso panel's (panel 0) deformation below the hips, undone in closed form before its affine.
+    guard (uint8 (h, w), nonzero: the torso's middle) and guarded (panel indices): a per-pixel depth order;
+    a guarded panel in front of the torso does not cover the torso's pixels whose source lies in the guard.
     """
     width, height = canvas_size
     stack = np.asarray(affines, dtype=np.float64)
@@ -190,6 +194,14 @@ def warp_panels(
         sub = (slice(y0 - by0, y1 - by0), slice(x0 - bx0, x1 - bx0))
         # A front panel's soft edge does not punch a hole into the solid panel behind it.
         wins = owns & ((seen >= 127.5) | (seen > claimed_alpha[sub]))
+        if guard is not None and k in guarded:
+            # Where the torso already shows a pixel of its middle, it stays in front of this panel.
+            torso_here = panel[sub] == 0
+            if torso_here.any():
+                middle = cv2.remap(
+                    guard, map_x[sub], map_y[sub], cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT
+                )
+                wins &= ~(torso_here & (middle > 0))
         map_x[sub][wins], map_y[sub][wins] = qx[wins], qy[wins]
         claimed_alpha[sub][wins] = seen[wins]
         panel[sub][wins] = k
