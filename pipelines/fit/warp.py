@@ -36,29 +36,31 @@ class Warped:
     panel: np.ndarray  # int8 (h, w): winning panel index, -1 where no garment
 
 
-def _bilinear(stack: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Sample (K, H, W) at float points; zero outside. Returns (K, n)."""
-    _, height, width = stack.shape
-    x0 = np.floor(x).astype(np.int64)
-    y0 = np.floor(y).astype(np.int64)
-    fx, fy = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
-    out = np.zeros((stack.shape[0], len(x)), dtype=np.float32)
-    for dy, wy in ((0, 1.0 - fy), (1, fy)):
-        for dx, wx in ((0, 1.0 - fx), (1, fx)):
-            xi, yi = x0 + dx, y0 + dy
-            inside = (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
-            values = np.zeros((stack.shape[0], len(x)), dtype=np.float32)
-            values[:, inside] = stack[:, yi[inside], xi[inside]]
-            out += values * (wx * wy)
+def _bilinear(stack: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Sample each float32 (H, W) image of stack at float points; zero outside. Returns (K, n).
+
+    One OpenCV remap per image over the points (a (1, n) map): no gather of the stack, no copy of it.
+    """
+    map_x = np.asarray(x, dtype=np.float32).reshape(1, -1)
+    map_y = np.asarray(y, dtype=np.float32).reshape(1, -1)
+    out = np.empty((len(stack), map_x.shape[1]), dtype=np.float32)
+    for index, image in enumerate(stack):
+        out[index] = cv2.remap(
+            image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        )[0]
     return out
 
 
 def _newton(
-    p: np.ndarray, q: np.ndarray, fallback_inverse: np.ndarray, fields: np.ndarray, affines: np.ndarray
+    p: np.ndarray,
+    q: np.ndarray,
+    fallback_inverse: np.ndarray,
+    fields: Sequence[np.ndarray],
+    affines: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Solve F(q) = p from q for band points (n, 2); returns (q, residual px).
 
-    fields: (3K, H, W) the K weights, then their x and y gradients (sampled in one gather per step).
+    fields: 3K float32 (H, W) images, the K weights, then their x and y gradients (sampled once per step).
     """
     k = len(affines)
     q = q.copy()
@@ -183,11 +185,10 @@ def warp_panels(
             # Only the panels whose weights reach into this one's support shape F here: the gather per Newton
             # step (3 fields per panel) costs in proportion to how many are sampled.
             near = neighbours[k]
-            q, residual = _newton(
-                p, q, inverse[:, :2], fields[np.r_[near, near + K, near + 2 * K]], stack[near]
-            )
+            near_fields = [fields[i] for i in np.r_[near, near + K, near + 2 * K]]
+            q, residual = _newton(p, q, inverse[:, :2], near_fields, stack[near])
             qx[rows, cols], qy[rows, cols] = q[:, 0], q[:, 1]
-            refined = _bilinear(np.stack([weights[k], alpha_f]), q[:, 0], q[:, 1])
+            refined = _bilinear((weights[k], alpha_f), q[:, 0], q[:, 1])
             own[rows, cols], seen[rows, cols] = refined[0], refined[1]
             own[rows[residual > CONVERGED_PX], cols[residual > CONVERGED_PX]] = 0.0
         owns = (own >= 0.5) & (seen > 0)
