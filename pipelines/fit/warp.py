@@ -66,34 +66,42 @@ def _newton(
     q = q.copy()
     residual = np.full(len(p), np.inf)
     active = np.arange(len(p))
+    coefficients = [tuple(float(v) for v in affines[panel].ravel()) for panel in range(k)]
     for step_index in range(NEWTON_STEPS):
-        sampled = _bilinear(fields, q[active, 0], q[active, 1])
-        w, gx, gy = sampled[:k], sampled[k : 2 * k], sampled[2 * k :]
-        here = q[active]
-        forward = np.zeros_like(here)
-        jacobian = np.zeros((len(active), 2, 2))
-        for panel in range(k):
-            if not w[panel].any() and not gx[panel].any() and not gy[panel].any():
-                continue
-            mapped = here @ affines[panel, :, :2].T + affines[panel, :, 2]
-            forward += w[panel][:, None] * mapped
-            jacobian += w[panel][:, None, None] * affines[panel, :, :2]
-            jacobian[:, :, 0] += gx[panel][:, None] * mapped
-            jacobian[:, :, 1] += gy[panel][:, None] * mapped
-        error = p[active] - forward
-        residual[active] = np.hypot(error[:, 0], error[:, 1])
+        x, y = q[active, 0], q[active, 1]
+        sampled = _bilinear(fields, x, y).astype(np.float64)
+        # F and its Jacobian, entry by entry (flat arrays: ~2x faster than (n, 2, 2) broadcasts).
+        fx, fy = np.zeros(len(active)), np.zeros(len(active))
+        a, b, c, d = (
+            np.zeros(len(active)),
+            np.zeros(len(active)),
+            np.zeros(len(active)),
+            np.zeros(len(active)),
+        )
+        for panel, (a00, a01, b0, a10, a11, b1) in enumerate(coefficients):
+            w, gx, gy = sampled[panel], sampled[k + panel], sampled[2 * k + panel]
+            mx = a00 * x + a01 * y + b0
+            my = a10 * x + a11 * y + b1
+            fx += w * mx
+            fy += w * my
+            a += w * a00 + gx * mx
+            b += w * a01 + gy * mx
+            c += w * a10 + gx * my
+            d += w * a11 + gy * my
+        ex, ey = p[active, 0] - fx, p[active, 1] - fy
+        residual[active] = np.hypot(ex, ey)
         # Converged, or (after two steps) still far off: a candidate of another panel's, not this one's.
         moving = (residual[active] >= 0.01) & ((step_index < 2) | (residual[active] < GIVE_UP_PX))
         if not moving.any():
             break
-        active, error, jacobian = active[moving], error[moving], jacobian[moving]
-        a, b, c, d = jacobian[:, 0, 0], jacobian[:, 0, 1], jacobian[:, 1, 0], jacobian[:, 1, 1]
+        active = active[moving]
+        ex, ey, a, b, c, d = ex[moving], ey[moving], a[moving], b[moving], c[moving], d[moving]
         det = a * d - b * c
         steady = np.abs(det) > 1e-3
         safe = np.where(steady, det, 1.0)
-        step = np.column_stack([d * error[:, 0] - b * error[:, 1], a * error[:, 1] - c * error[:, 0]])
+        step = np.column_stack([d * ex - b * ey, a * ey - c * ex])
         step /= safe[:, None]
-        step[~steady] = error[~steady] @ fallback_inverse.T
+        step[~steady] = np.column_stack([ex[~steady], ey[~steady]]) @ fallback_inverse.T
         norm = np.hypot(step[:, 0], step[:, 1])
         step *= np.minimum(1.0, 8.0 / np.maximum(norm, 1e-9))[:, None]  # no wild jumps across a fold
         q[active] += step
