@@ -8,6 +8,7 @@ thread; the median CPU time of repeats). Synthetic garments also get their landm
 real photos in ../shared/data/garments are segmented with the classical backend; --sheet writes a contact
 sheet of them in every pose suiting their class (draft renderer, rigid above, fit below). Usage:
     python bench/fit.py --n 24 --seed 11 --sheet docs/images/fit_contact_sheet.jpg --json /tmp/fit.json
+    python bench/fit.py --timing-only 6    # real photos only: min of 6 calls per placement
 """
 
 from __future__ import annotations
@@ -264,6 +265,33 @@ def contact_sheet(products: list[dict[str, Any]], poses: dict, path: Path) -> No
     print(f"\ncontact sheet: {path} ({sheet.shape[1]} x {sheet.shape[0]})")
 
 
+def real_timing(poses: dict, calls: int) -> int:
+    """Print the median over real placements of each one's min CPU ms over calls, and per product."""
+    per_product: dict[str, list[float]] = defaultdict(list)
+    for product in real_products():
+        for pose in poses.values():
+            if product["class"] not in pose.suits:
+                continue
+            keypoints = pose.keypoints_px(*CANVAS)
+            times = []
+            for _ in range(calls):
+                started = time.thread_time()
+                fit_garment(product["cutout"], product["class"], keypoints, CANVAS, kind_hint=product["hint"])
+                times.append(time.thread_time() - started)
+            per_product[product["sku"]].append(1000.0 * min(times))
+    every = [ms for values in per_product.values() for ms in values]
+    if not every:
+        print(f"no real photos in {REAL_PHOTOS}")
+        return 1
+    print(
+        f"real photos: {len(every)} placements, median of per-placement min over {calls} calls: "
+        f"{float(np.median(every)):.1f} ms"
+    )
+    for sku, values in sorted(per_product.items()):
+        print(f"  {sku:14s} {float(np.median(values)):5.1f} ms")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the tables; optionally write the contact sheet and a JSON summary."""
     parser = argparse.ArgumentParser(
@@ -273,9 +301,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--sheet", type=Path, default=None, help="write the real photos' contact sheet here")
     parser.add_argument("--json", type=Path, default=None, help="write the summary here")
+    parser.add_argument(
+        "--timing-only",
+        type=int,
+        default=0,
+        metavar="CALLS",
+        help="only time the fit on the real photos: the min CPU time of CALLS calls per placement, "
+        "median over placements and per product (steadier than 5-call medians on a shared machine)",
+    )
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     poses = load_pose_library()
+    if args.timing_only:
+        return real_timing(poses, args.timing_only)
     summary: dict[str, Any] = {}
     rows, errors = synthetic_rows(args.n, args.seed, poses)
     summary["synthetic"] = summarise(rows, "synthetic flat-lays (before = rigid placement, after = fit)")

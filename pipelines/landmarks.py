@@ -78,7 +78,7 @@ STRAP_FOOT_BELOW_NECK = (
 )
 # Long sleeves merged with the body down to a slit (a cardigan laid with its sleeves beside it):
 MERGED_CUFF_BELOW = 0.6  # the cuff lies in the garment's lower 40 %
-MERGED_HEM_NEAR = 0.02  # of the height: a hem corner this close under the slit shares its confidence
+MERGED_HEM_NEAR = 0.03  # of the height: a hem corner this close under the slit shares its confidence
 MIN_SLIT_RISE = 0.06  # the slit's tip lies at least this far above the cuff's bottom
 MIN_SLIT_TURN_DEG = 60.0  # and turns inward at least this sharply
 MIN_MERGED_SLEEVE_WIDTH = 0.06  # of the width: the sleeve from the slit to its outer edge

@@ -30,12 +30,17 @@ from pipelines.placement import (
     rigid_scale,
 )
 
-VERSION = 3  # 3: merged sleeves, halters, asymmetric garments, the skirt panel; 2: vests by their seams
+# 4: sleeves beside the body in front of the torso's side, dresses no longer than rigid; 3: merged sleeves,
+# halters, asymmetric garments, the skirt panel; 2: vests by their seams
+VERSION = 4
 SKIRT_REGION = -2  # the skirt's label in the measured region map (limbs are 1.., the torso 0)
 LANDMARK_MAX_SIDE = 480  # landmarks are found on the crop's mask shrunk to at most this (they hold no more)
 # The fitted torso's scale per the rigid placement's: outside this the landmarks misled the fit (a tank or a
 # short top fits at ~0.6-0.7x rigid, whose width rule counts sleeves; trousers by their waist ~0.8-1.2x).
 MIN_SCALE_VS_RIGID, MAX_SCALE_VS_RIGID = 0.5, 1.8
+MAX_DRESS_VS_RIGID = 1.0  # a dress at most as long as the rigid placement makes it
+# A sleeve hanging beside the body covers the torso's side this far (chest widths) in from its seam.
+SIDE_BAND = 0.12
 
 
 @dataclass(frozen=True)
@@ -87,8 +92,13 @@ def fit_garment(
     if garment_class != "lower_body" and not landmarks.silhouette.startswith("sleeved"):
         seam_share = shoulder_seam_share(crop[..., 3], crop_points, axis, landmarks.height_px)
     scale = torso_scale(garment_class, crop_points, axis, keypoints.astype(np.float64), seam_share)
+    rigid = rigid_scale(garment_class, keypoints, x1 - x0, y1 - y0)
+    if garment_class == "full_body":
+        # A dress fitted by its chest alone came out a size larger and longer than the rigid placement's
+        # collar-to-knee (ankle) reach, its hem between the calves: its length bounds it too.
+        scale = min(scale, MAX_DRESS_VS_RIGID * rigid)
     # A scale far from the rigid placement's means the landmarks misled the fit: place it rigidly.
-    versus_rigid = scale / rigid_scale(garment_class, keypoints, x1 - x0, y1 - y0)
+    versus_rigid = scale / rigid
     if not MIN_SCALE_VS_RIGID <= versus_rigid <= MAX_SCALE_VS_RIGID:
         return _rigid(
             cutout_rgba,
@@ -123,7 +133,9 @@ def fit_garment(
         torso_length(rig.keypoints, canvas_size[1]),
         rig.compression,
     )
-    warped = warp_panels(premultiplied, alpha, weights, affines, order, canvas_size, skirt)
+    guarded = [i for i, name in enumerate(names) if i and name.removesuffix("_lower") in rig.guarded]
+    guard = _torso_middle(regions, points) if guarded else None
+    warped = warp_panels(premultiplied, alpha, weights, affines, order, canvas_size, skirt, guard, guarded)
     placed = _on_canvas(warped, canvas_size)
     # 5. What a reviewer and `reproduce` need.
     torso_stretch, skirt_stretch = 0.0, 0.0
@@ -245,6 +257,14 @@ def _working_image(crop: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarr
     resized = resized.astype(np.float32)
     working_alpha = np.clip(np.round(resized[..., 3] / 255.0), 0, 255).astype(np.uint8)
     return resized, working_alpha, (new_w / width, new_h / height)
+
+
+def _torso_middle(regions: Regions, points: dict[str, tuple[float, float]]) -> np.ndarray:
+    """uint8 mask of the torso's pixels farther than SIDE_BAND chest widths from every limb region: the
+    middle (its print), which a sleeve hanging in front of the torso's side does not cover."""
+    chest = math.dist(points["r_armpit"], points["l_armpit"]) if "r_armpit" in points else regions.height
+    distance = cv2.distanceTransform((regions.labels == 0).astype(np.uint8), cv2.DIST_L2, 3)
+    return (distance > SIDE_BAND * chest).astype(np.uint8)
 
 
 def _depth_order(names: list[str], in_front: set[str]) -> list[int]:

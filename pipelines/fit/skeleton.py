@@ -58,6 +58,8 @@ class Rig:
     adaptations: list[Adaptation] = field(default_factory=list)
     turns_deg: dict[str, float] = field(default_factory=dict)
     in_front: set[str] = field(default_factory=set)  # limbs drawn over the torso (else tucked behind it)
+    # Of those, the sleeves hanging beside the body: in front of the torso's sides, behind its middle (print).
+    guarded: set[str] = field(default_factory=set)
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -331,10 +333,15 @@ def _rig_limb(
     )
     if adaptation is not None:
         rig.adaptations.append(adaptation)
-    # A sleeve lies over the torso only where its arm crosses in front of the body; beside the body its
-    # underarm tucks behind the torso's side, so the front's print is not covered.
+    # A sleeve lies over the torso where its arm crosses in front of the body. Beside the body it hangs in
+    # front of the torso's side (tucked behind it the sleeve vanished and the shoulders looked square) but
+    # behind its middle: its underarm, swung inward as it turns down, must not sweep over the print. A far
+    # side's sleeve (a turned pose) stays behind.
     if limb.kind == "leg" or _crosses_body(keypoints, chain, body_down, body_centre):
         rig.in_front.add(limb.name)
+    elif rig.far_side != limb.side:
+        rig.in_front.add(limb.name)
+        rig.guarded.add(limb.name)
     upper_linear = _rotation(turn) @ linear
     upper = _affine(upper_linear, pivot, pivot_canvas)
     rig.affines[limb.name] = upper

@@ -318,3 +318,32 @@ def test_a_short_sleeve_on_a_hanging_arm_stands_off_it_and_shows(monkeypatch: py
             standing_off.sleeve_reach_px[f"{side}_sleeve"],
         )
         assert share is not None and share >= 0.9
+
+
+@pytest.mark.parametrize("kind", ["tee", "shirt"])
+def test_a_hanging_sleeve_shows_over_the_torso_side_but_not_over_its_middle(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beside the body a sleeve is drawn in front of the torso's side (tucked behind it a tee read as
+    sleeveless, square-shouldered), never over the torso's middle, where its print is."""
+    from pipelines.fit import garment_fit
+
+    keypoints = POSES["front"].keypoints_px(*CANVAS)
+    cutout = _cutout(kind, pattern="stripes")
+    beside = fit_garment(cutout, "upper_body", keypoints, CANVAS)
+    monkeypatch.setattr(garment_fit, "SIDE_BAND", 0.0)  # every torso pixel guarded: sleeves behind it
+    behind = fit_garment(cutout, "upper_body", keypoints, CANVAS)
+    solid, solid_behind = beside.placed_rgba[..., 3] >= 128, behind.placed_rgba[..., 3] >= 128
+    assert np.count_nonzero(solid != solid_behind) < 0.01 * np.count_nonzero(solid)  # the same silhouette
+    changed = np.any(beside.placed_rgba != behind.placed_rgba, axis=2)
+    centre = (keypoints[2, 0] + keypoints[5, 0]) / 2.0
+    half = abs(keypoints[5, 0] - keypoints[2, 0]) / 2.0
+    columns = np.arange(CANVAS[0])[None, :].repeat(CANVAS[1], axis=0)
+    for side in (-1.0, 1.0):  # the sleeve shows on both sides
+        assert np.count_nonzero(changed & ((columns - centre) * side > 0)) > 40
+    middle = np.abs(columns - centre) < 0.6 * half
+    assert not np.any(changed & middle), np.count_nonzero(changed & middle)
+    monkeypatch.setattr(garment_fit, "SIDE_BAND", 1.0e6)  # nothing guarded: the underarm sweeps inward
+    unguarded = fit_garment(cutout, "upper_body", keypoints, CANVAS)
+    swept = np.any(unguarded.placed_rgba != behind.placed_rgba, axis=2)
+    assert np.count_nonzero(swept) > np.count_nonzero(changed)

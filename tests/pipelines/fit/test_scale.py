@@ -86,3 +86,23 @@ def test_a_scale_far_from_rigid_falls_back_with_the_reason(monkeypatch: pytest.M
     assert result.params["fallback_reason"].startswith("scale: ")
     monkeypatch.setattr(skeleton, "CHEST_PER_SHOULDER", 1.0)
     assert not fit_garment(_cutout("tee"), "upper_body", keypoints, CANVAS).fell_back
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("kind", ["dress", "halter"])
+def test_a_dress_hangs_no_lower_than_rigid_placement(kind: str, seed: int) -> None:
+    """Fitted by its chest alone a dress came out a size larger and longer than the rigid placement's
+    collar-to-knee reach (the polo dresses' hems between the calves); its length bounds its scale."""
+    from pipelines.placement import place_garment
+
+    keypoints = POSES["front"].keypoints_px(*CANVAS)
+    cutout = _cutout(kind, seed, straps=kind == "halter")
+    fitted = fit_garment(cutout, "full_body", keypoints, CANVAS)
+    rigid = place_garment(cutout, "full_body", keypoints, CANVAS)
+    assert not fitted.fell_back, fitted.params.get("fallback_reason")
+    assert fitted.params["scale_vs_rigid"] <= 1.0
+
+    def hem_row(rgba: np.ndarray) -> int:
+        return int(np.flatnonzero((rgba[..., 3] >= 128).any(axis=1)).max())
+
+    assert hem_row(fitted.placed_rgba) <= hem_row(rigid.placed_rgba) + 1
