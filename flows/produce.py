@@ -23,7 +23,7 @@ from flows import caches, scale_out
 from flows.errors import is_transient, retry_options
 from flows.tasks import produce_chunk, produce_chunk_on_worker
 from pipelines.production import runs
-from pipelines.production.book import ProgressCallback, RunBook, chunk_size, chunks
+from pipelines.production.book import ProgressCallback, RunBook, chunk_size, chunks, tapered_chunks
 from pipelines.production.fsspec_storage import is_url, local_folder
 from pipelines.production.outcomes import DeviceUsage, RunReport
 from pipelines.production.pool import PoolSettings, pool_settings
@@ -171,7 +171,8 @@ def _produce(
         logger.warning("--only names SKUs not produced from this CSV: %s", ", ".join(run.unknown_only))
     settings = pool_settings(ctx.profile, pool_devices)
     size = chunk_size(len(run.records), len(pool_devices), ctx.profile.run.get("chunk_size", "auto"))
-    parts = chunks(run.records, size)
+    # On Dask each worker renders only the chunks it takes: the last ones are smaller, so the workers end together.
+    parts = tapered_chunks(run.records, size, len(pool_devices)) if address else chunks(run.records, size)
     logger.info(
         "%s: %d products in %d chunks of <= %d, %d rejected rows (%s), devices %s",
         run.csv_path,

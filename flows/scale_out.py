@@ -4,18 +4,22 @@ Prefect and Dask wiring only; what a worker's device is and whether a cluster ca
 pipelines.production.scale_out. The workers are started by the operator (README "Scaling out"):
 
     CUDA_VISIBLE_DEVICES=0 PREFECT_API_URL=http://PREFECT-HOST:4200/api dask worker tcp://SCHEDULER:8786 \\
-        --nthreads 2 --resources GPU=1
+        --nthreads 1 --resources GPU=1
 
-Each chunk task asks for half a GPU (`dask.annotate(resources={"GPU": 0.5})`, CHUNKS_PER_GPU), so a worker holds
-at most two chunks, rendered on its own device by its own resident pool (flows.caches.run_chunk_on_worker). A worker that dies takes its
-chunk with it; the scheduler gives that chunk to another worker, which skips the jobs the dead one finished
-(they are in the state store) and renders the rest.
+Each chunk task asks for 1 / CHUNKS_PER_GPU of a GPU (`dask.annotate(resources={"GPU": 0.5})`) and, once started,
+leaves the worker's thread pool (`distributed.secede`: it only waits on the pool), so a worker holds
+CHUNKS_PER_GPU chunks whatever its --nthreads, rendered on its own device by its own resident pool
+(flows.caches.run_chunk_on_worker), which batches across them. A worker that dies takes its chunks with it; the
+scheduler gives them to another worker, which skips the jobs the dead one finished (they are in the state store)
+and renders the rest.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -36,10 +40,10 @@ from pipelines.production.scale_out import (
 from pipelines.production.validate import RunConfigError, cuda_device_count
 
 CONNECT_TIMEOUT_S = 15
-# Chunks a GPU worker may hold at once. One at a time leaves the device idle at every chunk boundary (the last
-# batches finish, the next chunk is planned and its first products prepared): bench/dask_pool.py measured 63 %
-# of ideal with one, against 88-93 % for the same devices on one host, which keeps several chunks in flight.
-# A worker started with --nthreads 2 takes two: the next chunk is prepared while the last one renders.
+# Chunks a GPU worker holds at once. One at a time leaves the device idle at every chunk boundary (the last
+# batches finish, the next chunk is planned and its first products prepared): bench/dask_pool.py measured 3.4 s
+# idle between batches over 11 batches with one, 0.2 s with two (the next chunk is prepared while the last one
+# renders). More would take chunks away from work stealing (a started chunk cannot move to an idle worker).
 CHUNKS_PER_GPU = 2
 # One key in the output storage, rewritten with a fresh token by every preflight: a worker that reads the same
 # token sees the same storage (not a local folder of the same name, not another process's memory://).
@@ -135,6 +139,7 @@ def _facts_on_worker(out_dir: str, token: str, api_url: str, dask_worker: Any = 
     except httpx.HTTPError as error:
         api_problem = f"{type(error).__name__}: {error}"
     resources = getattr(getattr(dask_worker, "state", None), "total_resources", None) or {}
+    warm_up_worker()
     return WorkerFacts(
         address=str(getattr(dask_worker, "address", "")),
         host=socket.gethostname(),
@@ -147,6 +152,49 @@ def _facts_on_worker(out_dir: str, token: str, api_url: str, dask_worker: Any = 
         api_problem=api_problem,
         device_problem=device_problem,
     )
+
+
+# What a chunk task imports on a worker that a `dask worker` process has not: Prefect's task engine and the
+# flows (2.7 s on a 2-core machine, paid by the run's first chunk on every worker while its device waits).
+CHUNK_TASK_MODULES = ("prefect.task_engine", "prefect_dask.client", "flows.tasks")
+_warm_up_guard = threading.Lock()
+_warm_up: threading.Thread | None = None
+
+
+def warm_up_worker() -> threading.Thread:
+    """Import CHUNK_TASK_MODULES in the background, once per worker process (the preflight starts it, so the
+    imports overlap the flow's own start instead of delaying the first chunk); the thread doing it."""
+    global _warm_up
+    with _warm_up_guard:
+        if _warm_up is None:
+            _warm_up = threading.Thread(
+                target=_import_chunk_task_modules, name="onmodel-warm-up", daemon=True
+            )
+            _warm_up.start()
+        return _warm_up
+
+
+def _import_chunk_task_modules() -> None:
+    for module in CHUNK_TASK_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError:  # the chunk task itself will say what is missing
+            return
+
+
+def leave_worker_threads() -> bool:
+    """Inside a chunk task on a Dask worker: give its thread slot back (the task only waits on this process's
+    device pool), so the worker starts its next chunk whatever its --nthreads; the GPU resource the task holds
+    still bounds its chunks to CHUNKS_PER_GPU. False (and nothing done) outside a worker's task thread."""
+    try:
+        from distributed import secede
+        from distributed.worker import thread_state
+    except ImportError:
+        return False
+    if getattr(thread_state, "executor", None) is None or getattr(thread_state, "key", None) is None:
+        return False  # not a Dask task's thread (Prefect ran the task elsewhere, or no worker at all)
+    secede()
+    return True
 
 
 @contextmanager
