@@ -16,16 +16,14 @@ and renders the rest.
 
 from __future__ import annotations
 
-import importlib
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from flows import caches
+from flows import caches, warm_up
 from pipelines.production.fsspec_storage import local_folder
 from pipelines.production.outcomes import DeviceUsage
 from pipelines.production.profile import code_version
@@ -81,6 +79,10 @@ def render_workers(address: str, out_dir: str, state_url: str) -> list[WorkerFac
     token = uuid.uuid4().hex
     caches.storage_of(out_dir).write_bytes(PROBE_KEY, token.encode())
     with dask_client(address) as client:
+        try:  # the scheduler unpickles every chunk task too: its imports start now (warm_up)
+            client.run_on_scheduler(warm_up.start_imports)
+        except Exception:  # a scheduler that cannot even import onmodel fails the first chunk, with its error
+            pass
         reports: Mapping[str, Any] = client.run(_facts_on_worker, out_dir, token, api_url, on_error="return")
     return check_cluster(
         [_facts_or_problem(worker, reports[worker], code_version()) for worker in sorted(reports)],
@@ -139,7 +141,7 @@ def _facts_on_worker(out_dir: str, token: str, api_url: str, dask_worker: Any = 
     except httpx.HTTPError as error:
         api_problem = f"{type(error).__name__}: {error}"
     resources = getattr(getattr(dask_worker, "state", None), "total_resources", None) or {}
-    warm_up_worker()
+    warm_up.start_imports()  # the chunk tasks' imports, while the flow starts
     return WorkerFacts(
         address=str(getattr(dask_worker, "address", "")),
         host=socket.gethostname(),
@@ -154,44 +156,17 @@ def _facts_on_worker(out_dir: str, token: str, api_url: str, dask_worker: Any = 
     )
 
 
-# What a chunk task imports on a worker that a `dask worker` process has not: Prefect's task engine and the
-# flows (2.7 s on a 2-core machine, paid by the run's first chunk on every worker while its device waits).
-CHUNK_TASK_MODULES = ("prefect.task_engine", "prefect_dask.client", "flows.tasks")
-_warm_up_guard = threading.Lock()
-_warm_up: threading.Thread | None = None
-
-
-def warm_up_worker() -> threading.Thread:
-    """Import CHUNK_TASK_MODULES in the background, once per worker process (the preflight starts it, so the
-    imports overlap the flow's own start instead of delaying the first chunk); the thread doing it."""
-    global _warm_up
-    with _warm_up_guard:
-        if _warm_up is None:
-            _warm_up = threading.Thread(
-                target=_import_chunk_task_modules, name="onmodel-warm-up", daemon=True
-            )
-            _warm_up.start()
-        return _warm_up
-
-
-def _import_chunk_task_modules() -> None:
-    for module in CHUNK_TASK_MODULES:
-        try:
-            importlib.import_module(module)
-        except ImportError:  # the chunk task itself will say what is missing
-            return
-
-
 def leave_worker_threads() -> bool:
     """Inside a chunk task on a Dask worker: give its thread slot back (the task only waits on this process's
     device pool), so the worker starts its next chunk whatever its --nthreads; the GPU resource the task holds
     still bounds its chunks to CHUNKS_PER_GPU. False (and nothing done) outside a worker's task thread."""
     try:
         from distributed import secede
-        from distributed.worker import thread_state
+        from distributed.threadpoolexecutor import thread_state as pool_thread
+        from distributed.worker import thread_state as task_thread
     except ImportError:
         return False
-    if getattr(thread_state, "executor", None) is None or getattr(thread_state, "key", None) is None:
+    if getattr(pool_thread, "executor", None) is None or getattr(task_thread, "key", None) is None:
         return False  # not a Dask task's thread (Prefect ran the task elsewhere, or no worker at all)
     secede()
     return True

@@ -239,10 +239,12 @@ def tapered_chunks(records: Sequence[ProductRecord], size: int, workers: int) ->
 
     For workers that each render only their own chunks (Dask): whichever worker takes the last chunks, none is
     left with more than a small chunk's work while the others are idle. About 2 x workers x ln(size) more chunks
-    than `chunks` gives.
+    than `chunks` gives; one worker gets plain `chunks`.
     """
     if size < 1 or workers < 1:
         raise ValueError(f"tapered_chunks needs size >= 1 and workers >= 1; got {size} and {workers}.")
+    if workers == 1:  # one worker takes every chunk: nothing to even out, smaller chunks would only cost
+        return chunks(records, size)
     parts: list[list[ProductRecord]] = []
     start = 0
     while start < len(records):
