@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -183,12 +183,25 @@ def chunk_runner(address: str) -> Iterator[Any]:
         yield runner
 
 
-def submit_chunk(runner: Any, task: Any, parameters: dict[str, Any]) -> Any:
+def chunk_slots(workers: Sequence[WorkerFacts]) -> list[str | None]:
+    """Where a run's chunks go at once: CHUNKS_PER_GPU per render worker (round robin, so the first chunks spread)."""
+    return [worker.address for _ in range(CHUNKS_PER_GPU) for worker in workers]
+
+
+def submit_chunk(runner: Any, task: Any, parameters: dict[str, Any], worker: str | None = None) -> Any:
     """One chunk task on the cluster, needing 1 / CHUNKS_PER_GPU of a GPU worker: at most CHUNKS_PER_GPU chunks
-    at once on a worker (as many as its --nthreads allow), all on its one device through its one pool."""
+    at once on a worker, all on its one device through its one pool.
+
+    worker: the worker that takes it (the flow hands each chunk to the worker whose chunk just ended: Dask's own
+    placement counts a seceded chunk as done, and stealing moves only chunks that have not started), or any
+    other once that one is gone.
+    """
     import dask
 
-    with dask.annotate(resources={GPU_RESOURCE: 1 / CHUNKS_PER_GPU}):
+    placement: dict[str, Any] = {"resources": {GPU_RESOURCE: 1 / CHUNKS_PER_GPU}}
+    if worker:
+        placement.update(workers=[worker], allow_other_workers=True)
+    with dask.annotate(**placement):
         return runner.submit(task, parameters)
 
 
