@@ -73,9 +73,11 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 def start_cluster(
-    workers: int, nthreads: int, work: Path, env: dict[str, str]
+    workers: int, nthreads: int, work: Path, env: dict[str, str], warm: bool = False
 ) -> tuple[str, list[subprocess.Popen[bytes]]]:
-    """A scheduler and `workers` workers (cpu:1 ... cpu:N, --nthreads each), registered before this returns."""
+    """A scheduler and `workers` workers (cpu:1 ... cpu:N, --nthreads each), registered before this returns;
+    warm: both started with `--preload flows.warm_up` (the chunk tasks' imports begin at once)."""
+    warm_up = ["--preload", "flows.warm_up"] if warm else []
     import distributed
 
     port = free_port()
@@ -91,6 +93,7 @@ def start_cluster(
                 "--port",
                 str(port),
                 "--no-dashboard",
+                *warm_up,
             ],
             env,
             work / "scheduler.log",
@@ -106,7 +109,7 @@ def start_cluster(
             "--nthreads",
             str(nthreads),
         ]
-        command += ["--resources", "GPU=1", "--no-dashboard", "--preload", "held_preload"]
+        command += ["--resources", "GPU=1", "--no-dashboard", "--preload", "held_preload", *warm_up]
         command += ["--local-directory", str(work / f"dask-{nthreads}-{index}")]
         log = work / f"w{index}-nthreads{nthreads}.log"
         processes.append(spawn(command, {**env, "ONMODEL_WORKER_DEVICE": f"cpu:{index}"}, log))
@@ -226,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--nthreads", default="1,2", help="dask worker --nthreads values to compare (default: 1,2)"
     )
+    parser.add_argument(
+        "--warm-preload",
+        action="store_true",
+        help="start the scheduler and workers with --preload flows.warm_up (README 'Scaling out')",
+    )
     parser.add_argument("--width", type=int, default=1000)
     parser.add_argument("--height", type=int, default=1334)
     parser.add_argument("--json", help="write the numbers here")
@@ -260,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             runs: list[tuple[str, dict[str, Any]]] = []
             for nthreads in [int(n) for n in args.nthreads.split(",")]:
                 traced = traced_env(env, folder / f"trace-dask-{nthreads}")
-                address, cluster = start_cluster(size, nthreads, folder, traced)
+                address, cluster = start_cluster(size, nthreads, folder, traced, args.warm_preload)
                 try:
                     out = folder / f"out-dask-{nthreads}"
                     dask_run = run_once(csv_path, profile, out, traced, ["--dask", address])

@@ -204,7 +204,7 @@ def _produce(
         submit = submitting.enter_context(_chunk_submitter(address, ctx, out_dir, settings))
         # One host: every chunk at once (the flow's thread pool runs CHUNKS_IN_FLIGHT). Dask: CHUNKS_PER_GPU per
         # worker, the next one to the worker whose chunk just ended, so a worker that is ahead takes more.
-        slots = scale_out.chunk_slots(workers or []) if address else [None] * len(parts)
+        slots: list[str | None] = scale_out.chunk_slots(workers or []) if address else [None] * len(parts)
         for future, part in chunks_as_completed(submit, parts, slots):
             try:
                 result = future.result()

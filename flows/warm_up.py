@@ -35,3 +35,9 @@ def _import_all() -> None:
             importlib.import_module(module)
         except ImportError:  # the chunk task itself will say what is missing
             return
+
+
+def dask_setup(process: object) -> None:
+    """`dask worker --preload flows.warm_up` (or `dask scheduler --preload flows.warm_up`): the imports start when
+    the process starts, long before any run (without it the run's preflight starts them)."""
+    start_imports()
