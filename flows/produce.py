@@ -267,10 +267,12 @@ def chunks_as_completed(
             slot = free.popleft()
             part = waiting.popleft()
             running[submit(part, slot)] = (part, slot)
-        future = next(iter(as_completed(list(running))))
-        part, slot = running.pop(future)
-        free.append(slot)
-        yield future, part
+        for future in as_completed(list(running)):
+            part, slot = running.pop(future)
+            free.append(slot)
+            yield future, part
+            if waiting:  # its slot takes the next chunk; then wait on the new set
+                break
 
 
 @contextmanager
