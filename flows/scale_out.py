@@ -40,8 +40,8 @@ from pipelines.production.validate import RunConfigError, cuda_device_count
 CONNECT_TIMEOUT_S = 15
 # Chunks a GPU worker holds at once. One at a time leaves the device idle at every chunk boundary (the last
 # batches finish, the next chunk is planned and its first products prepared): bench/dask_pool.py measured 3.4 s
-# idle between batches over 11 batches with one, 0.2 s with two (the next chunk is prepared while the last one
-# renders). More would take chunks away from work stealing (a started chunk cannot move to an idle worker).
+# idle between batches over 11 batches with one, 0.1 s with two (the next chunk is prepared while the other
+# renders). More gain nothing there, and leave more of the run's end on one worker while the others are done.
 CHUNKS_PER_GPU = 2
 # One key in the output storage, rewritten with a fresh token by every preflight: a worker that reads the same
 # token sees the same storage (not a local folder of the same name, not another process's memory://).
