@@ -79,11 +79,12 @@ def render_workers(address: str, out_dir: str, state_url: str) -> list[WorkerFac
     token = uuid.uuid4().hex
     caches.storage_of(out_dir).write_bytes(PROBE_KEY, token.encode())
     with dask_client(address) as client:
-        try:  # the scheduler unpickles every chunk task too: its imports start now (warm_up)
-            client.run_on_scheduler(warm_up.start_imports)
-        except Exception:  # a scheduler that cannot even import onmodel fails the first chunk, with its error
-            pass
         reports: Mapping[str, Any] = client.run(_facts_on_worker, out_dir, token, api_url, on_error="return")
+        try:  # the chunk tasks' imports, on the scheduler and every worker, while the flow starts (warm_up)
+            client.run(warm_up.import_on_loop, wait=False)
+            client.run_on_scheduler(warm_up.import_on_loop, wait=False)
+        except Exception:  # a process that cannot even import onmodel fails the first chunk, with its error
+            pass
     return check_cluster(
         [_facts_or_problem(worker, reports[worker], code_version()) for worker in sorted(reports)],
         address=address,
@@ -141,7 +142,6 @@ def _facts_on_worker(out_dir: str, token: str, api_url: str, dask_worker: Any = 
     except httpx.HTTPError as error:
         api_problem = f"{type(error).__name__}: {error}"
     resources = getattr(getattr(dask_worker, "state", None), "total_resources", None) or {}
-    warm_up.start_imports()  # the chunk tasks' imports, while the flow starts
     return WorkerFacts(
         address=str(getattr(dask_worker, "address", "")),
         host=socket.gethostname(),
