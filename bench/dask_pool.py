@@ -32,12 +32,25 @@ from bench.pool import free_port, start_prefect_server, write_photos, write_prof
 JOBS_PER_PRODUCT = 6  # demo profile: 3 poses x 2 variants
 # Imported first by every process of the benchmark (workers: --preload; the run: before the CLI): the held device
 # replaces the renderer. ONMODEL_BENCH_BATCH_S is its time per batch.
+# Each batch's start and end go to $ONMODEL_BENCH_TRACE/<pid>.jsonl: where a device idles (idle_of).
 PRELOAD = """
-import os
+import json, os, time
 from bench.pool import HeldDevice
 from flows import caches
 
-caches.create_renderer = lambda name, options, device: HeldDevice(device, float(os.environ["ONMODEL_BENCH_BATCH_S"]))
+
+class TracedDevice(HeldDevice):
+    def __call__(self, jobs):
+        started = time.time()
+        try:
+            return super().__call__(jobs)
+        finally:
+            line = {"pid": os.getpid(), "device": self.device, "start": started, "end": time.time(), "jobs": len(jobs)}
+            with open(os.path.join(os.environ["ONMODEL_BENCH_TRACE"], f"{os.getpid()}.jsonl"), "a") as trace:
+                trace.write(json.dumps(line) + "\\n")
+
+
+caches.create_renderer = lambda name, options, device: TracedDevice(device, float(os.environ["ONMODEL_BENCH_BATCH_S"]))
 """
 
 
@@ -60,9 +73,11 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 def start_cluster(
-    workers: int, nthreads: int, work: Path, env: dict[str, str]
+    workers: int, nthreads: int, work: Path, env: dict[str, str], warm: bool = False
 ) -> tuple[str, list[subprocess.Popen[bytes]]]:
-    """A scheduler and `workers` workers (cpu:1 ... cpu:N, --nthreads each), registered before this returns."""
+    """A scheduler and `workers` workers (cpu:1 ... cpu:N, --nthreads each), registered before this returns;
+    warm: both started with `--preload flows.warm_up` (the chunk tasks' imports begin at once)."""
+    warm_up = ["--preload", "flows.warm_up"] if warm else []
     import distributed
 
     port = free_port()
@@ -78,6 +93,7 @@ def start_cluster(
                 "--port",
                 str(port),
                 "--no-dashboard",
+                *warm_up,
             ],
             env,
             work / "scheduler.log",
@@ -93,7 +109,7 @@ def start_cluster(
             "--nthreads",
             str(nthreads),
         ]
-        command += ["--resources", "GPU=1", "--no-dashboard", "--preload", "held_preload"]
+        command += ["--resources", "GPU=1", "--no-dashboard", "--preload", "held_preload", *warm_up]
         command += ["--local-directory", str(work / f"dask-{nthreads}-{index}")]
         log = work / f"w{index}-nthreads{nthreads}.log"
         processes.append(spawn(command, {**env, "ONMODEL_WORKER_DEVICE": f"cpu:{index}"}, log))
@@ -108,6 +124,11 @@ def start_cluster(
         time.sleep(0.5)
     stop(processes)
     raise RuntimeError(f"the {workers} Dask workers did not register within 120 s (logs in {work})")
+
+
+def traced_env(env: dict[str, str], trace: Path) -> dict[str, str]:
+    trace.mkdir(parents=True, exist_ok=True)
+    return {**env, "ONMODEL_BENCH_TRACE": str(trace)}
 
 
 def run_once(
@@ -130,8 +151,43 @@ def run_once(
         raise RuntimeError(
             f"onmodel run failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         )
-    summary = json.loads(next((out / "runs").glob("*/summary.json")).read_text())
-    return {"summary": summary, "process_wall_s": wall}
+    summary_path = next((out / "runs").glob("*/summary.json"))
+    summary = json.loads(summary_path.read_text())
+    # The report is written right after the pools close: its time, less the run's seconds, is the flow's start.
+    ended = summary_path.stat().st_mtime
+    return {
+        "summary": summary,
+        "process_wall_s": wall,
+        "flow_span": (ended - summary["seconds"], ended),
+        "trace": env["ONMODEL_BENCH_TRACE"],
+    }
+
+
+def idle_of(trace: Path, flow_span: tuple[float, float], batch: int) -> dict[str, dict[str, float]]:
+    """Per device (device@pid): idle seconds before its first batch (lead), between batches (gaps, and the
+    largest), after its last (tail), and how many batches went out partial."""
+    started, ended = flow_span
+    calls: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(trace.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            call = json.loads(line)
+            calls.setdefault(f"{call['device']}@{call['pid']}", []).append(call)
+    idle: dict[str, dict[str, float]] = {}
+    for name, device_calls in sorted(calls.items()):
+        device_calls.sort(key=lambda call: call["start"])
+        gaps = [
+            later["start"] - earlier["end"]
+            for earlier, later in zip(device_calls, device_calls[1:], strict=False)
+        ]
+        idle[name] = {
+            "lead_s": device_calls[0]["start"] - started,
+            "gaps_s": sum(gaps),
+            "largest_gap_s": max(gaps, default=0.0),
+            "tail_s": ended - device_calls[-1]["end"],
+            "batches": len(device_calls),
+            "partial": sum(call["jobs"] < batch for call in device_calls),
+        }
+    return idle
 
 
 def measure(
@@ -173,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--nthreads", default="1,2", help="dask worker --nthreads values to compare (default: 1,2)"
     )
+    parser.add_argument(
+        "--warm-preload",
+        action="store_true",
+        help="start the scheduler and workers with --preload flows.warm_up (README 'Scaling out')",
+    )
     parser.add_argument("--width", type=int, default=1000)
     parser.add_argument("--height", type=int, default=1334)
     parser.add_argument("--json", help="write the numbers here")
@@ -206,19 +267,21 @@ def main(argv: list[str] | None = None) -> int:
             )
             runs: list[tuple[str, dict[str, Any]]] = []
             for nthreads in [int(n) for n in args.nthreads.split(",")]:
-                address, cluster = start_cluster(size, nthreads, folder, env)
+                traced = traced_env(env, folder / f"trace-dask-{nthreads}")
+                address, cluster = start_cluster(size, nthreads, folder, traced, args.warm_preload)
                 try:
                     out = folder / f"out-dask-{nthreads}"
-                    dask_run = run_once(csv_path, profile, out, env, ["--dask", address])
+                    dask_run = run_once(csv_path, profile, out, traced, ["--dask", address])
                 finally:
                     stop(cluster)
                 runs.append((f"dask --nthreads {nthreads}", dask_run))
             devices = ",".join(f"cpu:{index}" for index in range(1, size + 1))
-            runs.append(
-                ("one host", run_once(csv_path, profile, folder / "out-host", env, ["--devices", devices]))
-            )
+            traced = traced_env(env, folder / "trace-host")
+            host_run = run_once(csv_path, profile, folder / "out-host", traced, ["--devices", devices])
+            runs.append(("one host", host_run))
             for kind, run in runs:
                 result = measure(kind, size, run["summary"], run["process_wall_s"], args.batch, args.batch_s)
+                result["idle"] = idle_of(Path(run["trace"]), run["flow_span"], args.batch)
                 results.append(result)
                 utilisation = " ".join(
                     f"{name} {100 * value:.1f}%" for name, value in result["utilisation"].items()
@@ -230,6 +293,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"utilisation {utilisation}",
                     flush=True,
                 )
+                for name, idle in result["idle"].items():
+                    print(
+                        f"{'':>18} idle {name}: lead {idle['lead_s']:.1f} s, between batches "
+                        f"{idle['gaps_s']:.1f} s (largest {idle['largest_gap_s']:.1f} s), tail "
+                        f"{idle['tail_s']:.1f} s; {idle['batches']:.0f} batches, {idle['partial']:.0f} partial",
+                        flush=True,
+                    )
     finally:
         stop([server])
     if args.json:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
@@ -23,7 +24,7 @@ from flows import caches, scale_out
 from flows.errors import is_transient, retry_options
 from flows.tasks import produce_chunk, produce_chunk_on_worker
 from pipelines.production import runs
-from pipelines.production.book import ProgressCallback, RunBook, chunk_size, chunks
+from pipelines.production.book import ProgressCallback, RunBook, chunk_size, chunks, tapered_chunks
 from pipelines.production.fsspec_storage import is_url, local_folder
 from pipelines.production.outcomes import DeviceUsage, RunReport
 from pipelines.production.pool import PoolSettings, pool_settings
@@ -171,7 +172,8 @@ def _produce(
         logger.warning("--only names SKUs not produced from this CSV: %s", ", ".join(run.unknown_only))
     settings = pool_settings(ctx.profile, pool_devices)
     size = chunk_size(len(run.records), len(pool_devices), ctx.profile.run.get("chunk_size", "auto"))
-    parts = chunks(run.records, size)
+    # On Dask each worker renders only the chunks it takes: the last ones are smaller, so the workers end together.
+    parts = tapered_chunks(run.records, size, len(pool_devices)) if address else chunks(run.records, size)
     logger.info(
         "%s: %d products in %d chunks of <= %d, %d rejected rows (%s), devices %s",
         run.csv_path,
@@ -200,15 +202,17 @@ def _produce(
     submitting = ExitStack()  # the Dask task runner's connection, for a run on a cluster
     try:
         submit = submitting.enter_context(_chunk_submitter(address, ctx, out_dir, settings))
-        futures = {submit(part): part for part in parts}
-        for future in as_completed(list(futures)):
+        # One host: every chunk at once (the flow's thread pool runs CHUNKS_IN_FLIGHT). Dask: CHUNKS_PER_GPU per
+        # worker, the next one to the worker whose chunk just ended, so a worker that is ahead takes more.
+        slots: list[str | None] = scale_out.chunk_slots(workers or []) if address else [None] * len(parts)
+        for future, part in chunks_as_completed(submit, parts, slots):
             try:
                 result = future.result()
             except Exception as error:
                 lost = scale_out.lost_chunk_reason(error) if address else None
                 if lost is None and not is_transient(error):
                     raise  # a bug: fail loudly
-                for record in futures[future]:
+                for record in part:
                     book.product_failed(record, lost or _after_retries("chunk", error, ctx.profile))
                 continue
             for product in result.products:
@@ -247,22 +251,48 @@ def _produce(
     return report
 
 
+ChunkSubmitter = Callable[[list[ProductRecord], str | None], Any]
+
+
+def chunks_as_completed(
+    submit: ChunkSubmitter, parts: list[list[ProductRecord]], slots: list[str | None]
+) -> Iterator[tuple[Any, list[ProductRecord]]]:
+    """(future, chunk) as each chunk ends, in chunk order submitted to at most len(slots) at once: a slot (a
+    worker, or None: anywhere) takes the next chunk when its own ends."""
+    waiting = deque(parts)
+    running: dict[Any, tuple[list[ProductRecord], str | None]] = {}
+    free = deque(slots or [None])
+    while waiting or running:
+        while waiting and free:
+            slot = free.popleft()
+            part = waiting.popleft()
+            running[submit(part, slot)] = (part, slot)
+        for future in as_completed(list(running)):
+            part, slot = running.pop(future)
+            free.append(slot)
+            yield future, part
+            if waiting:  # its slot takes the next chunk; then wait on the new set
+                break
+
+
 @contextmanager
 def _chunk_submitter(
     address: str | None, ctx: Any, out_dir: str, settings: PoolSettings
-) -> Iterator[Callable[[list[ProductRecord]], Any]]:
-    """submit(chunk) -> a Prefect future: the flow's thread pool (this process's device pool), or the cluster."""
+) -> Iterator[ChunkSubmitter]:
+    """submit(chunk, worker) -> a Prefect future: the flow's thread pool (this process's device pool), or the
+    cluster (on that worker while it lives)."""
     if not address:
         produce = produce_chunk.with_options(**retry_options(ctx.profile))
-        yield lambda part: produce.submit(part, ctx, out_dir, settings)
+        yield lambda part, _worker: produce.submit(part, ctx, out_dir, settings)
         return
     on_worker = produce_chunk_on_worker.with_options(**retry_options(ctx.profile))
     state_url = caches.run_state_url(out_dir)  # the run's store, whatever the workers' environment says
     with scale_out.chunk_runner(address) as runner:
-        yield lambda part: scale_out.submit_chunk(
+        yield lambda part, worker: scale_out.submit_chunk(
             runner,
             on_worker,
             {"records": part, "ctx": ctx, "out_dir": out_dir, "settings": settings, "state_url": state_url},
+            worker,
         )
 
 

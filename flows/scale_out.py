@@ -4,12 +4,14 @@ Prefect and Dask wiring only; what a worker's device is and whether a cluster ca
 pipelines.production.scale_out. The workers are started by the operator (README "Scaling out"):
 
     CUDA_VISIBLE_DEVICES=0 PREFECT_API_URL=http://PREFECT-HOST:4200/api dask worker tcp://SCHEDULER:8786 \\
-        --nthreads 2 --resources GPU=1
+        --nthreads 1 --resources GPU=1
 
-Each chunk task asks for half a GPU (`dask.annotate(resources={"GPU": 0.5})`, CHUNKS_PER_GPU), so a worker holds
-at most two chunks, rendered on its own device by its own resident pool (flows.caches.run_chunk_on_worker). A worker that dies takes its
-chunk with it; the scheduler gives that chunk to another worker, which skips the jobs the dead one finished
-(they are in the state store) and renders the rest.
+Each chunk task asks for 1 / CHUNKS_PER_GPU of a GPU (`dask.annotate(resources={"GPU": 0.5})`) and, once started,
+leaves the worker's thread pool (`distributed.secede`: it only waits on the pool), so a worker holds
+CHUNKS_PER_GPU chunks whatever its --nthreads, rendered on its own device by its own resident pool
+(flows.caches.run_chunk_on_worker), which batches across them. A worker that dies takes its chunks with it; the
+scheduler gives them to another worker, which skips the jobs the dead one finished (they are in the state store)
+and renders the rest.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from flows import caches
+from flows import caches, warm_up
 from pipelines.production.fsspec_storage import local_folder
 from pipelines.production.outcomes import DeviceUsage
 from pipelines.production.profile import code_version
@@ -36,10 +38,10 @@ from pipelines.production.scale_out import (
 from pipelines.production.validate import RunConfigError, cuda_device_count
 
 CONNECT_TIMEOUT_S = 15
-# Chunks a GPU worker may hold at once. One at a time leaves the device idle at every chunk boundary (the last
-# batches finish, the next chunk is planned and its first products prepared): bench/dask_pool.py measured 63 %
-# of ideal with one, against 88-93 % for the same devices on one host, which keeps several chunks in flight.
-# A worker started with --nthreads 2 takes two: the next chunk is prepared while the last one renders.
+# Chunks a GPU worker holds at once. One at a time leaves the device idle at every chunk boundary (the last
+# batches finish, the next chunk is planned and its first products prepared): bench/dask_pool.py measured 3.4 s
+# idle between batches over 11 batches with one, 0.1 s with two (the next chunk is prepared while the other
+# renders). More gain nothing there, and leave more of the run's end on one worker while the others are done.
 CHUNKS_PER_GPU = 2
 # One key in the output storage, rewritten with a fresh token by every preflight: a worker that reads the same
 # token sees the same storage (not a local folder of the same name, not another process's memory://).
@@ -78,6 +80,11 @@ def render_workers(address: str, out_dir: str, state_url: str) -> list[WorkerFac
     caches.storage_of(out_dir).write_bytes(PROBE_KEY, token.encode())
     with dask_client(address) as client:
         reports: Mapping[str, Any] = client.run(_facts_on_worker, out_dir, token, api_url, on_error="return")
+        try:  # the chunk tasks' imports, on the scheduler and every worker, while the flow starts (warm_up)
+            client.run(warm_up.import_on_loop, wait=False)
+            client.run_on_scheduler(warm_up.import_on_loop, wait=False)
+        except Exception:  # a process that cannot even import onmodel fails the first chunk, with its error
+            pass
     return check_cluster(
         [_facts_or_problem(worker, reports[worker], code_version()) for worker in sorted(reports)],
         address=address,
@@ -149,6 +156,22 @@ def _facts_on_worker(out_dir: str, token: str, api_url: str, dask_worker: Any = 
     )
 
 
+def leave_worker_threads() -> bool:
+    """Inside a chunk task on a Dask worker: give its thread slot back (the task only waits on this process's
+    device pool), so the worker starts its next chunk whatever its --nthreads; the GPU resource the task holds
+    still bounds its chunks to CHUNKS_PER_GPU. False (and nothing done) outside a worker's task thread."""
+    try:
+        from distributed import secede
+        from distributed.threadpoolexecutor import thread_state as pool_thread
+        from distributed.worker import thread_state as task_thread
+    except ImportError:
+        return False
+    if getattr(pool_thread, "executor", None) is None or getattr(task_thread, "key", None) is None:
+        return False  # not a Dask task's thread (Prefect ran the task elsewhere, or no worker at all)
+    secede()
+    return True
+
+
 @contextmanager
 def chunk_runner(address: str) -> Iterator[Any]:
     """prefect-dask's DaskTaskRunner on the cluster, started for the chunks of one run."""
@@ -160,12 +183,25 @@ def chunk_runner(address: str) -> Iterator[Any]:
         yield runner
 
 
-def submit_chunk(runner: Any, task: Any, parameters: dict[str, Any]) -> Any:
+def chunk_slots(workers: Sequence[WorkerFacts]) -> list[str | None]:
+    """Where a run's chunks go at once: CHUNKS_PER_GPU per render worker (round robin, so the first chunks spread)."""
+    return [worker.address for _ in range(CHUNKS_PER_GPU) for worker in workers]
+
+
+def submit_chunk(runner: Any, task: Any, parameters: dict[str, Any], worker: str | None = None) -> Any:
     """One chunk task on the cluster, needing 1 / CHUNKS_PER_GPU of a GPU worker: at most CHUNKS_PER_GPU chunks
-    at once on a worker (as many as its --nthreads allow), all on its one device through its one pool."""
+    at once on a worker, all on its one device through its one pool.
+
+    worker: the worker that takes it (the flow hands each chunk to the worker whose chunk just ended: Dask's own
+    placement counts a seceded chunk as done, and stealing moves only chunks that have not started), or any
+    other once that one is gone.
+    """
     import dask
 
-    with dask.annotate(resources={GPU_RESOURCE: 1 / CHUNKS_PER_GPU}):
+    placement: dict[str, Any] = {"resources": {GPU_RESOURCE: 1 / CHUNKS_PER_GPU}}
+    if worker:
+        placement.update(workers=[worker], allow_other_workers=True)
+    with dask.annotate(**placement):
         return runner.submit(task, parameters)
 
 

@@ -7,7 +7,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from catalog.schema import ProductRecord
-from flows import caches
+from flows import caches, scale_out
 from flows.errors import retry_only_transient
 from pipelines.production import stages
 from pipelines.production.outcomes import JobOutcome, ProductOutcome
@@ -47,7 +47,9 @@ def produce_chunk_on_worker(
     records: list[ProductRecord], ctx: RunContext, out_dir: str, settings: PoolSettings, state_url: str
 ) -> ChunkResult:
     """The same chunk on a Dask worker: the worker process's own resident pool on its one device, the run's
-    state store by URL (the worker's environment may name another)."""
+    state store by URL (the worker's environment may name another). It frees its worker thread first: it only
+    waits on the pool, and the worker's next chunk should be prepared meanwhile (scale_out.CHUNKS_PER_GPU)."""
+    scale_out.leave_worker_threads()
     return caches.run_chunk_on_worker(records, ctx, out_dir, settings, state_url)
 
 

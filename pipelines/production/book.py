@@ -25,6 +25,9 @@ MAX_REASON_CHARS = 500
 # each between these sizes (orchestration: ~25 ms of flow + server time per task run).
 CHUNKS_PER_DEVICE = 8
 MIN_CHUNK, MAX_CHUNK = 4, 256
+# Workers fed separately (Dask: one pool per GPU worker) finish together only if the last chunks are small: a
+# tapered chunk is at most the products left / (TAPER_CHUNKS_PER_WORKER x workers), down to one product.
+TAPER_CHUNKS_PER_WORKER = 2
 
 
 @dataclass(frozen=True)
@@ -228,3 +231,25 @@ def chunk_size(products: int, devices: int, setting: int | str = "auto") -> int:
 def chunks(records: Sequence[ProductRecord], size: int) -> list[list[ProductRecord]]:
     """The records in CSV order, `size` at a time."""
     return [list(records[start : start + size]) for start in range(0, len(records), size)]
+
+
+def tapered_chunks(records: Sequence[ProductRecord], size: int, workers: int) -> list[list[ProductRecord]]:
+    """The records in CSV order, `size` at a time while many are left, then in ever smaller chunks (guided
+    self-scheduling): each at most the products left / (TAPER_CHUNKS_PER_WORKER x workers), rounded up.
+
+    For workers that each render only their own chunks (Dask): whichever worker takes the last chunks, none is
+    left with more than a small chunk's work while the others are idle. About 2 x workers x ln(size) more chunks
+    than `chunks` gives; one worker gets plain `chunks`.
+    """
+    if size < 1 or workers < 1:
+        raise ValueError(f"tapered_chunks needs size >= 1 and workers >= 1; got {size} and {workers}.")
+    if workers == 1:  # one worker takes every chunk: nothing to even out, smaller chunks would only cost
+        return chunks(records, size)
+    parts: list[list[ProductRecord]] = []
+    start = 0
+    while start < len(records):
+        left = len(records) - start
+        step = min(size, -(-left // (TAPER_CHUNKS_PER_WORKER * workers)))
+        parts.append(list(records[start : start + step]))
+        start += step
+    return parts

@@ -14,7 +14,7 @@ call waits on the device, so threads feed the devices without pickling pixels be
   `batches_ahead` x devices; products enter preparation only while there is room, so memory holds a fixed
   number of batches whatever the catalogue's size.
 - Jobs are micro-batched by resolution across products and chunks; a partial batch goes out only when no
-  product is being prepared (nothing else could fill it).
+  product is being prepared and a device is about to run dry (until then a chunk that comes could fill it).
 - Faults: transient errors retry with exponential backoff; out of memory frees the device cache and splits
   the batch; a device with `device_failures` errors in a row, or a hung one, is taken out for the rest of the
   run and its batches go to the others (the usage records say so); bad input is never retried.
@@ -373,14 +373,21 @@ class DevicePool:
                     del self._prepare[index]
                     self._preparing += 1
                     return lambda: self._prepare_one(work)
-        if not self._prepare and not self._preparing and any(self._pending.values()):
-            # Nothing being prepared could fill the partial batches any more: send them as they are.
+        if not self._prepare and not self._preparing and any(self._pending.values()) and not self._fed():
+            # Nothing being prepared could fill the partial batches, and a device is about to run dry: send them
+            # as they are. Until then another chunk may still come (on a Dask worker: once one of its chunks in
+            # flight ends) and fill them: a partial batch costs its device a whole batch's time.
             for size, items in self._pending.items():
                 for start in range(0, len(items), self.settings.batch_size):
                     self._to_place.append(_Batch(items[start : start + self.settings.batch_size]))
                 self._pending[size] = []
             return self._next_cpu_work()
         return None
+
+    def _fed(self) -> bool:
+        """Every active device has a batch queued behind the one it renders (lock held)."""
+        queued = len(self._ready) + len(self._to_place) + self._placing
+        return queued >= max(1, sum(d.active for d in self._devices))
 
     def _wait_s(self) -> float:
         """Until the next delayed retry is due (or a while: every state change notifies anyway)."""

@@ -1,7 +1,7 @@
 """Many hosts: what a Dask worker's device is, and whether a cluster can run a catalogue (no Prefect, no Dask).
 
 A scaled-out run is the same flow with its chunk tasks on Dask workers, one per GPU
-(`CUDA_VISIBLE_DEVICES=i dask worker tcp://SCHEDULER:8786 --nthreads 2 --resources GPU=1`). Each worker renders
+(`CUDA_VISIBLE_DEVICES=i dask worker tcp://SCHEDULER:8786 --nthreads 1 --resources GPU=1`). Each worker renders
 on its own device with its own resident pool, so everything the workers share must be shared for real: the
 outputs (a folder every host mounts, or an fsspec URL), the state store (PostgreSQL once there are several
 hosts) and the Prefect server. `check_cluster` turns what the workers report about themselves into one clear
@@ -57,7 +57,7 @@ def worker_command(address: str, api_url: str, index: int = 0) -> str:
     """The command that starts the GPU worker number `index` of a host."""
     return (
         f"CUDA_VISIBLE_DEVICES={index} PREFECT_API_URL={api_url or 'http://PREFECT-HOST:4200/api'} "
-        f"dask worker {address} --nthreads 2 --resources {GPU_RESOURCE}=1"
+        f"dask worker {address} --nthreads 1 --resources {GPU_RESOURCE}=1"
     )
 
 

@@ -1,8 +1,9 @@
 """Loaded into each test Dask worker (`dask worker --preload`): counts renderer loads per worker process and
 makes each batch hold the (fake) device a while, so a test can kill a worker while it renders.
 
-Loads go to $ONMODEL_TEST_LOADS_DIR/<pid>.loads, one line per renderer loaded (the device it was loaded for);
-$ONMODEL_TEST_RENDER_DELAY_S is the extra time per batch. The renderer itself is the real one (draft).
+Loads go to $ONMODEL_TEST_LOADS_DIR/<pid>.loads, one line per renderer loaded (the device it was loaded for),
+and batches to <pid>.batches, one line per batch rendered (its job ids); $ONMODEL_TEST_RENDER_DELAY_S is the
+extra time per batch. The renderer itself is the real one (draft).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class _HeldRenderer:
 
     def __call__(self, jobs: Sequence[Any]) -> Any:
         time.sleep(self._delay_s)
+        batches = Path(os.environ["ONMODEL_TEST_LOADS_DIR"]) / f"{os.getpid()}.batches"
+        with open(batches, "a", encoding="utf-8") as handle:
+            handle.write(" ".join(job.job_id for job in jobs) + "\n")
         return self._renderer(jobs)
 
     def __getattr__(self, name: str) -> Any:  # describe(), free_memory ...: the real renderer's

@@ -3,7 +3,8 @@
 
 Checked: each worker process loads its renderer once (across runs too), every job is produced exactly once
 (manifest, state store, files, Prefect task runs), a worker killed with kill -9 mid-run does not stop the run,
-and a cluster that cannot see the outputs is refused before any work.
+a worker with one thread still holds two chunks at once in one pool (batches mix their jobs), and a cluster that
+cannot see the outputs is refused before any work.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 
 from catalog import open_job_store
 from flows.scale_out import CHUNKS_PER_GPU
+from pipelines.production.book import tapered_chunks
 from tests.catalog.conftest import POSTGRES_URL_ENV, fresh_postgres_database
 from tests.flows.helpers import small_profile, write_csv, write_flatlays
 from tests.serving import ROOT, PrefectServer, free_port, wait_until
@@ -190,6 +192,20 @@ def loads_per_worker(cluster: DaskCluster) -> dict[int, list[str]]:
     return {int(path.stem): path.read_text().split() for path in sorted(cluster.loads.glob("*.loads"))}
 
 
+def batches_per_worker(cluster: DaskCluster) -> dict[int, list[list[str]]]:
+    """Worker pid -> the job ids of each batch it rendered so far (dask_worker_preload), oldest first."""
+    return {
+        int(path.stem): [line.split() for line in path.read_text().splitlines()]
+        for path in sorted(cluster.loads.glob("*.batches"))
+    }
+
+
+def expected_chunk_names(products: int = PRODUCTS, chunk: int = 2, workers: int = 2) -> list[str]:
+    """The chunk task names of a run over SKU-00 ... (tapered on Dask: the last chunks are single products)."""
+    skus = [f"SKU-{index:02d}" for index in range(products)]
+    return sorted(f"chunk-{part[0]}" for part in tapered_chunks(skus, chunk, workers))  # type: ignore[arg-type]
+
+
 def manifest_jobs(out: Path) -> Counter[tuple[str, str]]:
     """(job id, state) of every job row in the folder's manifest."""
     with open(out / "manifest.csv", newline="", encoding="utf-8") as handle:
@@ -262,7 +278,7 @@ def test_a_dask_run_loads_each_model_once_and_survives_a_worker_killed_mid_run(
     flow_run = latest_flow_run(cluster)
     assert flow_run.state_type.value == "COMPLETED"
     chunks = chunk_task_runs(cluster, str(flow_run.id))
-    assert sorted(chunks) == [f"chunk-SKU-{index:02d}" for index in range(0, PRODUCTS, 2)]
+    assert sorted(chunks) == expected_chunk_names()
     assert all(states[-1] == "COMPLETED" and states.count("RUNNING") == 1 for states in chunks.values()), (
         chunks
     )
@@ -280,7 +296,7 @@ def test_a_dask_run_loads_each_model_once_and_survives_a_worker_killed_mid_run(
     victim = wait_until(busy_worker, 120, "a worker rendering a chunk of the second run", interval_s=0.1)
     os.kill(pids[victim], signal.SIGKILL)
     restrictions = cluster.restrictions()  # the chunks still to run (the killed worker's among them)
-    # Each chunk needs 1 / CHUNKS_PER_GPU of a worker's GPU (these workers' single thread runs one at a time).
+    # Each chunk needs 1 / CHUNKS_PER_GPU of a worker's GPU (CHUNKS_PER_GPU at once, whatever its --nthreads).
     assert restrictions and all(r == {"GPU": 1 / CHUNKS_PER_GPU} for r in restrictions), restrictions
     output, _ = run.communicate(timeout=300)
     assert run.returncode == 0, output + cluster.log("scheduler")
@@ -293,9 +309,38 @@ def test_a_dask_run_loads_each_model_once_and_survives_a_worker_killed_mid_run(
     assert flow_run.state_type.value == "COMPLETED"
     # Every chunk one task run, completed; the killed worker's chunk ran again, under its id, on the other worker.
     chunks = chunk_task_runs(cluster, str(flow_run.id))
-    assert sorted(chunks) == [f"chunk-SKU-{index:02d}" for index in range(0, PRODUCTS, 2)]
+    assert sorted(chunks) == expected_chunk_names()
     assert all(states[-1] == "COMPLETED" for states in chunks.values()), chunks
     assert sorted(states.count("RUNNING") for states in chunks.values())[-1] == 2, chunks
+
+
+@pytest.mark.slow
+def test_a_one_thread_worker_runs_two_chunks_in_one_pool_and_batches_across_them(
+    cluster: DaskCluster, tmp_path: Path
+) -> None:
+    csv_path, profile = catalogue(tmp_path / "in")  # 4 jobs per product, batches of 3, chunks of 2 products
+    before = {pid: len(batches) for pid, batches in batches_per_worker(cluster).items()}
+    out = tmp_path / "out"
+    run = onmodel_run(cluster, csv_path, profile, str(out))
+    output, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, output
+    check_every_job_once(out)
+    workers = len(cluster.worker_pids())  # two, or one after the kill test
+    skus = [f"SKU-{index:02d}" for index in range(PRODUCTS)]
+    parts = tapered_chunks(skus, 2, workers)  # type: ignore[arg-type]
+    chunk_of = {sku: index for index, part in enumerate(parts) for sku in part}
+    mixed = []
+    for pid, batches in batches_per_worker(cluster).items():
+        for batch in batches[before.get(pid, 0) :]:
+            assert len(batch) <= 3  # never more than the profile's batch size
+            chunks = {chunk_of[job.split("__")[0]] for job in batch}
+            if len(chunks) > 1:
+                mixed.append((pid, batch))
+    # One chunk at a time (the thread busy until its chunk ends) never mixes: a chunk's 8 jobs go 3 + 3 + 2, a
+    # single product's 4 go 3 + 1. A batch with jobs of two chunks means both were in the worker's one pool.
+    assert mixed, batches_per_worker(cluster)
+    # Still one renderer per worker process: the chunks shared the worker's pool and its resident model.
+    assert all(len(devices) == 1 for devices in loads_per_worker(cluster).values())
 
 
 @pytest.mark.slow

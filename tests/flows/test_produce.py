@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import inspect
 import json
+import threading
+import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -248,3 +251,39 @@ def test_a_changed_title_renders_that_product_again_and_nothing_else(tmp_path: P
     assert states == {rows[0]["sku"]: {"skipped"}, rows[1]["sku"]: {"produced"}}
     third = run_catalog(str(csv_path), str(profile), str(tmp_path / "out"))
     assert third.counts["skipped"] == 4 and third.counts["produced"] == 0
+
+
+def test_chunks_go_to_the_slot_whose_chunk_ended_at_most_one_per_slot_at_once() -> None:
+    from prefect import task
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.produce import chunks_as_completed
+
+    lock = threading.Lock()
+    running: Counter[str] = Counter()
+    most: Counter[str] = Counter()
+    taken: list[tuple[str, int]] = []
+
+    @task
+    def chunk(part: list[int], slot: str) -> list[int]:
+        with lock:
+            running[slot] += 1
+            most[slot] = max(most[slot], running[slot])
+        time.sleep(0.05 if slot == "fast" else 0.6)
+        with lock:
+            running[slot] -= 1
+        return part
+
+    parts = [[index] for index in range(12)]
+    with ThreadPoolTaskRunner(max_workers=8) as runner:
+
+        def submit(part: list[int], slot: str | None) -> object:
+            taken.append((str(slot), part[0]))
+            return runner.submit(chunk, {"part": part, "slot": str(slot)})
+
+        done = [part for _future, part in chunks_as_completed(submit, parts, ["fast", "slow"])]  # type: ignore[arg-type]
+    assert sorted(done) == parts  # every chunk once
+    assert [index for _slot, index in taken] == list(range(12))  # submitted in chunk order
+    assert most == Counter({"fast": 1, "slow": 1})  # never two at once in one slot
+    per_slot = Counter(slot for slot, _index in taken)
+    assert per_slot["fast"] >= 2 * per_slot["slow"], taken  # the faster slot took more chunks

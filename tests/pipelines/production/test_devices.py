@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipelines.production import validate
-from pipelines.production.book import MAX_CHUNK, MIN_CHUNK, chunk_size, chunks
+from pipelines.production.book import (
+    MAX_CHUNK,
+    MIN_CHUNK,
+    TAPER_CHUNKS_PER_WORKER,
+    chunk_size,
+    chunks,
+    tapered_chunks,
+)
 from pipelines.production.validate import RunConfigError, check_devices
 
 
@@ -55,3 +66,34 @@ def test_adaptive_chunks_grow_with_the_catalogue_and_stay_bounded() -> None:
         chunk_size(10, 1, 0)
     records = list(range(10))
     assert chunks(records, 4) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]  # type: ignore[arg-type]
+
+
+def test_tapered_chunks_shrink_towards_the_end_so_separate_workers_finish_together() -> None:
+    records = list(range(27))
+    parts = tapered_chunks(records, 4, workers=2)  # type: ignore[arg-type]
+    assert [len(part) for part in parts] == [4, 4, 4, 4, 3, 2, 2, 1, 1, 1, 1]
+    assert [record for part in parts for record in part] == records  # CSV order, each once
+    assert tapered_chunks([], 4, 2) == []
+    assert tapered_chunks(records, 4, 1) == chunks(records, 4)  # type: ignore[arg-type]  # one worker: no tail
+    with pytest.raises(ValueError, match="workers >= 1"):
+        tapered_chunks(records, 4, 0)  # type: ignore[arg-type]
+
+
+@given(products=st.integers(0, 3000), size=st.integers(1, MAX_CHUNK), workers=st.integers(2, 16))
+def test_tapered_chunks_cover_every_product_once_and_never_grow(
+    products: int, size: int, workers: int
+) -> None:
+    records = list(range(products))
+    parts = tapered_chunks(records, size, workers)  # type: ignore[arg-type]
+    assert [record for part in parts for record in part] == records
+    lengths = [len(part) for part in parts]
+    assert all(1 <= length <= size for length in lengths)
+    assert lengths == sorted(lengths, reverse=True)
+    for index, length in enumerate(lengths):  # never more than its share of what is left
+        left = products - sum(lengths[:index])
+        assert length <= math.ceil(left / (TAPER_CHUNKS_PER_WORKER * workers))
+    if products:
+        assert lengths[-1] == 1
+    # Few extra chunks: about TAPER_CHUNKS_PER_WORKER x workers x ln(size) more than plain chunks of `size`.
+    extra = len(parts) - len(chunks(records, size))  # type: ignore[arg-type]
+    assert extra <= TAPER_CHUNKS_PER_WORKER * workers * (math.log(size) + 2)

@@ -7,6 +7,7 @@ import random
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -85,6 +86,27 @@ def test_a_partial_batch_goes_out_once_nothing_more_can_fill_it(tmp_path: Path) 
     result = run_pool(ctx, res, records, settings(tmp_path, ["cpu:0"]))
     assert_every_job_produced_once(result, res, 2)
     assert sorted(len(call) for call in models.devices["cpu:0"].calls) == [2, 3, 3]
+
+
+def test_a_partial_batch_waits_while_the_device_has_work_so_a_later_chunk_fills_it(tmp_path: Path) -> None:
+    # A Dask worker's next chunk comes only once one of its chunks ends: a partial batch sent at once would cost
+    # its device a whole batch's time for 2 jobs.
+    models = PoolModels(hold_s=1.0)
+    ctx, res, records = pool_setup(tmp_path, 3, models)
+    results: dict[str, ChunkResult] = {}
+    with DevicePool(ctx, res, settings(tmp_path, ["cpu:0"])) as pool:
+        first = threading.Thread(target=lambda: results.__setitem__("first", pool.run_chunk(records[:2])))
+        first.start()  # 8 jobs: 3 + 3 + a partial 2, while the device holds each batch 1 s
+        deadline = time.monotonic() + 60
+        while not models.devices.get("cpu:0") or not models.devices["cpu:0"].calls:
+            assert time.monotonic() < deadline, "the first batch never reached the device"
+            time.sleep(0.01)
+        time.sleep(0.3)  # the first chunk is prepared by now; its second batch still waits for the device
+        results["second"] = pool.run_chunk(records[2:])  # 4 more jobs, which complete the partial batch
+        first.join(60)
+    assert job_states(results["first"]) == Counter({"produced": 8})
+    assert job_states(results["second"]) == Counter({"produced": 4})
+    assert [len(call) for call in models.devices["cpu:0"].calls] == [3, 3, 3, 3]  # no partial batch at all
 
 
 def test_chunks_run_concurrently_share_batches_and_get_their_own_products(tmp_path: Path) -> None:
