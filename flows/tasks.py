@@ -3,7 +3,10 @@ never images. The per-product and per-batch tasks stay for callers that drive th
 
 from __future__ import annotations
 
-from prefect import task
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 
 from catalog.schema import ProductRecord
@@ -14,21 +17,23 @@ from pipelines.production.outcomes import JobOutcome, ProductOutcome
 from pipelines.production.pool import ChunkResult, PoolSettings
 from pipelines.production.stages import BatchItem, PreparedProduct, RunContext
 
-# Retry counts and delays are set per run from the profile (flows.errors.retry_options); the condition is fixed.
-TASK_DEFAULTS = {
-    "retry_condition_fn": retry_only_transient,
-    "cache_policy": NO_CACHE,
-    "persist_result": False,
-}
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-@task(
-    name="produce-chunk",
-    task_run_name="chunk-{records[0].sku}",
-    retry_condition_fn=retry_only_transient,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+def onmodel_task(name: str, task_run_name: str) -> Callable[[Callable[_P, _R]], Task[_P, _R]]:
+    """Prefect's task decorator with onmodel's fixed options: only transient faults retry (counts and delays are
+    set per run from the profile, flows.errors.retry_options), no result cache, no persisted results."""
+    return task(
+        name=name,
+        task_run_name=task_run_name,
+        retry_condition_fn=retry_only_transient,
+        cache_policy=NO_CACHE,
+        persist_result=False,
+    )
+
+
+@onmodel_task("produce-chunk", "chunk-{records[0].sku}")
 def produce_chunk(
     records: list[ProductRecord], ctx: RunContext, out_dir: str, settings: PoolSettings
 ) -> ChunkResult:
@@ -36,13 +41,7 @@ def produce_chunk(
     return caches.device_pool(ctx, out_dir, settings).run_chunk(records)
 
 
-@task(
-    name="produce-chunk",
-    task_run_name="chunk-{records[0].sku}",
-    retry_condition_fn=retry_only_transient,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+@onmodel_task("produce-chunk", "chunk-{records[0].sku}")
 def produce_chunk_on_worker(
     records: list[ProductRecord], ctx: RunContext, out_dir: str, settings: PoolSettings, state_url: str
 ) -> ChunkResult:
@@ -53,37 +52,19 @@ def produce_chunk_on_worker(
     return caches.run_chunk_on_worker(records, ctx, out_dir, settings, state_url)
 
 
-@task(
-    name="prepare-product",
-    task_run_name="prepare-{record.sku}",
-    retry_condition_fn=retry_only_transient,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+@onmodel_task("prepare-product", "prepare-{record.sku}")
 def prepare_product(record: ProductRecord, ctx: RunContext, out_dir: str) -> PreparedProduct:
     """Fetch, segment and save the cutout of one product."""
     return stages.prepare_product(record, ctx, caches.resources(out_dir))
 
 
-@task(
-    name="render-batch",
-    task_run_name="render-{items[0].plan.job_id}",
-    retry_condition_fn=retry_only_transient,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+@onmodel_task("render-batch", "render-{items[0].plan.job_id}")
 def render_batch(items: list[BatchItem], ctx: RunContext, out_dir: str) -> list[JobOutcome]:
     """Place, render and finish a micro-batch of jobs."""
     return stages.render_batch(items, ctx, caches.resources(out_dir))
 
 
-@task(
-    name="publish-sheet",
-    task_run_name="sheet-{product.sku}",
-    retry_condition_fn=retry_only_transient,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+@onmodel_task("publish-sheet", "sheet-{product.sku}")
 def publish_sheet(product: ProductOutcome, prepared: PreparedProduct, ctx: RunContext, out_dir: str) -> str:
     """Write one product's contact sheet."""
     return stages.publish_sheet(product, prepared, ctx, caches.resources(out_dir))

@@ -19,8 +19,9 @@ names its process) and after its lease elsewhere.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from catalog.state import JobState
 from pipelines.production.layout import sidecar_key
@@ -29,23 +30,16 @@ from pipelines.production.stages import BatchItem, PlacedJob, Resources, RunCont
 DEFAULT_LEASE_S = 120.0  # run.claim_lease_s: how long a claim outlives its holder on another host
 DEFAULT_POLL_S = 1.0  # run.claim_poll_s: how often jobs waiting for another run's claim are looked at again
 
-
-@dataclass
-class ClaimedBatch:
-    """A batch's jobs after the claim: to render here, reused from another run's render, held by another run."""
-
-    render: list[PlacedJob] = field(default_factory=list)
-    reused: list[tuple[PlacedJob, JobState]] = field(default_factory=list)
-    held: list[PlacedJob] = field(default_factory=list)
+_Job = TypeVar("_Job", PlacedJob, BatchItem)  # a placed job of a batch, or a job waiting for its claim
 
 
 @dataclass
-class Rechecked:
-    """Waiting jobs looked at again: reusable now, to render here (claimed), still held by another run."""
+class Claimed(Generic[_Job]):
+    """Jobs after a claim: to render here, reused from another run's render, still held by another run."""
 
-    reused: list[tuple[BatchItem, JobState]] = field(default_factory=list)
-    render: list[BatchItem] = field(default_factory=list)
-    held: list[BatchItem] = field(default_factory=list)
+    render: list[_Job] = field(default_factory=list)
+    reused: list[tuple[_Job, JobState]] = field(default_factory=list)
+    held: list[_Job] = field(default_factory=list)
 
 
 def rendered_meanwhile(item: BatchItem, state: JobState | None, ctx: RunContext, res: Resources) -> bool:
@@ -65,40 +59,39 @@ def reuse_reason(state: JobState) -> str:
 
 def claim_for_render(
     placed: Sequence[PlacedJob], ctx: RunContext, res: Resources, lease_s: float
-) -> ClaimedBatch:
+) -> Claimed[PlacedJob]:
     """Claim a batch's jobs for this run (one statement), then sort them by what the store says now."""
+    return _claim(placed, lambda job: job.item, ctx, res, lease_s)
+
+
+def recheck_waiting(
+    items: Sequence[BatchItem], ctx: RunContext, res: Resources, lease_s: float
+) -> Claimed[BatchItem]:
+    """Jobs that waited for another run's claim, claimed again (one statement) and sorted like a batch."""
+    return _claim(items, lambda item: item, ctx, res, lease_s)
+
+
+def _claim(
+    jobs: Sequence[_Job],
+    item_of: Callable[[_Job], BatchItem],
+    ctx: RunContext,
+    res: Resources,
+    lease_s: float,
+) -> Claimed[_Job]:
     # 1. The claim: jobs another live run holds are left out.
-    job_ids = [job.item.plan.job_id for job in placed]
+    job_ids = [item_of(job).plan.job_id for job in jobs]
     mine = res.store.claim(job_ids, ctx.run_id, lease_s)
     # 2. The states of what this run holds, read after the claim: a render that ended since planning shows.
     states = res.store.get_many([job_id for job_id in job_ids if job_id in mine])
-    claimed = ClaimedBatch()
-    for job in placed:
-        job_id = job.item.plan.job_id
+    claimed: Claimed[_Job] = Claimed()
+    for job, job_id in zip(jobs, job_ids, strict=True):
         if job_id not in mine:
             claimed.held.append(job)
-        elif rendered_meanwhile(job.item, states.get(job_id), ctx, res):
+        elif rendered_meanwhile(item_of(job), states.get(job_id), ctx, res):
             claimed.reused.append((job, states[job_id]))
         else:
             claimed.render.append(job)
     return claimed
-
-
-def recheck_waiting(items: Sequence[BatchItem], ctx: RunContext, res: Resources, lease_s: float) -> Rechecked:
-    """Jobs that waited for another run's claim, claimed again (one statement) and sorted like a batch."""
-    job_ids = [item.plan.job_id for item in items]
-    mine = res.store.claim(job_ids, ctx.run_id, lease_s)
-    states = res.store.get_many([job_id for job_id in job_ids if job_id in mine])
-    result = Rechecked()
-    for item in items:
-        job_id = item.plan.job_id
-        if job_id not in mine:
-            result.held.append(item)
-        elif rendered_meanwhile(item, states.get(job_id), ctx, res):
-            result.reused.append((item, states[job_id]))
-        else:
-            result.render.append(item)
-    return result
 
 
 class LeaseRenewer:

@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipelines.image_io import write_bytes_atomic
-from pipelines.production.layout import LIST_FROM, STATE_DB_NAME, LocalStorage, Storage
+from pipelines.production.layout import STATE_DB_NAME, LocalStorage, Storage, existing_by_listing
 
 _process_locks: dict[str, threading.Lock] = {}
 _process_locks_guard = threading.Lock()
@@ -98,26 +98,17 @@ class FsspecStorage:
 
     def existing(self, keys: Iterable[str]) -> set[str]:
         """The keys that exist: one listing per folder asked for LIST_FROM keys or more (one request on an object
-        store instead of one per file), an `isfile` each for fewer."""
-        by_folder: dict[str, list[str]] = {}
-        for key in keys:
-            by_folder.setdefault(key.rpartition("/")[0], []).append(key)
-        found: set[str] = set()
-        for folder, wanted in by_folder.items():
-            if len(wanted) < LIST_FROM or not folder:
-                found.update(key for key in wanted if self.exists(key))
-                continue
-            try:
-                listed = self.fs.ls(self._path(folder), detail=True)
-            except (FileNotFoundError, NotADirectoryError):  # nothing written there yet
-                continue
-            names = {
-                str(entry["name"]).rstrip("/").rpartition("/")[2]
-                for entry in listed
-                if entry["type"] == "file"
-            }
-            found.update(key for key in wanted if key.rpartition("/")[2] in names)
-        return found
+        store instead of one per file), an `isfile` each for fewer (`existing_by_listing`)."""
+        return existing_by_listing(keys, self.exists, self._file_names)
+
+    def _file_names(self, folder: str) -> set[str] | None:
+        try:
+            listed = self.fs.ls(self._path(folder), detail=True)
+        except (FileNotFoundError, NotADirectoryError):  # nothing written there yet
+            return None
+        return {
+            str(entry["name"]).rstrip("/").rpartition("/")[2] for entry in listed if entry["type"] == "file"
+        }
 
     def move(self, key: str, new_key: str) -> None:
         source, target = self._path(key), self._path(new_key)

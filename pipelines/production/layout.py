@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -90,6 +90,26 @@ def sidecar_key(image_key: str) -> str:
     return f"{folder}/{stem}.json" if folder else f"{stem}.json"
 
 
+def existing_by_listing(
+    keys: Iterable[str], exists: Callable[[str], bool], file_names: Callable[[str], set[str] | None]
+) -> set[str]:
+    """Which keys exist, a storage's folder listed once when asked for LIST_FROM of its keys or more (planning
+    asks for every output of a product at once), `exists` for fewer (a folder such as cutouts/ holds two files of
+    every product). file_names(folder): the names of the files in it, None when there is no such folder."""
+    by_folder: dict[str, list[str]] = {}
+    for key in keys:
+        by_folder.setdefault(key.rpartition("/")[0], []).append(key)
+    found: set[str] = set()
+    for folder, wanted in by_folder.items():
+        if len(wanted) < LIST_FROM or not folder:
+            found.update(key for key in wanted if exists(key))
+            continue
+        names = file_names(folder)
+        if names:
+            found.update(key for key in wanted if key.rpartition("/")[2] in names)
+    return found
+
+
 @runtime_checkable
 class Storage(Protocol):
     """Bytes by key under one output root; writes are atomic (readers never see half a file)."""
@@ -154,24 +174,16 @@ class LocalStorage:
             return False
 
     def existing(self, keys: Iterable[str]) -> set[str]:
-        """The keys that exist as files. A folder asked for LIST_FROM of its keys or more is listed once (one
-        scandir; the entries' types come with the listing), fewer are stat'ed: planning asks for every output of
-        a product at once, while a folder such as cutouts/ holds two files of every product."""
-        by_folder: dict[str, list[str]] = {}
-        for key in keys:
-            by_folder.setdefault(key.rpartition("/")[0], []).append(key)
-        found: set[str] = set()
-        for folder, wanted in by_folder.items():
-            if len(wanted) < LIST_FROM or not folder:
-                found.update(key for key in wanted if self.exists(key))
-                continue
-            try:
-                with os.scandir(self._fast_path(folder)) as entries:
-                    names = {entry.name for entry in entries if entry.is_file()}
-            except OSError:  # no such folder (nothing written there yet), or not a folder
-                continue
-            found.update(key for key in wanted if key.rpartition("/")[2] in names)
-        return found
+        """The keys that exist as files (`existing_by_listing`: one scandir per folder asked for LIST_FROM keys or
+        more, the entries' types come with the listing)."""
+        return existing_by_listing(keys, self.exists, self._file_names)
+
+    def _file_names(self, folder: str) -> set[str] | None:
+        try:
+            with os.scandir(self._fast_path(folder)) as entries:
+                return {entry.name for entry in entries if entry.is_file()}
+        except OSError:  # no such folder (nothing written there yet), or not a folder
+            return None
 
     def move(self, key: str, new_key: str) -> None:
         target = self._path(new_key)

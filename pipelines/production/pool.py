@@ -451,20 +451,7 @@ class DevicePool:
             waiting, self._waiting = self._waiting, []
         try:
             result = claims.recheck_waiting(waiting, self.ctx, self.res, self.settings.claim_lease_s)
-            outcomes = [
-                self._with_retries(
-                    partial(
-                        stages.reuse_render,
-                        item.plan,
-                        state,
-                        item.product,
-                        self.ctx,
-                        self.res,
-                        reason=claims.reuse_reason(state),
-                    )
-                )
-                for item, state in result.reused
-            ]
+            outcomes = [self._reuse_meanwhile(item, state) for item, state in result.reused]
             self.res.store.release([item.plan.job_id for item, _ in result.reused], self.ctx.run_id)
         except BaseException:
             with self._cond:
@@ -479,6 +466,19 @@ class DevicePool:
             if outcomes:
                 self._deliver(outcomes)
             self._cond.notify_all()
+
+    def _reuse_meanwhile(self, item: BatchItem, state: JobState) -> JobOutcome:
+        """A job another run rendered while this one had it planned, finished as reused (with retries)."""
+        reuse = partial(
+            stages.reuse_render,
+            item.plan,
+            state,
+            item.product,
+            self.ctx,
+            self.res,
+            reason=claims.reuse_reason(state),
+        )
+        return self._with_retries(reuse)
 
     def _place(self, batch: _Batch) -> None:
         started = time.perf_counter()
@@ -514,18 +514,7 @@ class DevicePool:
             if reason is not None:
                 outcome = stages.record_failed_job(placed.item, reason, self.ctx, self.res)
             outcomes.append(outcome)
-        for placed, state in rendered.reused:
-            item = placed.item
-            reuse = partial(
-                stages.reuse_render,
-                item.plan,
-                state,
-                item.product,
-                self.ctx,
-                self.res,
-                reason=claims.reuse_reason(state),
-            )
-            outcomes.append(self._with_retries(reuse))
+        outcomes.extend(self._reuse_meanwhile(placed.item, state) for placed, state in rendered.reused)
         # Finished or failed: the claims go (one statement), and a run waiting for them takes over.
         self.res.store.release(
             [placed.item.plan.job_id for placed in rendered.batch.placed]

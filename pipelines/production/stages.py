@@ -474,12 +474,10 @@ def reuse_render(
     )
     if derived:
         reason += f"; {', '.join(derived)} derived from its stored master"
-    first = ctx.profile.presets[0]
-    return JobOutcome(
-        plan.job_id, plan.sku, plan.pose, plan.variant, seed, "skipped", reason=reason, output=keys[first],
-        sidecar=job_files.sidecars[first], flags=list(state.flags), outputs=dict(keys), derived=derived,
-        render_id=render_id(keys[MASTER], seed, state.config_fingerprint, state.image_hash),
-    )  # fmt: skip
+    render = (state.config_fingerprint, state.image_hash)
+    return _job_outcome(
+        plan, seed, "skipped", keys, ctx, render, reason=reason, flags=list(state.flags), derived=derived
+    )
 
 
 def _rejected(prepared: PreparedProduct, reason: str) -> PreparedProduct:
