@@ -203,8 +203,8 @@ def resources(out_dir: str, state_url: str | None = None) -> Resources:
     """Storage, state store, models and libraries for one output location (a folder or an fsspec URL), shared by
     every task of the process.
 
-    The state store is `state_url` (a profile's `run.state_url`), else $ONMODEL_STATE_URL, else the folder's
-    state.sqlite.
+    The state store is `state_url` (the run's, given to a Dask worker with each chunk), else $ONMODEL_STATE_URL,
+    else the folder's state.sqlite.
     """
     storage = storage_of(out_dir)
     return Resources(
