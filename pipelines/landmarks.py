@@ -538,7 +538,8 @@ def _neckline_bottom(shape: _Shape, members: np.ndarray) -> int:
     Measured along the symmetry axis, so a mirror image picks the mirrored point; not the point deepest under
     the hull edge, which the shoulders' heights tilt, and which slides from end to end of a shallow V.
     """
-    x, y = shape.points[members, 0], shape.points[members, 1]
+    # Rounded: the frame's coordinates carry float noise that would break ties differently once translated.
+    x, y = np.round(shape.points[members, 0], 6), np.round(shape.points[members, 1], 6)
     near = np.abs(x) <= NECK_REACH * shape.width
     if not near.any() or y.max() - y[near].max() > NECK_PLATEAU * shape.height:
         near = np.ones(len(members), dtype=bool)  # an off-centre neckline (a one-shoulder dress's)

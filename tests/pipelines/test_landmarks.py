@@ -313,7 +313,9 @@ def test_check_inputs_says_what_to_pass_instead() -> None:
     check_inputs(mask, "upper_body", "tee")  # a good call passes
 
 
-@settings(max_examples=15, deadline=None)
+# Derandomized like the mirror property below (the same 15 draws each run): random draws rarely find a landmark
+# that a translation moves off by a pixel or two; each one found becomes a regression case here.
+@settings(max_examples=15, deadline=None, derandomize=True)
 @given(
     kind=st.sampled_from(ALL_KINDS),
     rotation=st.floats(-10.0, 10.0),
@@ -323,6 +325,15 @@ def test_check_inputs_says_what_to_pass_instead() -> None:
 def test_input_is_untouched_and_a_translation_moves_every_landmark_along(
     kind: str, rotation: float, seed: int, shift: tuple[int, int]
 ) -> None:
+    _check_translation(kind, rotation, seed, shift)
+
+
+def test_a_cardigans_neck_moves_with_a_translation() -> None:
+    """Found by the property in CI: float noise in the frame's coordinates broke the neckline's tie differently."""
+    _check_translation("cardigan", 1.5, 2035, (0, 65))
+
+
+def _check_translation(kind: str, rotation: float, seed: int, shift: tuple[int, int]) -> None:
     spec = FlatlaySpec(group="plain", kind=kind, width=300, height=380, rotation_deg=rotation, seed=seed)
     mask = make_flatlay(spec)[1]
     before = mask.copy()
