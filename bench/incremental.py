@@ -114,11 +114,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", type=int, default=2)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--fixture", type=Path, help="keep the built catalogue in this folder and reuse it on the next run "
+        "(setup takes minutes at 100k; planning records nothing, so repeated timings see the same night)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="onmodel-incremental-") as tmp:
+    with (
+        nullcontext(str(args.fixture))
+        if args.fixture
+        else tempfile.TemporaryDirectory(prefix="onmodel-incremental-")
+    ) as tmp:
         folder = Path(tmp)
         started = time.perf_counter()
-        csv_path, profile_path, out = build(folder, args.products, args.poses, args.variants)
+        reuse = (folder / "ready.json").exists()
+        if reuse:
+            csv_path, profile_path, out = (
+                folder / "in" / "products.csv",
+                folder / "profile.yaml",
+                folder / "out",
+            )
+        else:
+            csv_path, profile_path, out = build(folder, args.products, args.poses, args.variants)
         profile = load_profile(profile_path)
         poses = load_pose_library()
         ctx = RunContext(
@@ -130,16 +146,28 @@ def main(argv: list[str] | None = None) -> int:
             storage=storage, store=open_job_store(storage.state_db), models=PlanningLoadsNoModel(), poses=poses,
             presets=load_presets(), photos=PhotoCache(storage.local_path(OutputLayout().photo_cache)),
         )  # fmt: skip
-        jobs = record_finished_run(csv_path, profile_path, out, ctx, res)
-        # Last night's run also filled the photo cache: one planning pass (what that run did) primes it.
-        result = validate(csv_path, profile, poses=poses)
-        for _ in plan_catalogue(result.records, ctx, res):
-            pass
-        changed = sorted(
-            random.Random(args.seed).sample(range(args.products), round(args.products * args.changed / 100))
-        )
-        for number in changed:
-            (csv_path.parent / f"p{number:06d}.jpg").write_bytes(f"new photo of product {number}".encode())
+        if reuse:
+            fixture = json.loads((folder / "ready.json").read_text())
+            jobs, changed, args.products = fixture["jobs"], fixture["changed"], fixture["products"]
+        else:
+            jobs = record_finished_run(csv_path, profile_path, out, ctx, res)
+            # Last night's run also filled the photo cache: one planning pass (what that run did) primes it.
+            result = validate(csv_path, profile, poses=poses)
+            for _ in plan_catalogue(result.records, ctx, res):
+                pass
+            changed = sorted(
+                random.Random(args.seed).sample(
+                    range(args.products), round(args.products * args.changed / 100)
+                )
+            )
+            for number in changed:
+                (csv_path.parent / f"p{number:06d}.jpg").write_bytes(
+                    f"new photo of product {number}".encode()
+                )
+            if args.fixture:
+                (folder / "ready.json").write_text(
+                    json.dumps({"products": args.products, "jobs": jobs, "changed": changed})
+                )
         setup_s = time.perf_counter() - started
         print(
             f"setup: {args.products} products, {jobs} jobs produced, {len(changed)} photos changed ({setup_s:.0f} s)"
