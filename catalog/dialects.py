@@ -80,10 +80,10 @@ def _native_products(table: CsvTable) -> tuple[list[RawProduct], list[Reject]]:
     columns = _column_names(table, {field: field for field in fields})
     products = []
     for row, *values in _cell_rows(table, fields):
-        product = RawProduct(row, (row,), columns, *values)  # positional: same order as PRODUCT_FIELDS
-        products.append(
-            replace(product, source_identity=(("system", "onmodel"), ("sku", product.sku)), variant_skus=())
-        )
+        # One constructor call (replace() afterwards costs ~5x as much, at 100k rows a second).
+        cells = dict(zip(fields, values, strict=True))
+        identity = (("system", "onmodel"), ("sku", cells["sku"]))
+        products.append(RawProduct(row, (row,), columns, **cells, source_identity=identity))
     return products, []
 
 

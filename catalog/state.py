@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -30,7 +31,7 @@ from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from sqlalchemy import (
     ColumnElement,
@@ -57,11 +58,12 @@ from sqlalchemy.engine import URL, Connection, make_url
 from catalog import claim_owners, state_migrate
 from catalog.claim_owners import ClaimOwner
 from catalog.state_migrate import SCHEMA_VERSION, StateStoreLayoutError, StateStoreVersionError
-from catalog.state_tables import claims, jobs, products, review_decisions, runs
+from catalog.state_tables import claims, completed_products, jobs, products, review_decisions, runs
 
 __all__ = [
     "SCHEMA_VERSION",
     "ClaimOwner",
+    "CompletedProduct",
     "JobState",
     "JobStatus",
     "JobStore",
@@ -193,6 +195,23 @@ class ReviewDecision:
     comment: str
     reviewer: str
     decided_at: str
+
+
+class CompletedProduct(NamedTuple):  # a tuple: a nightly plan reads 100k of them
+    """A product whose every job one plan found done, and what that plan saw (the memo is the planner's JSON).
+
+    jobs_stamp: `job_stamps` of the product when the plan read its jobs; decision_stamp: `latest_decision_id`
+    then. The store keeps it as written; the planner decides whether it still holds.
+    """
+
+    product_key: str
+    image_hash: str
+    config_fingerprint: str
+    jobs_stamp: str
+    decision_stamp: int
+    memo: Mapping[str, Any]
+    recorded_at: str = ""
+    run_id: str = ""
 
 
 @runtime_checkable
@@ -335,6 +354,16 @@ class StateStore(JobStore, Protocol):
     def history(self, job_id: str) -> list[ReviewDecision]: ...
 
     def decisions_after(self, decision_id: int, limit: int = 100_000) -> list[ReviewDecision]: ...
+
+    def latest_decision_id(self) -> int: ...
+
+    def decided_since(self, decision_id: int) -> dict[str, int]: ...
+
+    def job_stamps(self, skus: Sequence[str]) -> dict[str, str]: ...
+
+    def get_completed(self, product_keys: Sequence[str]) -> dict[str, CompletedProduct]: ...
+
+    def record_completed(self, completed: Sequence[CompletedProduct], run_id: str) -> None: ...
 
     def claim(
         self,
@@ -647,10 +676,13 @@ class SQLJobStore:
         self._schema_version = SCHEMA_VERSION
 
     def _set_wal(self) -> None:
-        # Outside any transaction (SQLite refuses the switch inside one), so on the driver's connection.
+        # Outside any transaction (SQLite refuses the switch inside one), so on the driver's connection; the
+        # driver's own error is wrapped as SQLAlchemy's would be, so `_retrying` sees a lock and tries again.
         raw = self._engine.raw_connection()
         try:
             raw.cursor().execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as error:
+            raise exc.OperationalError("PRAGMA journal_mode = WAL", None, error) from error
         finally:
             raw.close()
 
@@ -765,6 +797,7 @@ class SQLJobStore:
             "first_produced_run": run_id if status == "produced" else None,
             "render_fields": _json_object(render_fields, "render_fields"),
             "render_fingerprint": render_fingerprint,
+            "row_version": 1,
         }
         statement = self._insert(jobs).values(values)
         new = statement.excluded
@@ -778,6 +811,7 @@ class SQLJobStore:
         )
         replaced: dict[str, Any] = {name: new[name] for name in values if name not in kept}
         replaced["attempts"] = jobs.c.attempts + 1
+        replaced["row_version"] = jobs.c.row_version + 1
         if status == "failed":
             replaced["last_error"] = new.last_error
         else:
@@ -889,7 +923,11 @@ class SQLJobStore:
         chosen = None if job_ids is None else _unique(job_ids, "job_ids")
 
         def work(connection: Connection) -> int:
-            base = update(jobs).where(jobs.c.status == "failed").values(status="queued", updated_at=_now())
+            base = (
+                update(jobs)
+                .where(jobs.c.status == "failed")
+                .values(status="queued", updated_at=_now(), row_version=jobs.c.row_version + 1)
+            )
             if chosen is not None:
                 base = base.where(self._among(jobs.c.job_id, chosen))
             return int(connection.execute(base).rowcount)
@@ -1187,6 +1225,21 @@ class SQLJobStore:
         with self._read() as connection:
             return [_decision_from_row(row) for row in connection.execute(query)]
 
+    def latest_decision_id(self) -> int:
+        """The id of the latest recorded decision (0 when none): decisions after it are new to a reader."""
+        with self._read() as connection:
+            return int(connection.execute(select(func.max(review_decisions.c.decision_id))).scalar() or 0)
+
+    def decided_since(self, decision_id: int) -> dict[str, int]:
+        """The jobs with a decision recorded after this one, each with its latest decision id."""
+        query = (
+            select(review_decisions.c.job_id, func.max(review_decisions.c.decision_id))
+            .where(review_decisions.c.decision_id > int(decision_id))
+            .group_by(review_decisions.c.job_id)
+        )
+        with self._read() as connection:
+            return {job_id: int(latest) for job_id, latest in connection.execute(query)}
+
     def counts_by_decision(self) -> dict[str, int]:
         """Reviewed jobs per decision in force (approve, reject); a cleared verdict counts as none."""
         current = self.decisions()
@@ -1195,6 +1248,64 @@ class SQLJobStore:
             if decision.decision in counts:
                 counts[decision.decision] += 1
         return counts
+
+    # Completed products ---------------------------------------------------------------------------------------
+
+    def job_stamps(self, skus: Sequence[str]) -> dict[str, str]:
+        """Per product with recorded jobs: "count|sum(row_version)" of its job rows. Every write to a job adds
+        one to its row_version, so any write (produced, failed, re-queued, a new job) changes its product's
+        stamp; products without jobs are absent. One query (the (sku, row_version) index) for all of them."""
+        wanted = list(dict.fromkeys(_strings(skus, "skus")))
+        if not wanted:
+            return {}
+        query = (
+            select(jobs.c.sku, func.count(), func.sum(jobs.c.row_version))
+            .where(self._among(jobs.c.sku, wanted))
+            .group_by(jobs.c.sku)
+        )
+        with self._read() as connection:
+            return {sku: f"{count}|{int(total or 0)}" for sku, count, total in connection.execute(query)}
+
+    def get_completed(self, product_keys: Sequence[str]) -> dict[str, CompletedProduct]:
+        """The completed-product records of these products (absent when none was recorded)."""
+        wanted = list(dict.fromkeys(_strings(product_keys, "product_keys")))
+        if not wanted:
+            return {}
+        table = completed_products
+        query = select(table).where(self._among(table.c.product_key, wanted))
+        with self._read() as connection:
+            rows = connection.execute(query).all()
+        loads, make = json.loads, CompletedProduct._make
+        return {  # the table's columns are the tuple's fields, in order
+            key: make((key, image, config, stamp, int(decision), loads(memo), recorded, run))
+            for key, image, config, stamp, decision, memo, recorded, run in rows
+        }
+
+    def record_completed(self, completed: Sequence[CompletedProduct], run_id: str) -> None:
+        """Record (or replace) these products' completed records, a transaction per 1000."""
+        if not completed:
+            return
+        now = _now()
+        rows = [
+            {
+                "product_key": item.product_key,
+                "image_hash": item.image_hash,
+                "config_fingerprint": item.config_fingerprint,
+                "jobs_stamp": item.jobs_stamp,
+                "decision_stamp": int(item.decision_stamp),
+                "memo": json.dumps(dict(item.memo), separators=(",", ":")),
+                "recorded_at": now,
+                "run_id": run_id,
+            }
+            # One row per product (the last wins): PostgreSQL refuses to upsert a row twice at once.
+            for item in {item.product_key: item for item in completed}.values()
+        ]
+        statement = self._insert(completed_products)
+        statement = statement.on_conflict_do_update(
+            index_elements=[completed_products.c.product_key],
+            set_={name: statement.excluded[name] for name in rows[0] if name != "product_key"},
+        )
+        self._write_many(statement, rows)
 
     # Claims -------------------------------------------------------------------------------------------------
 

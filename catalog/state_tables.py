@@ -45,12 +45,14 @@ jobs = Table(
     Column("first_produced_run", Text),
     Column("render_fields", Text, nullable=False, server_default="{}"),  # JSON object
     Column("render_fingerprint", Text, nullable=False, server_default=""),
+    # Writes to the row, ever (every write adds one): a product's jobs stamp, free of any host's clock.
+    Column("row_version", BigInteger, nullable=False, server_default="0"),
     PrimaryKeyConstraint("job_id", name="pk_jobs"),
     CheckConstraint("status IN ('produced', 'failed', 'queued')", name="ck_jobs_status"),
 )
 Index("ix_jobs_status", jobs.c.status)
 Index("ix_jobs_last_run_id", jobs.c.last_run_id)
-Index("ix_jobs_sku", jobs.c.sku)
+Index("ix_jobs_sku_row_version", jobs.c.sku, jobs.c.row_version)
 
 products = Table(
     "products",
@@ -115,5 +117,21 @@ claims = Table(
 )
 Index("ix_claims_run_id", claims.c.run_id)
 Index("ix_claims_owner", claims.c.owner_host, claims.c.owner_pid)
+
+# A product whose every job a plan found done, as that plan saw it; the next plan trusts it whole only while
+# nothing it depends on moved (pipelines/production/completed.py checks; nothing here is ever invalidated).
+completed_products = Table(
+    "completed_products",
+    metadata,
+    Column("product_key", Text, nullable=False),
+    Column("image_hash", Text, nullable=False),
+    Column("config_fingerprint", Text, nullable=False),
+    Column("jobs_stamp", Text, nullable=False),  # "count|sum(row_version)" of the product's job rows
+    Column("decision_stamp", BigInteger, nullable=False),  # the latest review decision id when recorded
+    Column("memo", Text, nullable=False),  # JSON object, the planner's (jobs, presets, file stamps, ...)
+    Column("recorded_at", Text, nullable=False),
+    Column("run_id", Text, nullable=False, server_default=""),
+    PrimaryKeyConstraint("product_key", name="pk_completed_products"),
+)
 
 schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))

@@ -16,6 +16,7 @@ from pipelines.production.outcomes import (
     ProductOutcome,
     ProductStateName,
     RejectRecord,
+    ReusedJobs,
     product_state,
 )
 from pipelines.production.stages import BatchItem, PreparedProduct
@@ -83,7 +84,8 @@ class RunBook:
             self._products[record.sku].column = prepared.rejected.column
             return []
         self._prepared[record.sku] = prepared
-        self._jobs[record.sku] = list(prepared.skipped)
+        # A product taken whole keeps its compact ReusedJobs (no todo: nothing is appended to it).
+        self._jobs[record.sku] = [] if isinstance(prepared.skipped, ReusedJobs) else list(prepared.skipped)
         self._remaining[record.sku] = len(prepared.todo)
         self._jobs_total += len(prepared.todo) + len(prepared.skipped)
         self._jobs_done += len(prepared.skipped)
@@ -175,11 +177,15 @@ class RunBook:
     def _complete_product(self, sku: str) -> None:
         prepared = self._prepared[sku]
         record = prepared.record
-        order = {
-            pose: i for i, pose in enumerate(record.poses or self._default_poses(record.garment_class.value))
-        }
-        jobs = sorted(self._jobs[sku], key=lambda j: (order.get(j.pose, len(order)), j.pose, j.variant))
-        reason = "; ".join(j.reason for j in jobs if j.state == "failed")[:MAX_REASON_CHARS]
+        jobs: Sequence[JobOutcome]
+        reason = ""
+        if isinstance(prepared.skipped, ReusedJobs):
+            jobs = prepared.skipped  # every job reused, in plan order
+        else:
+            poses = record.poses or self._default_poses(record.garment_class.value)
+            order = {pose: i for i, pose in enumerate(poses)}
+            jobs = sorted(self._jobs[sku], key=lambda j: (order.get(j.pose, len(order)), j.pose, j.variant))
+            reason = "; ".join(j.reason for j in jobs if j.state == "failed")[:MAX_REASON_CHARS]
         outcome = self._outcome(record, product_state(jobs), reason=reason)
         outcome.flags = list(prepared.flags)
         outcome.jobs = jobs

@@ -6,7 +6,7 @@ so `--only`, a second CSV or an upload run into the same folder never make produ
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pipelines.production.outcomes import ProductOutcome, RunReport
@@ -27,7 +27,7 @@ class CatalogueEntry:
     product: ProductOutcome
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "csv": self.csv, "product": asdict(self.product)}
+        return {"run_id": self.run_id, "csv": self.csv, "product": self.product.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CatalogueEntry:

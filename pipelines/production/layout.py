@@ -29,7 +29,11 @@ class OutputLayout:
 
     def image_stem(self, preset: str, sku: str, job_id: str) -> str:
         """The image key without its extension (the preset decides png or jpg)."""
-        return f"images/{preset}/{sku}/{job_id}"
+        return f"{self.image_folder(preset, sku)}/{job_id}"
+
+    def image_folder(self, preset: str, sku: str) -> str:
+        """The folder of a product's images in one preset."""
+        return f"images/{preset}/{sku}"
 
     def image(self, preset: Preset, sku: str, job_id: str) -> str:
         return f"{self.image_stem(preset.name, sku, job_id)}.{preset.extension}"
@@ -137,6 +141,15 @@ class Storage(Protocol):
         ...
 
 
+@runtime_checkable
+class StampedStorage(Protocol):
+    """A storage that can tell cheaply whether a folder's entries or a file changed since it was last asked."""
+
+    def stamps(self, keys: Iterable[str]) -> dict[str, str]:
+        """Per key (a file or a folder): a stamp that changes when it does, "" when it does not exist."""
+        ...
+
+
 class LocalStorage:
     """Storage in a local (or mounted shared) folder."""
 
@@ -158,10 +171,10 @@ class LocalStorage:
 
     def _fast_path(self, key: str) -> str:
         """The OS path of a key by plain string work (planning's hot calls); a bad key gets _path's error."""
-        parts = key.split("/")
-        if not key or key[0] == "/" or "\\" in key or ".." in parts or "" in parts:
+        # Substring tests only (a plan makes ~10 paths a product); anything unusual goes the careful way.
+        if not key or key[0] == "/" or key[-1] == "/" or "\\" in key or "//" in key or ".." in key:
             return os.fspath(self._path(key))
-        return os.path.join(self._root_text, key)
+        return f"{self._root_text}{os.sep}{key}"
 
     def read_bytes(self, key: str) -> bytes:
         with open(self._fast_path(key), "rb") as handle:
@@ -177,6 +190,19 @@ class LocalStorage:
         """The keys that exist as files (`existing_by_listing`: one scandir per folder asked for LIST_FROM keys or
         more, the entries' types come with the listing)."""
         return existing_by_listing(keys, self.exists, self._file_names)
+
+    def stamps(self, keys: Iterable[str]) -> dict[str, str]:
+        """ "mtime_ns:size:inode" per key ("" when absent): a folder's mtime moves whenever a file is added, removed
+        or replaced in it (writes are atomic renames), a file's whenever it is rewritten."""
+        found: dict[str, str] = {}
+        for key in keys:
+            try:
+                info = os.stat(self._fast_path(key))
+            except OSError:
+                found[key] = ""
+                continue
+            found[key] = f"{info.st_mtime_ns}:{info.st_size}:{info.st_ino}"
+        return found
 
     def _file_names(self, folder: str) -> set[str] | None:
         try:

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal, overload
 
 from catalog.schema import Reject
+from pipelines.presets import MASTER
+from pipelines.production.decisions import render_id
+from pipelines.production.layout import OutputLayout, sidecar_key
+from pipelines.production.plan import job_id_for
 
 JobStateName = Literal["produced", "skipped", "failed"]
 ProductStateName = Literal["produced", "skipped", "failed", "rejected"]
@@ -68,6 +72,82 @@ class JobOutcome:
     derived: list[str] = field(default_factory=list)
     render_id: str = ""  # which render of the job this is (decisions.render_id): review verdicts name it
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for benchmarks
+
+
+# A reused job's reason: kept by a reviewer's approval, or found rendered with this photo and config.
+APPROVED_REASON = "approved by a reviewer: kept as it is"
+REUSED_REASON = "already rendered with this image and config"
+
+
+@dataclass(slots=True, eq=False)  # not frozen: a plan makes 100k, and frozen fields are set one by one
+class ReusedJobs(Sequence[JobOutcome]):
+    """Every job of a product reused as it is, without a JobOutcome per job until one is asked for.
+
+    A nightly plan over 100k unchanged products would otherwise build 600k outcomes only to count and list
+    them; each is made on access, equal to the one the per-job plan makes (`stages.reuse_render`).
+    presets: (name, extension) of the jobs' output presets, master first; first: the run's first preset;
+    rows: per job in plan order (poses x variants), [seed, approved (1 or 0), flags, the config fingerprint
+    its master was rendered with ("": `fingerprint`)], as the completed-product record holds them.
+    """
+
+    sku: str
+    image_hash: str
+    fingerprint: str
+    presets: tuple[tuple[str, str], ...]
+    first: str
+    poses: tuple[str, ...]
+    variants: int
+    rows: Sequence[Sequence[Any]]
+    layout: OutputLayout = OutputLayout()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> JobOutcome: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[JobOutcome]: ...
+
+    def __getitem__(self, index: int | slice) -> JobOutcome | list[JobOutcome]:
+        if isinstance(index, slice):
+            return [self._outcome(number) for number in range(len(self.rows))[index]]
+        return self._outcome(range(len(self.rows))[index])  # negative indexes and IndexError as a list's
+
+    def __iter__(self) -> Iterator[JobOutcome]:
+        return (self._outcome(number) for number in range(len(self.rows)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ReusedJobs):
+            return self._key() == other._key()
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def _key(self) -> tuple[Any, ...]:
+        rows = [list(row) for row in self.rows]
+        return (self.sku, self.image_hash, self.fingerprint, self.presets, self.first, self.poses, self.variants,
+                rows, self.layout)  # fmt: skip
+
+    def _outcome(self, number: int) -> JobOutcome:
+        seed, approved, flags, rendered = self.rows[number]
+        pose, variant = self.poses[number // self.variants], number % self.variants
+        job_id = job_id_for(self.sku, pose, variant)
+        stem = self.layout.image_stem
+        outputs = {name: f"{stem(name, self.sku, job_id)}.{extension}" for name, extension in self.presets}
+        output = outputs[self.first]
+        return JobOutcome(
+            job_id,
+            self.sku,
+            pose,
+            variant,
+            seed,
+            "skipped",
+            reason=APPROVED_REASON if approved else REUSED_REASON,
+            output=output,
+            sidecar=sidecar_key(output),
+            flags=list(flags),
+            outputs=outputs,
+            render_id=render_id(outputs[MASTER], seed, rendered or self.fingerprint, self.image_hash),
+        )
 
 
 DeviceStateName = Literal["active", "taken out"]
@@ -136,7 +216,7 @@ class ProductOutcome:
     flags: list[str] = field(default_factory=list)
     sheet: str = ""  # storage key of the contact sheet
     source_rows: list[int] = field(default_factory=list)
-    jobs: list[JobOutcome] = field(default_factory=list)
+    jobs: Sequence[JobOutcome] = field(default_factory=list)  # a list, or ReusedJobs (all reused)
     # Who the product is in its source system (Shopify handle + colour, Merchant id / item group), the
     # variant SKUs its images stand for, and the rows it covers: [{"row", "sku", "describe"}].
     source_identity: dict[str, str] = field(default_factory=dict)
@@ -146,14 +226,22 @@ class ProductOutcome:
     retired_jobs: list[str] = field(default_factory=list)
     category: str = ""  # the matched garment word (t-shirt, dress, ...), for reviewers' filters
 
+    def to_dict(self) -> dict[str, Any]:
+        """As asdict() would give it, reused jobs expanded (summary.json, catalogue.json)."""
+        if isinstance(self.jobs, list):
+            return asdict(self)
+        return asdict(replace(self, jobs=list(self.jobs)))
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProductOutcome:
-        """Read back what asdict() wrote (summary.json, catalogue.json)."""
+        """Read back what to_dict() wrote (summary.json, catalogue.json)."""
         return cls(**{**data, "jobs": [JobOutcome(**job) for job in data.get("jobs", [])]})
 
 
 def product_state(jobs: Sequence[JobOutcome]) -> ProductStateName:
     """failed if any job failed, skipped if every job was already done, else produced."""
+    if isinstance(jobs, ReusedJobs):
+        return "skipped" if jobs else "produced"
     if any(job.state == "failed" for job in jobs):
         return "failed"
     if jobs and all(job.state == "skipped" for job in jobs):
@@ -163,16 +251,24 @@ def product_state(jobs: Sequence[JobOutcome]) -> ProductStateName:
 
 def summary_counts(products: Sequence[ProductOutcome], rejects: Sequence[RejectRecord]) -> dict[str, int]:
     """Counts for the summary line, the index page and the Prefect artifact."""
-    jobs = [job for product in products for job in product.jobs]
+    states = {"produced": 0, "skipped": 0, "failed": 0}
+    jobs = derived = 0
+    for product in products:
+        jobs += len(product.jobs)
+        if isinstance(product.jobs, ReusedJobs):  # all skipped, nothing derived: counted without expanding
+            states["skipped"] += len(product.jobs)
+            continue
+        for job in product.jobs:
+            states[job.state] += 1
+            derived += len(job.derived)  # preset files made from stored masters
     return {
         "products": len(products),
         "rejected": sum(not r.product_level for r in rejects) + sum(p.state == "rejected" for p in products),
-        "produced": sum(job.state == "produced" for job in jobs),
-        "skipped": sum(job.state == "skipped" for job in jobs),
-        "failed": sum(job.state == "failed" for job in jobs)
+        **states,
+        "failed": states["failed"]
         + sum(product.state == "failed" and not product.jobs for product in products),
-        "jobs": len(jobs),
-        "derived": sum(len(job.derived) for job in jobs),  # preset files made from stored masters
+        "jobs": jobs,
+        "derived": derived,
         "covered": sum(len(product.covered) for product in products),  # size / image rows of a product
     }
 
@@ -217,7 +313,11 @@ class RunReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The records plus their counts (and each device's utilisation), for readers that do not recount."""
-        data = {**asdict(self), "counts": self.counts}
+        data = {
+            **asdict(replace(self, products=[])),
+            "products": [product.to_dict() for product in self.products],
+            "counts": self.counts,
+        }
         for device, usage in zip(data["devices"], self.devices, strict=True):
             device["utilisation"] = round(usage.utilisation, 4)
         return data

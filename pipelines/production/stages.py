@@ -29,10 +29,19 @@ from pipelines.metadata import ImageMetadata
 from pipelines.poses import Pose
 from pipelines.prepare import image_hash, prepare_cutout
 from pipelines.presets import MASTER, Preset
+from pipelines.production import completed
 from pipelines.production.decisions import decision_on, render_id, rerender_seed
 from pipelines.production.gc_pause import collector_paused
 from pipelines.production.layout import OutputLayout, Storage, read_json, sidecar_key, write_json
-from pipelines.production.outcomes import JobOutcome, JobStateName, ProductOutcome, RejectRecord
+from pipelines.production.outcomes import (
+    APPROVED_REASON,
+    REUSED_REASON,
+    JobOutcome,
+    JobStateName,
+    ProductOutcome,
+    RejectRecord,
+    ReusedJobs,
+)
 from pipelines.production.plan import JobPlan, plan_product
 from pipelines.production.profile import Profile, code_version
 from pipelines.render_inputs import JobSpec, PlacementSettings, build_render_jobs
@@ -95,7 +104,7 @@ class PreparedProduct:
     source: str = ""  # storage key of the source thumbnail
     flags: list[str] = field(default_factory=list)
     todo: list[JobPlan] = field(default_factory=list)
-    skipped: list[JobOutcome] = field(default_factory=list)
+    skipped: Sequence[JobOutcome] = field(default_factory=list)  # a list, or ReusedJobs (taken whole)
     # job id -> presets an earlier render of the job was derived into: a new render keeps them current.
     earlier_presets: dict[str, list[str]] = field(default_factory=dict)
     # job id -> the rejection a new render answers (previous seed, reason, reviewer), for its metadata.
@@ -175,19 +184,103 @@ def plan_catalogue(
 def _plan_chunk(
     part: Sequence[ProductRecord], policy: ImagePolicy, ctx: RunContext, res: Resources
 ) -> list[PreparedProduct]:
-    """Plan these products: one state-store read and one photo-cache read for all of them."""
-    plans = {record.sku: plan_product(record, ctx.profile) for record in part}
-    job_ids = [plan.job_id for product in plans.values() for plan in product]
-    states, verdicts = res.store.get_many(job_ids), res.store.decisions(job_ids)
-    photos: Sequence[str | ImageFetchError | None] = (
+    """Plan these products: one photo-cache read, the completed-product records (pipelines/production/
+    completed.py) taken whole where they still hold, then one state-store read for the rest."""
+    profile, layout = ctx.profile, res.layout
+    # 1. The records and their stamps, before any job they vouch for is read; the photos' hashes: from the
+    # photo cache when the file's stat (or the server's 304) says it is unchanged, else by reading (a local
+    # file under allowed roots, or an allow-listed URL).
+    chunk = completed.read_chunk([record.sku for record in part], res.store, res.storage)
+    photos: Sequence[str | ImageFetchError] = (
         res.photos.hashes([record.image for record in part], policy)
         if res.photos is not None
-        else [None] * len(part)
+        else [_read_hash(record, policy) for record in part]
     )
-    return [
-        _plan_one(record, plans[record.sku], states, verdicts, photo, policy, ctx, res)
-        for record, photo in zip(part, photos, strict=True)
-    ]
+    # 2. Products nothing moved under since their record: no job rows, no decisions, no listings.
+    planned: dict[str, PreparedProduct] = {}
+    facts: dict[str, completed.ProductFacts] = {}
+    presets_after: dict[tuple[str, ...], list[tuple[str, str]]] = {}  # the products of a chunk share them
+
+    def presets_for(earlier: Sequence[str]) -> list[tuple[str, str]]:
+        if (found := presets_after.get(key := tuple(earlier))) is None:
+            found = presets_after[key] = _preset_names(output_presets(ctx, res, earlier))
+        return found
+
+    for record, photo in zip(part, photos, strict=True):
+        if isinstance(photo, ImageFetchError):
+            continue
+        facts[record.sku] = fact = _facts(record, photo, ctx)
+        if not ctx.force and record.sku in chunk.completed:
+            whole = completed.reused_whole(chunk, fact, presets_for, profile.presets[0], layout)
+            if whole is not None:
+                planned[record.sku] = _reused_product(record, photo, whole, layout)
+    # 3. The others job by job: one state-store read for all of them.
+    rest = [(record, photo) for record, photo in zip(part, photos, strict=True) if record.sku not in planned]
+    plans = {record.sku: plan_product(record, profile) for record, _ in rest}
+    job_ids = [plan.job_id for product in plans.values() for plan in product]
+    states, verdicts = (res.store.get_many(job_ids), res.store.decisions(job_ids)) if job_ids else ({}, {})
+    for record, photo in rest:
+        product_plans = plans[record.sku]
+        if chunk.storage is None or record.sku not in facts:
+            planned[record.sku] = _plan_one(record, product_plans, states, verdicts, photo, ctx, res)
+            continue
+        # Its folders stamped before the plan lists them, so a record made from the listing is never newer.
+        # (A record needs every job's presets alike: the first recorded job's are the ones to stamp.)
+        first = next((states[plan.job_id] for plan in product_plans if plan.job_id in states), None)
+        presets = presets_for(_presets_in(first.outputs, res) if first is not None else [])
+        stamped_at = completed.now_ns()
+        file_stamps = chunk.storage.stamps(completed.stamp_keys(record.sku, [n for n, _ in presets], layout))
+        prepared = _plan_one(record, product_plans, states, verdicts, photo, ctx, res)
+        planned[record.sku] = prepared
+        if prepared.rejected is None and not prepared.todo and not prepared.needs_cutout and not ctx.force:
+            each = [prepared.earlier_presets.get(plan.job_id) for plan in product_plans]
+            if all(found == each[0] for found in each) and each[0] is not None:
+                made = completed.completed_record(
+                    chunk, facts[record.sku], prepared.skipped, states, each[0], presets, prepared.flags,
+                    file_stamps, stamped_at,
+                )  # fmt: skip
+                if made is not None:
+                    chunk.written.append(made)
+    # 4. What this plan found complete, for the next one (one write for the chunk).
+    res.store.record_completed(chunk.written, ctx.run_id)
+    return [planned[record.sku] for record in part]
+
+
+def _read_hash(record: ProductRecord, policy: ImagePolicy) -> str | ImageFetchError:
+    """The photo's hash by reading it (no photo cache), or why it cannot be read."""
+    try:
+        return image_hash(fetch_image_bytes(record.image, policy))
+    except ImageFetchError as error:
+        return error
+
+
+def _facts(record: ProductRecord, photo_hash: str, ctx: RunContext) -> completed.ProductFacts:
+    """What the product's plan is made of now (a completed-product record holds while these stay)."""
+    poses = record.poses or ctx.profile.default_poses(record.garment_class.value)
+    variants = record.variants or ctx.profile.variants
+    return completed.ProductFacts(
+        record.sku, photo_hash, ctx.fingerprint, job_render_fields(record), tuple(poses), variants
+    )
+
+
+def _preset_names(presets: Sequence[Preset]) -> list[tuple[str, str]]:
+    return [(preset.name, preset.extension) for preset in presets]
+
+
+def _reused_product(
+    record: ProductRecord, photo_hash: str, whole: tuple[ReusedJobs, list[str]], layout: OutputLayout
+) -> PreparedProduct:
+    """A product taken whole from its completed record: every job reused, the cutout's flags as recorded."""
+    jobs, flags = whole
+    return PreparedProduct(
+        record=record,
+        image_hash=photo_hash,
+        cutout=layout.cutout(record.sku),
+        source=layout.source_thumbnail(record.sku),
+        flags=flags,
+        skipped=jobs,
+        needs_cutout=False,
+    )
 
 
 def prepare_product(
@@ -234,29 +327,21 @@ def _plan_one(
     plans: Sequence[JobPlan],
     states: Mapping[str, JobState],
     verdicts: Mapping[str, ReviewDecision],
-    photo: str | ImageFetchError | None,
-    policy: ImagePolicy,
+    photo: str | ImageFetchError,
     ctx: RunContext,
     res: Resources,
 ) -> PreparedProduct:
     """Steps 1-2 of a product: its photo's hash, then which jobs render, which are reused (and derive presets).
 
-    photo: the photo's hash from the photo cache, or why it cannot be read (None without a photo cache: the
-    photo is read and hashed here).
+    photo: the photo's hash (from the photo cache, or read), or why it cannot be read.
     """
     prepared = PreparedProduct(record=record)
     layout = res.layout
-    # 1. The photo's hash: from the photo cache when the file's stat (or the server's 304) says it is
-    # unchanged, else by reading (a local file under allowed roots, or an allow-listed URL).
+    # 1. The photo's hash (the chunk's plan had it from the photo cache or by reading); a photo that cannot be
+    # read rejects the product.
     if isinstance(photo, ImageFetchError):
         return _rejected(prepared, str(photo))
-    if photo is not None:
-        prepared.image_hash = photo
-    else:
-        try:
-            prepared.image_hash = image_hash(fetch_image_bytes(record.image, policy))
-        except ImageFetchError as error:
-            return _rejected(prepared, str(error))
+    prepared.image_hash = photo
     # 2. A job rendered before with this photo and config is not rendered again: presets it lacks are
     # derived from its stored master (no decode, no renderer). Reviewers' verdicts on the stored render come
     # first: approved stays as it is, rejected renders again with a new seed. Every file asked about is
@@ -266,6 +351,8 @@ def _plan_one(
     wanted = [prepared.cutout, record_key]
     files: dict[str, JobFiles] = {}  # the recorded jobs' output files (the jobs of a product share presets)
     fields = job_render_fields(record)
+    skipped: list[JobOutcome] = []
+    prepared.skipped = skipped
     presets_after: dict[tuple[str, ...], list[Preset]] = {}
     for plan in plans:
         if (state := states.get(plan.job_id)) is not None:
@@ -297,7 +384,7 @@ def _plan_one(
             and approved
             and state.image_hash == prepared.image_hash
         ):
-            prepared.skipped.append(reuse_render(plan, state, prepared, ctx, res, True, (job_files, present)))
+            skipped.append(reuse_render(plan, state, prepared, ctx, res, True, (job_files, present)))
             continue
         if (
             ctx.force
@@ -309,7 +396,7 @@ def _plan_one(
         ):
             prepared.todo.append(plan)
             continue
-        prepared.skipped.append(reuse_render(plan, state, prepared, ctx, res, found=(job_files, present)))
+        skipped.append(reuse_render(plan, state, prepared, ctx, res, found=(job_files, present)))
     prepared.seen = {
         plan.job_id: states[plan.job_id].updated_at for plan in prepared.todo if plan.job_id in states
     }
@@ -469,9 +556,7 @@ def reuse_render(
             flags=list(state.flags),
         )
     derived = [preset.name for preset in missing]
-    reason = reason or (
-        "approved by a reviewer: kept as it is" if approved else "already rendered with this image and config"
-    )
+    reason = reason or (APPROVED_REASON if approved else REUSED_REASON)
     if derived:
         reason += f"; {', '.join(derived)} derived from its stored master"
     render = (state.config_fingerprint, state.image_hash)

@@ -95,7 +95,7 @@ def test_get_and_all_rows_round_trip(store: SQLJobStore) -> None:
     assert (state.status, state.outputs, state.reason) == ("produced", (_KEY, second), "")
     assert state.updated_at.endswith("+00:00")
     assert [row.job_id for row in store.all_rows()] == ["a", "b"]
-    assert store.schema_version == SCHEMA_VERSION == 4
+    assert store.schema_version == SCHEMA_VERSION == 5
 
 
 def test_seed_flags_and_render_inputs_round_trip_through_get_and_get_many(store: SQLJobStore) -> None:
@@ -493,6 +493,94 @@ def test_decisions_for_many_jobs_are_read_in_chunks(store: SQLJobStore) -> None:
     current = store.decisions(jobs)
     assert set(current) == set(jobs[::2])
     assert current[jobs[0]].decision == "reject"
+
+
+def test_decisions_since_an_id_name_each_job_once_with_its_latest(store: SQLJobStore) -> None:
+    assert store.latest_decision_id() == 0 and store.decided_since(0) == {}
+    first = store.record_decision("J1", "approve", reviewer="ana")
+    store.record_decision("J2", "reject", reviewer="ana", reason="hands")
+    last = store.record_decision("J2", "clear", reviewer="bo")
+    assert store.latest_decision_id() == last.decision_id
+    assert store.decided_since(0) == {"J1": first.decision_id, "J2": last.decision_id}
+    assert store.decided_since(first.decision_id) == {"J2": last.decision_id}
+    assert store.decided_since(last.decision_id) == {}
+
+
+# Completed products ---------------------------------------------------------------------------------------------
+
+
+def test_a_products_job_stamp_changes_with_every_write_to_any_of_its_jobs(store: SQLJobStore) -> None:
+    """The stamp is count|sum(row_version): produced, failed, re-queued and new jobs all move it, whatever the
+    clock (two writes in one microsecond, or a host whose clock is behind, included)."""
+    assert store.job_stamps(["A-1", "B-2"]) == {}  # no jobs: absent
+    seen = set()
+
+    def stamp() -> str:
+        value = store.job_stamps(["A-1", "B-2"])["A-1"]
+        assert value not in seen, "a write left the stamp as it was"
+        seen.add(value)
+        return value
+
+    _produce(store, "A-1__front__v0", [_KEY])
+    assert stamp() == "1|1"
+    _produce(store, "A-1__front__v0", [_KEY])  # the same row again
+    stamp()
+    _produce(store, "A-1__back__v0", [_KEY])  # a new job
+    stamp()
+    store.record_failed("A-1__back__v0", sku="A-1", image_hash="h", fingerprint="f", reason="OOM")
+    stamp()
+    assert store.requeue_failed() == 1
+    stamp()
+    before = store.job_stamps(["A-1"])
+    store.record_produced("B-9", sku="B-2", image_hash="h", fingerprint="f", outputs=[_KEY], seed=1)
+    assert store.job_stamps(["A-1"]) == before  # another product's write: this stamp stays
+    assert set(store.job_stamps(["A-1", "B-2", "C-3"])) == {"A-1", "B-2"}
+
+
+def test_completed_products_round_trip_and_the_latest_record_wins(store: SQLJobStore) -> None:
+    from catalog.state import CompletedProduct
+
+    assert store.get_completed(["A-1"]) == {}
+    memo = {
+        "version": 1,
+        "jobs": [["front", 0, 7, False, ["garment_upscaled"], ""]],
+        "stamps": {"k": "1:2:3"},
+    }
+    first = CompletedProduct("A-1", "h1", "f", "1|1", 0, memo)
+    other = CompletedProduct("B-2", "h2", "f", "6|6", 4, {"version": 1})
+    store.record_completed([first, other], run_id="night-1")
+    found = store.get_completed(["A-1", "B-2", "C-3"])
+    assert set(found) == {"A-1", "B-2"}
+    got = found["A-1"]
+    assert (got.image_hash, got.config_fingerprint, got.jobs_stamp, got.decision_stamp) == (
+        "h1",
+        "f",
+        "1|1",
+        0,
+    )
+    assert got.memo == memo and got.run_id == "night-1" and got.recorded_at.endswith("+00:00")
+    newer = CompletedProduct("A-1", "h9", "f2", "2|3", 5, {"version": 1, "jobs": []})
+    store.record_completed([first, newer], run_id="night-2")  # one product twice in a call: the last wins
+    again = store.get_completed(["A-1"])["A-1"]
+    assert (again.image_hash, again.jobs_stamp, again.decision_stamp, again.run_id) == (
+        "h9",
+        "2|3",
+        5,
+        "night-2",
+    )
+    assert store.get_completed(["B-2"])["B-2"].run_id == "night-1"
+    store.record_completed([], run_id="night-3")  # nothing to write: no transaction
+
+
+def test_completed_products_of_a_whole_catalogue_are_read_in_one_call(store: SQLJobStore) -> None:
+    from catalog.state import CompletedProduct
+
+    records = [CompletedProduct(f"P-{n:05d}", "h", "f", "6|6", 0, {"n": n}) for n in range(2500)]
+    store.record_completed(records, run_id="night")
+    wanted = [f"P-{n:05d}" for n in range(0, 3000, 3)]
+    found = store.get_completed(wanted)
+    assert sorted(found) == [key for key in wanted if int(key[2:]) < 2500]
+    assert all(found[key].memo == {"n": int(key[2:])} for key in found)
 
 
 # Opening by URL or path -----------------------------------------------------------------------------------------

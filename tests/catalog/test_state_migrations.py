@@ -282,6 +282,29 @@ def _open_v1_file(path: str, barrier: threading.Barrier, index: int) -> None:
         )
 
 
+def test_opening_waits_for_a_writer_that_blocks_the_switch_to_wal(tmp_path: Path) -> None:
+    """SQLite refuses the WAL switch at once while another connection holds the write lock (waiting could
+    deadlock, so no busy timeout applies); the store tries again until the writer is done, instead of failing
+    with the driver's "database is locked" (a process of a run starting beside another one's migration)."""
+    import threading
+
+    path = tmp_path / "state.sqlite"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other_tool (x INTEGER)")
+    writer.execute("DROP TABLE other_tool")
+    writer.execute("BEGIN IMMEDIATE")  # the write lock, held (readers may still read)
+    done = threading.Timer(0.5, lambda: (writer.execute("COMMIT"), writer.close()))
+    done.start()
+    try:
+        with SQLiteJobStore(path) as store:
+            assert store.schema_version == SCHEMA_VERSION
+    finally:
+        done.join()
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    connection.close()
+
+
 def test_two_processes_open_the_same_version_1_file_at_once(tmp_path: Path) -> None:
     path = tmp_path / "out" / "state.sqlite"
     _write_v1_file(path, [("J", "produced", [str(path.parent / _KEY)]), ("K", "failed", [])], wal=False)
@@ -465,7 +488,7 @@ def test_claims_from_version_3_name_no_owner_and_end_with_their_lease(state_url:
     finally:
         engine.dispose()
     with open_job_store(state_url) as store:
-        assert store.schema_version == SCHEMA_VERSION == 4
+        assert store.schema_version == SCHEMA_VERSION == 5
         assert store.claims_of("old-run") == {"held", "lapsed"}
         assert store.claim(["held", "lapsed"], "new-run", lease_seconds=60) == {"lapsed"}
         assert store.claim_holders(["held"]) == {"held": "old-run"}

@@ -72,3 +72,36 @@ def test_existing_agrees_with_exists_whether_a_folder_is_listed_or_stat_ed(tmp_p
 def test_existing_refuses_keys_outside_the_output_folder(tmp_path: Path, key: str) -> None:
     with pytest.raises(ValueError, match="inside the output folder"):
         LocalStorage(tmp_path).existing([key, key.replace(".png", ".json"), key + ".x"])
+
+
+def test_a_folder_stamp_moves_when_a_file_is_added_replaced_or_removed(tmp_path: Path) -> None:
+    import os
+
+    from pipelines.production.layout import StampedStorage
+
+    storage = LocalStorage(tmp_path)
+    assert isinstance(storage, StampedStorage)
+    folder, key = "images/master/A", "images/master/A/A__front__v0.png"
+    assert storage.stamps([folder, key]) == {folder: "", key: ""}  # nothing there yet
+    storage.write_bytes(key, b"one")
+    seen = [storage.stamps([folder, key])]
+
+    def settle() -> None:  # back-date what is there, so a change a moment later cannot share its timestamp
+        for path in (tmp_path / folder, tmp_path / key):
+            if path.exists():
+                os.utime(path, ns=(1_000_000_000, 1_000_000_000 + len(seen)))
+        seen.append(storage.stamps([folder, key]))
+
+    settle()
+    storage.write_bytes(key, b"two")  # replaced (an atomic rename into the folder)
+    after_replace = storage.stamps([folder, key])
+    assert after_replace[folder] != seen[-1][folder] and after_replace[key] != seen[-1][key]
+    settle()
+    storage.write_bytes(f"{folder}/A__front__v0.json", b"{}")  # added beside it
+    assert storage.stamps([folder])[folder] != seen[-1][folder]
+    settle()
+    (tmp_path / key).unlink()  # removed
+    assert storage.stamps([folder, key]) == {folder: storage.stamps([folder])[folder], key: ""}
+    assert storage.stamps([folder])[folder] != seen[-1][folder]
+    settle()
+    assert storage.stamps([folder]) == {folder: seen[-1][folder]}  # nothing changed: the same stamp

@@ -107,3 +107,41 @@ def test_exit_codes_tell_failures_rejects_and_success_apart() -> None:
     failed = ProductOutcome("C", 4, "failed", jobs=[_job("failed")])
     assert make_report([failed], [rejected_row]).exit_code(allow_rejects=True) == EXIT_FAILED
     assert len({EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED}) == 4
+
+
+def test_reused_jobs_make_the_outcomes_the_job_by_job_plan_makes() -> None:
+    """Each outcome of a product taken whole, made on access, with the keys the layout and decisions give."""
+    import pickle
+
+    from pipelines.production.decisions import render_id
+    from pipelines.production.layout import OutputLayout, sidecar_key
+    from pipelines.production.outcomes import APPROVED_REASON, REUSED_REASON, ReusedJobs
+
+    layout = OutputLayout()
+    rows = [[11, 0, [], ""], [13, 0, [], ""], [14, 0, [], ""], [12, 1, ["garment_upscaled"], "old-fp"]]
+    presets = (("master", "png"), ("amazon", "jpg"))
+    reused = ReusedJobs("A.1", "ab" * 32, "fp", presets, "amazon", ("front", "back"), 2, rows)
+    front, front_1, back_0, back = list(reused)
+    assert len(reused) == 4 and reused[3] == reused[-1] == back and reused[:1] == [front]
+    assert [(job.pose, job.variant) for job in reused] == [
+        ("front", 0),
+        ("front", 1),
+        ("back", 0),
+        ("back", 1),
+    ]
+    with pytest.raises(IndexError):
+        reused[4]
+    assert front.job_id == "A.1__front__v0" and (front.state, front.seed) == ("skipped", 11)
+    assert front.outputs == {
+        "master": "images/master/A.1/A.1__front__v0.png",
+        "amazon": "images/amazon/A.1/A.1__front__v0.jpg",
+    }
+    assert front.output == front.outputs["amazon"] and front.sidecar == sidecar_key(front.output)
+    assert front.render_id == render_id(layout.master_image("A.1", front.job_id), 11, "fp", "ab" * 32)
+    assert back.render_id == render_id(layout.master_image("A.1", back.job_id), 12, "old-fp", "ab" * 32)
+    assert (front.reason, back.reason, back.flags) == (REUSED_REASON, APPROVED_REASON, ["garment_upscaled"])
+    assert reused == [front, front_1, back_0, back] and [front, front_1, back_0, back] == reused
+    assert reused != [front]
+    assert pickle.loads(pickle.dumps(reused)) == reused
+    empty = ReusedJobs("A", "h", "f", presets, "master", (), 2, [])
+    assert product_state(reused) == "skipped" and product_state(empty) == "produced"

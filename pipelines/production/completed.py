@@ -1,0 +1,200 @@
+"""Completed products: a product whose every job a plan found done, remembered whole for the next plan.
+
+A nightly plan over a catalogue where 1 % changed used to decide every job from its state row, its review
+decision and its files (~200 us a product). Once a plan finds every job of a product done (nothing to render,
+nothing to derive, its cutout made from this very photo), it records one `CompletedProduct`: what it decided
+per job and everything that decision rested on. The next plan takes the record whole, without the job rows,
+decisions or folder listings, while nothing it rested on moved:
+
+- the photo's hash, the config fingerprint, the product's render fields and its job plan (poses, variants);
+- the product's job rows: their count and the sum of their row_version (any write to any of them, from any
+  host, changes it; no clock involved);
+- the review decisions: none recorded on its jobs since;
+- its output presets (the run's, and those earlier renders were derived into);
+- its output folders and cutout files: a stat each, whose mtime moves when a file is added, removed or
+  replaced (writes are atomic renames).
+
+Nothing is ever invalidated on write, so no write path knows about these records and two runs at once cannot
+race them: a record is checked when it is used. Stamps are read before what they vouch for (job stamps and
+the latest decision id before the jobs and decisions; file stamps before the folder listings), so a change in
+between makes the record stale, never wrong. A folder changed within RACY_S of its stamp is not recorded
+(as git's "racily clean" index entries: a second change within the filesystem's timestamp granularity would
+leave the stamp as it was). Storages that cannot stamp (object stores) never record one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from catalog.state import CompletedProduct, JobState, StateStore
+from pipelines.production.layout import OutputLayout, StampedStorage, Storage
+from pipelines.production.outcomes import APPROVED_REASON, REUSED_REASON, JobOutcome, ReusedJobs
+from pipelines.production.plan import job_id_for
+
+MEMO_VERSION = 1
+RACY_S = 2.0  # FAT's timestamps are 2 s apart, ext3's and HFS+'s 1 s, ext4's and tmpfs's a kernel tick
+
+
+class ProductFacts(NamedTuple):
+    """What a product's plan is made of now: a record holds while these equal what it saw."""
+
+    sku: str
+    image_hash: str
+    fingerprint: str
+    render_fields: Mapping[str, str]
+    poses: tuple[str, ...]
+    variants: int
+
+
+@dataclass
+class ChunkRecords:
+    """The completed-product records of one planned chunk, with the stamps to check them against."""
+
+    completed: dict[str, CompletedProduct] = field(default_factory=dict)
+    job_stamps: dict[str, str] = field(default_factory=dict)
+    decision_stamp: int = 0  # the latest decision id when the chunk was read
+    decided: dict[str, int] = field(default_factory=dict)  # job id -> its latest decision id, if newer
+    storage: StampedStorage | None = None  # None: the storage cannot stamp, no record is used or written
+    written: list[CompletedProduct] = field(default_factory=list)  # made by this chunk's plan
+
+
+def read_chunk(skus: Sequence[str], store: StateStore, storage: Storage) -> ChunkRecords:
+    """The records of these products, their job stamps and the decisions since, read before their jobs are."""
+    if not isinstance(storage, StampedStorage):
+        return ChunkRecords()
+    # 1. The stamps first: a job written or a decision recorded after them makes a record made now stale.
+    decision_stamp = store.latest_decision_id()
+    job_stamps = store.job_stamps(skus)
+    completed = store.get_completed(skus)
+    # 2. The decisions recorded since the oldest of these records (usually none at all).
+    oldest = min((record.decision_stamp for record in completed.values()), default=decision_stamp)
+    decided = store.decided_since(oldest) if oldest < decision_stamp else {}
+    return ChunkRecords(completed, job_stamps, decision_stamp, decided, storage)
+
+
+def stamp_keys(sku: str, presets: Sequence[str], layout: OutputLayout) -> list[str]:
+    """The storage keys whose stamps a record of this product rests on: its output folders and cutout files."""
+    return [
+        *(layout.image_folder(name, sku) for name in presets),
+        layout.cutout(sku),
+        layout.cutout_record(sku),
+    ]
+
+
+def reused_whole(
+    chunk: ChunkRecords,
+    facts: ProductFacts,
+    presets_for: Callable[[Sequence[str]], list[tuple[str, str]]],
+    first: str,
+    layout: OutputLayout,
+) -> tuple[ReusedJobs, list[str]] | None:
+    """The product's jobs and cutout flags from its record when nothing it rests on moved, else None.
+
+    presets_for(earlier): (name, extension) of the output presets a job whose earlier renders were derived
+    into `earlier` gets now; first: the run's first preset (a job outcome's `output`); layout: the keys'.
+    """
+    record = chunk.completed.get(facts.sku)
+    if record is None or chunk.storage is None:
+        return None
+    memo = record.memo
+    # 1. The same photo, config, fields and plan, and no write to its jobs since.
+    if (
+        memo.get("version") != MEMO_VERSION
+        or record.image_hash != facts.image_hash
+        or record.config_fingerprint != facts.fingerprint
+        or chunk.job_stamps.get(facts.sku) != record.jobs_stamp
+        or memo["fields"] != facts.render_fields
+        or tuple(memo["poses"]) != facts.poses
+        or memo["variants"] != facts.variants
+    ):
+        return None
+    # 2. No decision on its jobs since, the same output presets.
+    rows = memo["jobs"]
+    if len(rows) != len(facts.poses) * facts.variants:
+        return None
+    if chunk.decided and any(
+        chunk.decided.get(job_id_for(facts.sku, pose, variant), 0) > record.decision_stamp
+        for pose in facts.poses
+        for variant in range(facts.variants)
+    ):
+        return None
+    presets = presets_for(memo["earlier"])
+    if [(name, extension) for name, extension in memo["presets"]] != presets:
+        return None
+    # 3. The same files: a stat per output folder and cutout file.
+    keys = stamp_keys(facts.sku, [name for name, _ in presets], layout)
+    recorded: list[str] = memo["stamps"]
+    if len(recorded) != len(keys) or list(chunk.storage.stamps(keys).values()) != recorded:
+        return None
+    reused = ReusedJobs(facts.sku, facts.image_hash, facts.fingerprint, tuple(presets), first, facts.poses,
+                        facts.variants, rows, layout)  # fmt: skip
+    return reused, list(memo["cutout_flags"])
+
+
+def completed_record(
+    chunk: ChunkRecords,
+    facts: ProductFacts,
+    skipped: Sequence[JobOutcome],
+    states: Mapping[str, JobState],
+    earlier: Sequence[str],
+    presets: Sequence[tuple[str, str]],
+    cutout_flags: Sequence[str],
+    file_stamps: Mapping[str, str],
+    stamped_at_ns: int,
+) -> CompletedProduct | None:
+    """The record of a product whose every job the plan reused as it is, or None when one cannot vouch for it.
+
+    skipped: its jobs' outcomes in plan order (nothing derived); earlier: the presets every job's recorded
+    outputs name (the same for all); file_stamps: of `stamp_keys(sku, presets)`, in that order, read before the
+    plan listed its folders, at stamped_at_ns.
+    """
+    job_stamp = chunk.job_stamps.get(facts.sku)
+    if chunk.storage is None or job_stamp is None or not skipped:
+        return None
+    # 1. Every file stamped, none changed within the timestamps' granularity of the stamp.
+    racy_ns = stamped_at_ns - int(RACY_S * 1e9)
+    for stamp in file_stamps.values():
+        if not stamp or int(stamp.split(":", 1)[0]) > racy_ns:
+            return None
+    # 2. Every job reused as it is, in plan order, with the outputs the presets give.
+    names = [name for name, _ in presets]
+    slots = [(pose, variant) for pose in facts.poses for variant in range(facts.variants)]
+    if len(slots) != len(skipped):
+        return None
+    jobs: list[list[Any]] = []
+    for outcome, slot in zip(skipped, slots, strict=True):
+        state = states.get(outcome.job_id)
+        if (
+            state is None
+            or (outcome.pose, outcome.variant) != slot
+            or outcome.derived
+            or outcome.reason not in (APPROVED_REASON, REUSED_REASON)
+            or list(outcome.outputs) != names
+            or state.image_hash != facts.image_hash
+        ):
+            return None
+        rendered = "" if state.config_fingerprint == facts.fingerprint else state.config_fingerprint
+        approved = 1 if outcome.reason == APPROVED_REASON else 0
+        jobs.append([outcome.seed, approved, list(outcome.flags), rendered])
+    memo = {
+        "version": MEMO_VERSION,
+        "fields": dict(facts.render_fields),
+        "poses": list(facts.poses),
+        "variants": facts.variants,
+        "earlier": list(earlier),
+        "presets": [list(preset) for preset in presets],
+        "jobs": jobs,
+        "cutout_flags": list(cutout_flags),
+        "stamps": list(file_stamps.values()),  # in stamp_keys order
+    }
+    return CompletedProduct(
+        facts.sku, facts.image_hash, facts.fingerprint, job_stamp, chunk.decision_stamp, memo
+    )
+
+
+def now_ns() -> int:
+    """The clock file stamps are compared with (the host's wall clock, as the filesystem's)."""
+    return time.time_ns()
