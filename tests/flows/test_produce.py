@@ -253,6 +253,50 @@ def test_a_changed_title_renders_that_product_again_and_nothing_else(tmp_path: P
     assert third.counts["skipped"] == 4 and third.counts["produced"] == 0
 
 
+def test_a_night_after_a_night_takes_finished_products_whole_and_reports_them_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Night 2 finds every job done and records the products complete; night 3 takes them whole (no job-by-job
+    plan) and its report, manifest and catalogue say exactly what night 2's did."""
+    import os
+
+    from catalog.state import open_job_store
+    from pipelines.production import stages
+
+    rows = write_flatlays(tmp_path / "in", 2, size=96)
+    csv_path = write_csv(tmp_path / "in" / "products.csv", rows)
+    profile, out = small_profile(tmp_path, variants=1), tmp_path / "out"
+    assert run_catalog(str(csv_path), str(profile), str(out)).counts["produced"] == 4
+    past = time.time() - 3600  # the files as the night before
+    for folder, _, files in os.walk(out):
+        for name in [*files, "."]:
+            os.utime(Path(folder) / name, (past, past))
+    second = run_catalog(str(csv_path), str(profile), str(out))
+    store = open_job_store(out / "state.sqlite")
+    recorded = store.get_completed([row["sku"] for row in rows])
+    assert {record.run_id for record in recorded.values()} == {second.run_id} and len(recorded) == 2
+    planned_by_jobs: list[str] = []
+    by_jobs = stages._plan_one
+    monkeypatch.setattr(
+        stages,
+        "_plan_one",
+        lambda record, *args: planned_by_jobs.append(record.sku) or by_jobs(record, *args),
+    )
+    third = run_catalog(str(csv_path), str(profile), str(out))
+    assert planned_by_jobs == []
+    assert third.counts == second.counts and third.counts["skipped"] == 4
+    assert [p.to_dict() for p in third.products] == [p.to_dict() for p in second.products]
+
+    def manifest(run_id: str) -> list[dict[str, str]]:
+        with open(out / "runs" / run_id / "manifest.csv", newline="") as handle:
+            return [{**row, "run_id": ""} for row in csv.DictReader(handle)]
+
+    assert manifest(third.run_id) == manifest(second.run_id)
+    catalogue = json.loads((out / "catalogue.json").read_text())["entries"]
+    assert [catalogue[row["sku"]]["run_id"] for row in rows] == [third.run_id] * 2
+    assert all(len(catalogue[row["sku"]]["product"]["jobs"]) == 2 for row in rows)
+
+
 def test_chunks_go_to_the_slot_whose_chunk_ended_at_most_one_per_slot_at_once() -> None:
     from prefect import task
     from prefect.task_runners import ThreadPoolTaskRunner
