@@ -65,7 +65,9 @@ def _column_names(table: CsvTable, mapping: Mapping[str, str]) -> dict[str, str]
 def _cell_rows(table: CsvTable, columns: Iterable[str]) -> Iterable[tuple]:
     """(row, cell, cell, ...) tuples for the named columns; absent columns read as empty cells."""
     frame = table.frame.reindex(columns=list(columns), fill_value="")
-    return frame.itertuples(index=True, name=None)
+    # Whole columns as lists, zipped: itertuples reads each cell through the array's Python-level __getitem__
+    # (~1 s per 100k rows of 10 columns).
+    return zip(frame.index.tolist(), *(frame[name].tolist() for name in frame.columns), strict=True)
 
 
 # --- onmodel native -------------------------------------------------------------------------------------------

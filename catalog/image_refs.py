@@ -99,6 +99,7 @@ class ImageRefResolver:
         self._root_strings = tuple(str(root) for root in self.roots)
         self._real_folders: dict[str, str] = {}  # folder as written -> symlink-free folder
         self._folder_inside: dict[str, bool] = {}  # symlink-free folder -> under an allowed root
+        self._folder_paths: dict[str, Path] = {}  # symlink-free folder -> its Path (children are cheap)
 
     def _inside_roots(self, real_path: str) -> bool:
         """Whether a symlink-free path lies under an allowed root (string test, no file system access)."""
@@ -143,7 +144,10 @@ class ImageRefResolver:
         if not is_file:
             where = "is a folder, not an image file" if os.path.isdir(real) else "does not exist"
             raise ImageRefError(f"The image file '{raw}' {where} (looked for {real}).")
-        return ImageRef(raw=raw, path=Path(real))
+        if (parent := self._folder_paths.get(real_folder)) is None:
+            parent = self._folder_paths[real_folder] = Path(real_folder)
+        # The same Path as Path(real), its folder parsed once per folder, not once per row.
+        return ImageRef(raw=raw, path=parent / os.path.basename(real))
 
     def __call__(self, raw: str) -> ImageRef:
         """Resolve one CSV image cell to an ImageRef, or raise ImageRefError with a merchandiser-facing reason."""

@@ -198,10 +198,11 @@ class ReviewDecision:
 
 
 class CompletedProduct(NamedTuple):  # a tuple: a nightly plan reads 100k of them
-    """A product whose every job one plan found done, and what that plan saw (the memo is the planner's JSON).
+    """A product whose every job one plan found done, and what that plan saw, in the planner's text forms
+    (pipelines/production/completed.py): the store keeps them as written and never decodes them.
 
     jobs_stamp: `job_stamps` of the product when the plan read its jobs; decision_stamp: `latest_decision_id`
-    then. The store keeps it as written; the planner decides whether it still holds.
+    then.
     """
 
     product_key: str
@@ -209,7 +210,11 @@ class CompletedProduct(NamedTuple):  # a tuple: a nightly plan reads 100k of the
     config_fingerprint: str
     jobs_stamp: str
     decision_stamp: int
-    memo: Mapping[str, Any]
+    plan_key: str
+    presets: str
+    file_stamps: str
+    jobs: str
+    cutout_flags: str = "[]"
     recorded_at: str = ""
     run_id: str = ""
 
@@ -1275,11 +1280,8 @@ class SQLJobStore:
         query = select(table).where(self._among(table.c.product_key, wanted))
         with self._read() as connection:
             rows = connection.execute(query).all()
-        loads, make = json.loads, CompletedProduct._make
-        return {  # the table's columns are the tuple's fields, in order
-            key: make((key, image, config, stamp, int(decision), loads(memo), recorded, run))
-            for key, image, config, stamp, decision, memo, recorded, run in rows
-        }
+        # The table's columns are the tuple's fields, in order.
+        return {row[0]: CompletedProduct._make(row) for row in rows}
 
     def record_completed(self, completed: Sequence[CompletedProduct], run_id: str) -> None:
         """Record (or replace) these products' completed records, a transaction per 1000."""
@@ -1293,7 +1295,11 @@ class SQLJobStore:
                 "config_fingerprint": item.config_fingerprint,
                 "jobs_stamp": item.jobs_stamp,
                 "decision_stamp": int(item.decision_stamp),
-                "memo": json.dumps(dict(item.memo), separators=(",", ":")),
+                "plan_key": item.plan_key,
+                "presets": item.presets,
+                "file_stamps": item.file_stamps,
+                "jobs": item.jobs,
+                "cutout_flags": item.cutout_flags,
                 "recorded_at": now,
                 "run_id": run_id,
             }

@@ -128,7 +128,14 @@ completed_products = Table(
     Column("config_fingerprint", Text, nullable=False),
     Column("jobs_stamp", Text, nullable=False),  # "count|sum(row_version)" of the product's job rows
     Column("decision_stamp", BigInteger, nullable=False),  # the latest review decision id when recorded
-    Column("memo", Text, nullable=False),  # JSON object, the planner's (jobs, presets, file stamps, ...)
+    # The planner's text forms (pipelines/production/completed.py), compared as strings:
+    Column("plan_key", Text, nullable=False),  # render fields, poses, variants
+    Column(
+        "presets", Text, nullable=False
+    ),  # JSON: [presets earlier renders were derived into, output presets]
+    Column("file_stamps", Text, nullable=False),  # output folders' and cutout files' stamps
+    Column("jobs", Text, nullable=False),  # JSON rows [seed, approved, flags, fingerprint], in plan order
+    Column("cutout_flags", Text, nullable=False, server_default="[]"),  # JSON list
     Column("recorded_at", Text, nullable=False),
     Column("run_id", Text, nullable=False, server_default=""),
     PrimaryKeyConstraint("product_key", name="pk_completed_products"),

@@ -24,6 +24,7 @@ leave the stamp as it was). Storages that cannot stamp (object stores) never rec
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,8 +35,9 @@ from pipelines.production.layout import OutputLayout, StampedStorage, Storage
 from pipelines.production.outcomes import APPROVED_REASON, REUSED_REASON, JobOutcome, ReusedJobs
 from pipelines.production.plan import job_id_for
 
-MEMO_VERSION = 1
 RACY_S = 2.0  # FAT's timestamps are 2 s apart, ext3's and HFS+'s 1 s, ext4's and tmpfs's a kernel tick
+_KEY_VERSION = "2"  # the plan key's layout; a record of another layout never matches
+_UNIT = "\x1f"  # ASCII's unit separator, which a CSV cell hardly ever holds
 
 
 class ProductFacts(NamedTuple):
@@ -59,6 +61,9 @@ class ChunkRecords:
     decided: dict[str, int] = field(default_factory=dict)  # job id -> its latest decision id, if newer
     storage: StampedStorage | None = None  # None: the storage cannot stamp, no record is used or written
     written: list[CompletedProduct] = field(default_factory=list)  # made by this chunk's plan
+    # The records of a chunk share a few texts: each decoded (and checked) once.
+    presets_seen: dict[str, tuple[tuple[str, str], ...] | None] = field(default_factory=dict)
+    flags_seen: dict[str, list[str]] = field(default_factory=dict)
 
 
 def read_chunk(skus: Sequence[str], store: StateStore, storage: Storage) -> ChunkRecords:
@@ -75,6 +80,16 @@ def read_chunk(skus: Sequence[str], store: StateStore, storage: Storage) -> Chun
     return ChunkRecords(completed, job_stamps, decision_stamp, decided, storage)
 
 
+def plan_key(facts: ProductFacts) -> str:
+    """The product's render fields (names and values), poses and variant count as one comparable text."""
+    fields = facts.render_fields
+    parts = [_KEY_VERSION, *fields, *fields.values(), *facts.poses, str(facts.variants)]
+    text = _UNIT.join(parts)
+    if text.count(_UNIT) != len(parts) - 1:  # a separator inside a cell: spell the parts out
+        return json.dumps(parts)
+    return text
+
+
 def stamp_keys(sku: str, presets: Sequence[str], layout: OutputLayout) -> list[str]:
     """The storage keys whose stamps a record of this product rests on: its output folders and cutout files."""
     return [
@@ -87,7 +102,7 @@ def stamp_keys(sku: str, presets: Sequence[str], layout: OutputLayout) -> list[s
 def reused_whole(
     chunk: ChunkRecords,
     facts: ProductFacts,
-    presets_for: Callable[[Sequence[str]], list[tuple[str, str]]],
+    presets_for: Callable[[Sequence[str]], tuple[tuple[str, str], ...]],
     first: str,
     layout: OutputLayout,
 ) -> tuple[ReusedJobs, list[str]] | None:
@@ -99,39 +114,37 @@ def reused_whole(
     record = chunk.completed.get(facts.sku)
     if record is None or chunk.storage is None:
         return None
-    memo = record.memo
     # 1. The same photo, config, fields and plan, and no write to its jobs since.
     if (
-        memo.get("version") != MEMO_VERSION
-        or record.image_hash != facts.image_hash
+        record.image_hash != facts.image_hash
         or record.config_fingerprint != facts.fingerprint
         or chunk.job_stamps.get(facts.sku) != record.jobs_stamp
-        or memo["fields"] != facts.render_fields
-        or tuple(memo["poses"]) != facts.poses
-        or memo["variants"] != facts.variants
+        or record.plan_key != plan_key(facts)
     ):
         return None
     # 2. No decision on its jobs since, the same output presets.
-    rows = memo["jobs"]
-    if len(rows) != len(facts.poses) * facts.variants:
-        return None
     if chunk.decided and any(
         chunk.decided.get(job_id_for(facts.sku, pose, variant), 0) > record.decision_stamp
         for pose in facts.poses
         for variant in range(facts.variants)
     ):
         return None
-    presets = presets_for(memo["earlier"])
-    if [(name, extension) for name, extension in memo["presets"]] != presets:
+    if record.presets not in chunk.presets_seen:
+        earlier, recorded = json.loads(record.presets)
+        now = presets_for(earlier)
+        chunk.presets_seen[record.presets] = now if presets_text(now) == recorded else None
+    presets = chunk.presets_seen[record.presets]
+    if presets is None:
         return None
     # 3. The same files: a stat per output folder and cutout file.
     keys = stamp_keys(facts.sku, [name for name, _ in presets], layout)
-    recorded: list[str] = memo["stamps"]
-    if len(recorded) != len(keys) or list(chunk.storage.stamps(keys).values()) != recorded:
+    if " ".join(chunk.storage.stamps(keys).values()) != record.file_stamps:
         return None
-    reused = ReusedJobs(facts.sku, facts.image_hash, facts.fingerprint, tuple(presets), first, facts.poses,
-                        facts.variants, rows, layout)  # fmt: skip
-    return reused, list(memo["cutout_flags"])
+    if (flags := chunk.flags_seen.get(record.cutout_flags)) is None:
+        flags = chunk.flags_seen[record.cutout_flags] = json.loads(record.cutout_flags)
+    reused = ReusedJobs(facts.sku, facts.image_hash, facts.fingerprint, presets, first, facts.poses,
+                        facts.variants, record.jobs, layout)  # fmt: skip
+    return reused, list(flags)
 
 
 def completed_record(
@@ -179,20 +192,23 @@ def completed_record(
         rendered = "" if state.config_fingerprint == facts.fingerprint else state.config_fingerprint
         approved = 1 if outcome.reason == APPROVED_REASON else 0
         jobs.append([outcome.seed, approved, list(outcome.flags), rendered])
-    memo = {
-        "version": MEMO_VERSION,
-        "fields": dict(facts.render_fields),
-        "poses": list(facts.poses),
-        "variants": facts.variants,
-        "earlier": list(earlier),
-        "presets": [list(preset) for preset in presets],
-        "jobs": jobs,
-        "cutout_flags": list(cutout_flags),
-        "stamps": list(file_stamps.values()),  # in stamp_keys order
-    }
     return CompletedProduct(
-        facts.sku, facts.image_hash, facts.fingerprint, job_stamp, chunk.decision_stamp, memo
+        facts.sku,
+        facts.image_hash,
+        facts.fingerprint,
+        job_stamp,
+        chunk.decision_stamp,
+        plan_key=plan_key(facts),
+        presets=json.dumps([list(earlier), presets_text(presets)]),
+        file_stamps=" ".join(file_stamps.values()),  # in stamp_keys order; a stamp holds no space
+        jobs=json.dumps(jobs, separators=(",", ":")),
+        cutout_flags=json.dumps(list(cutout_flags)),
     )
+
+
+def presets_text(presets: Sequence[tuple[str, str]]) -> str:
+    """'master.png amazon.jpg': the output presets of a record, compared as one string."""
+    return " ".join(f"{name}.{extension}" for name, extension in presets)
 
 
 def now_ns() -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, overload
@@ -87,7 +88,8 @@ class ReusedJobs(Sequence[JobOutcome]):
     them; each is made on access, equal to the one the per-job plan makes (`stages.reuse_render`).
     presets: (name, extension) of the jobs' output presets, master first; first: the run's first preset;
     rows: per job in plan order (poses x variants), [seed, approved (1 or 0), flags, the config fingerprint
-    its master was rendered with ("": `fingerprint`)], as the completed-product record holds them.
+    its master was rendered with ("": `fingerprint`)], or those rows as the JSON text the completed-product
+    record holds, decoded on first access (a plan keeps 100k products' rows as 100k strings, not 1.3M lists).
     """
 
     sku: str
@@ -97,11 +99,11 @@ class ReusedJobs(Sequence[JobOutcome]):
     first: str
     poses: tuple[str, ...]
     variants: int
-    rows: Sequence[Sequence[Any]]
+    rows: str | Sequence[Sequence[Any]]
     layout: OutputLayout = OutputLayout()
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.poses) * self.variants
 
     @overload
     def __getitem__(self, index: int) -> JobOutcome: ...
@@ -110,12 +112,14 @@ class ReusedJobs(Sequence[JobOutcome]):
     def __getitem__(self, index: slice) -> list[JobOutcome]: ...
 
     def __getitem__(self, index: int | slice) -> JobOutcome | list[JobOutcome]:
+        rows = self._rows()
         if isinstance(index, slice):
-            return [self._outcome(number) for number in range(len(self.rows))[index]]
-        return self._outcome(range(len(self.rows))[index])  # negative indexes and IndexError as a list's
+            return [self._outcome(number, rows) for number in range(len(self))[index]]
+        return self._outcome(range(len(self))[index], rows)  # negative indexes and IndexError as a list's
 
     def __iter__(self) -> Iterator[JobOutcome]:
-        return (self._outcome(number) for number in range(len(self.rows)))
+        rows = self._rows()
+        return (self._outcome(number, rows) for number in range(len(self)))
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, ReusedJobs):
@@ -123,12 +127,20 @@ class ReusedJobs(Sequence[JobOutcome]):
         return isinstance(other, Sequence) and list(self) == list(other)
 
     def _key(self) -> tuple[Any, ...]:
-        rows = [list(row) for row in self.rows]
+        rows = [list(row) for row in self._rows()]
         return (self.sku, self.image_hash, self.fingerprint, self.presets, self.first, self.poses, self.variants,
                 rows, self.layout)  # fmt: skip
 
-    def _outcome(self, number: int) -> JobOutcome:
-        seed, approved, flags, rendered = self.rows[number]
+    def _rows(self) -> Sequence[Sequence[Any]]:
+        if isinstance(self.rows, str):
+            rows = json.loads(self.rows)
+            if len(rows) != len(self):
+                raise ValueError(f"{self.sku}: {len(rows)} recorded jobs for {len(self)} planned ones")
+            self.rows = rows
+        return self.rows
+
+    def _outcome(self, number: int, rows: Sequence[Sequence[Any]]) -> JobOutcome:
+        seed, approved, flags, rendered = rows[number]
         pose, variant = self.poses[number // self.variants], number % self.variants
         job_id = job_id_for(self.sku, pose, variant)
         stem = self.layout.image_stem

@@ -94,7 +94,7 @@ class Resources:
     photos: PhotoCache | None = None  # what each photo was last run (None: hash every photo by reading it)
 
 
-@dataclass
+@dataclass(slots=True)  # a nightly plan keeps 100k of them: no instance dict for the collector to walk
 class PreparedProduct:
     """A product after fetch + segment: where its cutout is and which of its jobs are still to do."""
 
@@ -199,9 +199,9 @@ def _plan_chunk(
     # 2. Products nothing moved under since their record: no job rows, no decisions, no listings.
     planned: dict[str, PreparedProduct] = {}
     facts: dict[str, completed.ProductFacts] = {}
-    presets_after: dict[tuple[str, ...], list[tuple[str, str]]] = {}  # the products of a chunk share them
+    presets_after: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}  # a chunk's products share them
 
-    def presets_for(earlier: Sequence[str]) -> list[tuple[str, str]]:
+    def presets_for(earlier: Sequence[str]) -> tuple[tuple[str, str], ...]:
         if (found := presets_after.get(key := tuple(earlier))) is None:
             found = presets_after[key] = _preset_names(output_presets(ctx, res, earlier))
         return found
@@ -263,8 +263,8 @@ def _facts(record: ProductRecord, photo_hash: str, ctx: RunContext) -> completed
     )
 
 
-def _preset_names(presets: Sequence[Preset]) -> list[tuple[str, str]]:
-    return [(preset.name, preset.extension) for preset in presets]
+def _preset_names(presets: Sequence[Preset]) -> tuple[tuple[str, str], ...]:
+    return tuple((preset.name, preset.extension) for preset in presets)
 
 
 def _reused_product(

@@ -541,33 +541,20 @@ def test_completed_products_round_trip_and_the_latest_record_wins(store: SQLJobS
     from catalog.state import CompletedProduct
 
     assert store.get_completed(["A-1"]) == {}
-    memo = {
-        "version": 1,
-        "jobs": [["front", 0, 7, False, ["garment_upscaled"], ""]],
-        "stamps": {"k": "1:2:3"},
-    }
-    first = CompletedProduct("A-1", "h1", "f", "1|1", 0, memo)
-    other = CompletedProduct("B-2", "h2", "f", "6|6", 4, {"version": 1})
+    jobs = '[[7,0,["garment_upscaled"],""]]'
+    first = CompletedProduct("A-1", "h1", "f", "1|1", 0, "plan", '[["master"],"master.png"]', "1:2:3", jobs)
+    other = CompletedProduct("B-2", "h2", "f", "6|6", 4, "plan-b", "[]", "4:5:6", "[]", '["flag"]')
     store.record_completed([first, other], run_id="night-1")
     found = store.get_completed(["A-1", "B-2", "C-3"])
     assert set(found) == {"A-1", "B-2"}
     got = found["A-1"]
-    assert (got.image_hash, got.config_fingerprint, got.jobs_stamp, got.decision_stamp) == (
-        "h1",
-        "f",
-        "1|1",
-        0,
-    )
-    assert got.memo == memo and got.run_id == "night-1" and got.recorded_at.endswith("+00:00")
-    newer = CompletedProduct("A-1", "h9", "f2", "2|3", 5, {"version": 1, "jobs": []})
+    assert got[:10] == first[:10]  # every field as written, texts untouched
+    assert got.run_id == "night-1" and got.recorded_at.endswith("+00:00")
+    assert found["B-2"].cutout_flags == '["flag"]' and found["B-2"].decision_stamp == 4
+    newer = first._replace(image_hash="h9", jobs_stamp="2|3", decision_stamp=5, file_stamps="7:8:9")
     store.record_completed([first, newer], run_id="night-2")  # one product twice in a call: the last wins
     again = store.get_completed(["A-1"])["A-1"]
-    assert (again.image_hash, again.jobs_stamp, again.decision_stamp, again.run_id) == (
-        "h9",
-        "2|3",
-        5,
-        "night-2",
-    )
+    assert again[:10] == newer[:10] and again.run_id == "night-2"
     assert store.get_completed(["B-2"])["B-2"].run_id == "night-1"
     store.record_completed([], run_id="night-3")  # nothing to write: no transaction
 
@@ -575,12 +562,14 @@ def test_completed_products_round_trip_and_the_latest_record_wins(store: SQLJobS
 def test_completed_products_of_a_whole_catalogue_are_read_in_one_call(store: SQLJobStore) -> None:
     from catalog.state import CompletedProduct
 
-    records = [CompletedProduct(f"P-{n:05d}", "h", "f", "6|6", 0, {"n": n}) for n in range(2500)]
+    records = [
+        CompletedProduct(f"P-{n:05d}", "h", "f", "6|6", 0, f"plan-{n}", "[]", "s", "[]") for n in range(2500)
+    ]
     store.record_completed(records, run_id="night")
     wanted = [f"P-{n:05d}" for n in range(0, 3000, 3)]
     found = store.get_completed(wanted)
     assert sorted(found) == [key for key in wanted if int(key[2:]) < 2500]
-    assert all(found[key].memo == {"n": int(key[2:])} for key in found)
+    assert all(found[key].plan_key == f"plan-{int(key[2:])}" for key in found)
 
 
 # Opening by URL or path -----------------------------------------------------------------------------------------

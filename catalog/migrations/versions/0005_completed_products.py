@@ -33,7 +33,14 @@ def upgrade() -> None:
         sa.Column("config_fingerprint", sa.Text, nullable=False),
         sa.Column("jobs_stamp", sa.Text, nullable=False),  # "count|sum(row_version)" of the product's jobs
         sa.Column("decision_stamp", sa.BigInteger, nullable=False),  # the latest decision id when recorded
-        sa.Column("memo", sa.Text, nullable=False),  # JSON object: what the plan decided, per job
+        # What the plan rested on and decided, in the planner's own text forms (compared as strings, no
+        # decoding per product): the plan (fields, poses, variants), the output presets, the file stamps, the
+        # jobs (JSON, decoded only when their outcomes are asked for) and the cutout's flags (JSON).
+        sa.Column("plan_key", sa.Text, nullable=False),
+        sa.Column("presets", sa.Text, nullable=False),
+        sa.Column("file_stamps", sa.Text, nullable=False),
+        sa.Column("jobs", sa.Text, nullable=False),
+        sa.Column("cutout_flags", sa.Text, nullable=False, server_default="[]"),
         sa.Column("recorded_at", sa.Text, nullable=False),
         sa.Column("run_id", sa.Text, nullable=False, server_default=""),
         sa.PrimaryKeyConstraint("product_key", name="pk_completed_products"),

@@ -272,3 +272,21 @@ def test_stamp_keys_are_the_output_folders_and_cutout_files() -> None:
 
     keys = completed.stamp_keys("SKU-1", ["master", "amazon"], OutputLayout())
     assert keys == ["images/master/SKU-1", "images/amazon/SKU-1", "cutouts/SKU-1.png", "cutouts/SKU-1.json"]
+
+
+def test_the_plan_key_tells_every_field_pose_and_variant_count_apart() -> None:
+    fields = {"title": "Shirt", "color": "navy", "prompt": ""}
+    base = completed.ProductFacts("S", "h", "fp", fields, ("front", "back"), 2)
+    keys = {
+        completed.plan_key(base),
+        completed.plan_key(base._replace(render_fields={**fields, "color": "red"})),
+        completed.plan_key(base._replace(render_fields={**fields, "prompt": "navy"})),
+        completed.plan_key(base._replace(poses=("back", "front"))),
+        completed.plan_key(base._replace(variants=1)),
+        completed.plan_key(base._replace(render_fields={"title": "Shirt", "colour": "navy", "prompt": ""})),
+    }
+    assert len(keys) == 6
+    # A cell holding the separator cannot make two different products read alike.
+    tricky = base._replace(render_fields={**fields, "title": "Shirt\x1fnavy", "color": ""})
+    assert completed.plan_key(tricky) != completed.plan_key(base)
+    assert completed.plan_key(tricky) == completed.plan_key(tricky._replace(sku="other"))  # sku is not in it

@@ -145,3 +145,19 @@ def test_reused_jobs_make_the_outcomes_the_job_by_job_plan_makes() -> None:
     assert pickle.loads(pickle.dumps(reused)) == reused
     empty = ReusedJobs("A", "h", "f", presets, "master", (), 2, [])
     assert product_state(reused) == "skipped" and product_state(empty) == "produced"
+
+
+def test_reused_jobs_decode_their_recorded_rows_on_first_access() -> None:
+    import json
+
+    from pipelines.production.outcomes import ReusedJobs
+
+    rows = [[11, 0, [], ""], [12, 1, ["garment_upscaled"], "old-fp"]]
+    presets = (("master", "png"),)
+    decoded = ReusedJobs("A", "h" * 64, "fp", presets, "master", ("front",), 2, rows)
+    recorded = ReusedJobs("A", "h" * 64, "fp", presets, "master", ("front",), 2, json.dumps(rows))
+    assert len(recorded) == 2 and isinstance(recorded.rows, str)  # counted without decoding
+    assert list(recorded) == list(decoded) and recorded == decoded
+    short = ReusedJobs("A", "h" * 64, "fp", presets, "master", ("front", "back"), 2, json.dumps(rows))
+    with pytest.raises(ValueError, match="2 recorded jobs for 4 planned"):
+        list(short)
