@@ -210,7 +210,8 @@ def _with_skirt_region(
     below = (labels == 0) & (depth > 0)
     if skirt.has_sides:
         across = skirt.across
-        sides = below & (np.abs(canvas_x * across[0] + canvas_y * across[1]) > skirt.middle)
+        sides = (labels == 0) & (depth > -skirt.lead)
+        sides &= np.abs(canvas_x * across[0] + canvas_y * across[1]) > skirt.middle
         labels[sides] = SIDE_REGION
         below &= ~sides
     if skirted:

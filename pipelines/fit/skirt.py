@@ -73,12 +73,14 @@ class SkirtWarp:
     flare: float = 0.0  # the garment's hem width per its width at the hips, minus 1 (its sides' spread)
     # Side panels: the half-width about the centre line (undeformed canvas px) kept as the taper makes it, and
     # the sides' own across scale beyond it at full depth (1: none), image left then right (across < 0, > 0).
-    # The scale runs linearly from 1 at the level it starts from to sides_near at depth ramp, then to sides at
-    # full depth (a top's sides float most just below its armpits, where the body narrows fastest).
+    # The scale runs linearly from 1 at the level they start from (lead above the origin) to sides_near ramp
+    # below it, then to sides at full depth (a top's sides float most just below its armpits, where the body
+    # narrows fastest; with the arms off the body a sleeveless top's from its shoulders, a dress's bodice too).
     middle: float = math.inf
     sides: tuple[float, float] = (1.0, 1.0)
     sides_near: tuple[float, float] = (1.0, 1.0)
     ramp: float = 0.0
+    lead: float = 0.0
 
     @property
     def across(self) -> np.ndarray:
@@ -109,10 +111,10 @@ class SkirtWarp:
     def stretches(self, half_width: float, compression: float = 1.0) -> tuple[float, float]:
         """(middle, sides): the largest local stretch over the middle band and over the side panels (0 when
         there are none), on a grid over the garment as in stretch(); central differences of the map."""
-        r = np.linspace(0.0, 1.0, 17)[:, None]
-        spread = half_width * (1.0 + self.flare * r)
+        depths = np.linspace(-self.lead, self.depth, 21)[:, None]
+        spread = half_width * (1.0 + self.flare * np.clip(depths / max(self.depth, 1e-9), 0.0, 1.0))
         u = spread * np.linspace(-1.0, 1.0, 41)[None, :]
-        v = np.broadcast_to(r * self.depth, u.shape)
+        v = np.broadcast_to(depths, u.shape)
         step = max(0.25, 1e-3 * half_width)
         across = (self._across_of(u + step, v) - self._across_of(u - step, v)) / (2.0 * step)
         down = (self._across_of(u, v + step) - self._across_of(u, v - step)) / (2.0 * step)
@@ -140,9 +142,11 @@ class SkirtWarp:
         depth, sides at full depth and below."""
         near = np.where(u < 0, np.float32(self.sides_near[0]), np.float32(self.sides_near[1]))
         far = np.where(u < 0, np.float32(self.sides[0]), np.float32(self.sides[1]))
-        ramp = min(max(self.ramp, 1e-6), self.depth)
-        first = np.clip(v * np.float32(1.0 / ramp), 0.0, 1.0)
-        second = np.clip((v - np.float32(ramp)) * np.float32(1.0 / max(self.depth - ramp, 1e-6)), 0.0, 1.0)
+        span = self.depth + self.lead
+        ramp = min(max(self.ramp, 1e-6), span)
+        w = v + np.float32(self.lead)
+        first = np.clip(w * np.float32(1.0 / ramp), 0.0, 1.0)
+        second = np.clip((w - np.float32(ramp)) * np.float32(1.0 / max(span - ramp, 1e-6)), 0.0, 1.0)
         return 1.0 - (1.0 - near) * first - (near - far) * second
 
     def _wrap(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -211,6 +215,7 @@ class SkirtWarp:
             "sides": [round(self.sides[0], 5), round(self.sides[1], 5)],
             "sides_near": [round(self.sides_near[0], 5), round(self.sides_near[1], 5)],
             "ramp": round(self.ramp, 3),
+            "lead": round(self.lead, 3),
         }
 
 
@@ -284,7 +289,7 @@ def skirt_warp(
     level_width = float(np.ptp(u_all[level_rows])) if level_rows.any() else width
 
     def body_edges(at: float) -> list[float]:
-        if top:
+        if top or at < 0.0:  # a top's, or a dress's bodice above the hips
             return _torso_edges(keypoints, origin, down, across, at, torso_unit)
         edges = []
         for hip, knee, ankle in ((R_HIP, R_KNEE, R_ANKLE), (L_HIP, L_KNEE, L_ANKLE)):
@@ -327,10 +332,26 @@ def skirt_warp(
     own_depths, own_u = (own_canvas - origin) @ down, (own_canvas - origin) @ across
     # A top's sides float most just below its armpits (the body narrows from there); a skirt's at its hem
     # (narrowed near the hips it would only lose fabric lying on the thighs).
-    ramp = min(SIDE_RAMP * torso_unit, base.depth) if top else base.depth
+    # Where the arms stand off the body the sides wrap in from higher up: a sleeveless top's from its
+    # shoulders (no sleeve is sewn to its armhole), a dress's bodice from its armpits.
+    away = _arms_away(keypoints, origin, down, across)
+    lead = 0.0
+    if max(away) > 0.0 and visible(keypoints, R_SHOULDER, L_SHOULDER):
+        shoulders = (keypoints[R_SHOULDER, :2] + keypoints[L_SHOULDER, :2]) / 2.0
+        if not top:
+            start = shoulders
+            if {"r_armpit", "l_armpit"} <= set(landmarks):
+                start = linear @ (
+                    (np.asarray(landmarks["r_armpit"]) + np.asarray(landmarks["l_armpit"])) / 2.0
+                )
+                start = start + torso[:, 2]
+            lead = max(0.0, float((origin - start) @ down))
+        elif silhouette.startswith("sleeveless"):
+            lead = max(0.0, float((origin - shoulders) @ down))
+    ramp = min(SIDE_RAMP * torso_unit, base.depth + lead) if top or lead > 0.0 else base.depth
     margin = LOOSENESS * torso_unit
     scales: list[tuple[float, float]] = []
-    for at in (ramp, base.depth):
+    for at in (ramp - lead, base.depth):
         row = np.abs(own_depths - at) <= 2.0
         if not row.any():
             return tapered
@@ -339,12 +360,11 @@ def skirt_warp(
         reach = (-float(own_u[row].min()), float(own_u[row].max()))
         limits = (shift_at - min(edges_at) + margin, max(edges_at) + margin - shift_at)
         scales.append(_side_scales(reach, limits, scale, SIDE_MIDDLE * level_width / 2.0))
-    if top:
-        # Beside an arm hanging along the body the sleeve (the arm) covers the side: only where the arm
-        # leaves the body (hands on the hips) does the side wrap in; the print there is kept otherwise.
-        away = _arms_away(keypoints, origin, down, across)
-        scales = [(1.0 - (1.0 - w[0]) * away[0], 1.0 - (1.0 - w[1]) * away[1]) for w in scales]
-    sided = _side_panels(base, scales[0], scales[1], ramp, level_width, compression)
+    # Beside an arm hanging along the body the sleeve (the arm) covers the side: only where the arm leaves the
+    # body (hands on the hips) does a top's side (a dress's bodice) wrap in; the print there is kept otherwise.
+    for index in range(2 if top else (1 if lead > 0.0 else 0)):
+        scales[index] = (1.0 - (1.0 - scales[index][0]) * away[0], 1.0 - (1.0 - scales[index][1]) * away[1])
+    sided = _side_panels(base, scales[0], scales[1], ramp, lead, level_width, compression)
     return sided if sided is not None else tapered
 
 
@@ -398,6 +418,7 @@ def _side_panels(
     near: tuple[float, float],
     far: tuple[float, float],
     ramp: float,
+    lead: float,
     level_width: float,
     compression: float,
 ) -> SkirtWarp | None:
@@ -413,6 +434,7 @@ def _side_panels(
             sides=(1.0 - (1.0 - far[0]) * fraction, 1.0 - (1.0 - far[1]) * fraction),
             sides_near=(1.0 - (1.0 - near[0]) * fraction, 1.0 - (1.0 - near[1]) * fraction),
             ramp=ramp,
+            lead=lead,
         )
         if candidate.stretches(level_width / 2.0, compression)[1] <= MAX_SIDE_STRETCH:
             return candidate
