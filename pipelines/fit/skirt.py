@@ -52,7 +52,7 @@ MIN_SKIRT_DEPTH = 0.05  # of the torso length: a skirt reaching less far below t
 SIDE_MIDDLE = 0.35
 SIDE_BLEND = 0.35
 SIDE_RAMP = 0.15  # of the torso length below the level: the depth over which the sides first narrow
-ARM_HANGS_DEG, ARM_AWAY_DEG = 12.0, 24.0  # a top's side wraps in as its upper arm stands off the body
+ARM_HANGS_DEG, ARM_AWAY_DEG = 12.0, 24.0  # a sleeved top's side wraps in as its upper arm stands off the body
 MAX_SIDE_STRETCH = 0.45
 
 
@@ -334,7 +334,8 @@ def skirt_warp(
     # (narrowed near the hips it would only lose fabric lying on the thighs).
     # Where the arms stand off the body the sides wrap in from higher up: a sleeveless top's from its
     # shoulders (no sleeve is sewn to its armhole), a dress's bodice from its armpits.
-    away = _arms_away(keypoints, origin, down, across)
+    # No sleeve covers a sleeveless garment's sides: they wrap in whatever the arms do.
+    away = (1.0, 1.0) if silhouette.startswith("sleeveless") else _arms_away(keypoints, origin, down, across)
     lead = 0.0
     if max(away) > 0.0 and visible(keypoints, R_SHOULDER, L_SHOULDER):
         shoulders = (keypoints[R_SHOULDER, :2] + keypoints[L_SHOULDER, :2]) / 2.0
@@ -348,7 +349,12 @@ def skirt_warp(
             lead = max(0.0, float((origin - start) @ down))
         elif silhouette.startswith("sleeveless"):
             lead = max(0.0, float((origin - shoulders) @ down))
-    ramp = min(SIDE_RAMP * torso_unit, base.depth + lead) if top or lead > 0.0 else base.depth
+    # The sides reach their near scale SIDE_RAMP below the armpits (a top's level; a dress's bodice starts
+    # there), from where they start; a skirt's only at its hem.
+    if top:
+        ramp = min(lead + SIDE_RAMP * torso_unit, base.depth + lead)
+    else:
+        ramp = min(SIDE_RAMP * torso_unit, base.depth + lead) if lead > 0.0 else base.depth
     margin = LOOSENESS * torso_unit
     scales: list[tuple[float, float]] = []
     for at in (ramp - lead, base.depth):
@@ -360,8 +366,8 @@ def skirt_warp(
         reach = (-float(own_u[row].min()), float(own_u[row].max()))
         limits = (shift_at - min(edges_at) + margin, max(edges_at) + margin - shift_at)
         scales.append(_side_scales(reach, limits, scale, SIDE_MIDDLE * level_width / 2.0))
-    # Beside an arm hanging along the body the sleeve (the arm) covers the side: only where the arm leaves the
-    # body (hands on the hips) does a top's side (a dress's bodice) wrap in; the print there is kept otherwise.
+    # Beside an arm hanging along the body its sleeve covers the side (drawn over it, round 4): only where the
+    # arm leaves the body (hands on the hips) does a sleeved top's side (a dress's bodice) wrap in.
     for index in range(2 if top else (1 if lead > 0.0 else 0)):
         scales[index] = (1.0 - (1.0 - scales[index][0]) * away[0], 1.0 - (1.0 - scales[index][1]) * away[1])
     sided = _side_panels(base, scales[0], scales[1], ramp, lead, level_width, compression)

@@ -223,12 +223,29 @@ def test_side_panels_narrow_a_tops_sides_in_hands_on_hips_within_their_bound(
     assert again.placed_rgba.tobytes() == result.placed_rgba.tobytes() and again.params == result.params
 
 
-@pytest.mark.parametrize("kind", ["tee", "vest"])
-def test_a_tops_sides_beside_hanging_arms_are_left_as_they_are(kind: str) -> None:
-    """Beside an arm hanging along the body the arm (its sleeve) covers the side: no side panels there."""
+@pytest.mark.parametrize("kind", ["tee", "shirt"])
+def test_a_tops_sides_under_hanging_sleeves_are_left_as_they_are(kind: str) -> None:
+    """Beside an arm hanging along the body its sleeve covers the torso's side: no side panels there."""
     for pose in ("front", "back", "walking", "contrapposto"):
         skirt = _fit(kind, pose).params["skirt"]
         assert skirt is None or skirt["middle"] is None, (pose, skirt)
+
+
+@pytest.mark.parametrize("kind", ["tank", "vest"])
+def test_a_sleeveless_tops_sides_wrap_in_whatever_the_arms_do(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No sleeve covers a sleeveless top's sides: they wrap in beside hanging arms too, within their bound."""
+    for pose in ("front", "walking"):
+        result = _fit_sides(kind, pose)
+        skirt = result.params["skirt"]
+        assert skirt is not None and skirt["middle"] is not None and min(skirt["sides"]) < 1.0, (pose, skirt)
+        assert result.side_stretch <= MAX_SIDE_STRETCH + 0.02
+        straight = _fit_sides(kind, pose, sides=False, monkeypatch=monkeypatch)
+        narrower = np.count_nonzero(straight.placed_rgba[..., 3] >= 128) - np.count_nonzero(
+            result.placed_rgba[..., 3] >= 128
+        )
+        assert narrower > 0.01 * np.count_nonzero(straight.placed_rgba[..., 3] >= 128), (pose, narrower)
 
 
 @pytest.mark.parametrize("kind", ["dress", "halter", "skirt"])
