@@ -207,15 +207,15 @@ class SkirtWarp:
         return {
             "origin": [round(self.origin[0], 3), round(self.origin[1], 3)],
             "down": [round(self.down[0], 6), round(self.down[1], 6)],
-            "depth": round(self.depth, 3),
-            "taper": round(self.taper, 5),
-            "shift": round(self.shift, 3),
-            "flare": round(self.flare, 5),
-            "middle": round(self.middle, 3) if math.isfinite(self.middle) else None,
-            "sides": [round(self.sides[0], 5), round(self.sides[1], 5)],
-            "sides_near": [round(self.sides_near[0], 5), round(self.sides_near[1], 5)],
-            "ramp": round(self.ramp, 3),
-            "lead": round(self.lead, 3),
+            "depth": round(float(self.depth), 3),
+            "taper": round(float(self.taper), 5),
+            "shift": round(float(self.shift), 3),
+            "flare": round(float(self.flare), 5),
+            "middle": round(float(self.middle), 3) if math.isfinite(self.middle) else None,
+            "sides": [round(float(self.sides[0]), 5), round(float(self.sides[1]), 5)],
+            "sides_near": [round(float(self.sides_near[0]), 5), round(float(self.sides_near[1]), 5)],
+            "ramp": round(float(self.ramp), 3),
+            "lead": round(float(self.lead), 3),
         }
 
 

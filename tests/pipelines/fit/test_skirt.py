@@ -199,6 +199,9 @@ def test_side_panels_narrow_a_tops_sides_in_hands_on_hips_within_their_bound(
     result = _fit_sides(kind, "hands_on_hips")
     skirt = result.params["skirt"]
     assert skirt is not None and skirt["middle"] is not None and min(skirt["sides"]) < 0.9, skirt
+    # The record holds plain floats (the sidecar's JSON, `reproduce`'s comparison), not numpy scalars.
+    values = [v for value in skirt.values() for v in (value if isinstance(value, list) else [value])]
+    assert all(type(v) is float for v in values), skirt
     assert result.side_stretch <= MAX_SIDE_STRETCH + 0.02, result.side_stretch
     assert result.torso_stretch <= MAX_FORESHORTEN + 0.01, result.torso_stretch
     straight = _fit_sides(kind, "hands_on_hips", sides=False, monkeypatch=monkeypatch)
