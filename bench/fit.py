@@ -3,7 +3,7 @@
 Prints per pose and overall, before (rigid placement) and after (fit): the floating-fabric share (garment
 pixels farther than a looseness margin from a body drawn from the keypoints), each upper arm's share inside
 its sleeve (sleeved garments; from the shoulder as far as the fitted sleeve reaches along the arm), the torso
-panel's max local stretch, the skirt panel's (skirts and dresses below the hips), fallbacks, and ms per placement at 512x768 on one core (OpenCV limited to one
+panel's max local stretch, the skirt panel's (skirts and dresses below the hips), the side panels', fallbacks, and ms per placement at 512x768 on one core (OpenCV limited to one
 thread; the median CPU time of repeats). Synthetic garments also get their landmark errors (% of garment height). The
 real photos in ../shared/data/garments are segmented with the classical backend; --sheet writes a contact
 sheet of them in every pose suiting their class (draft renderer, rigid above, fit below). Usage:
@@ -81,6 +81,7 @@ def measure_one(cutout: np.ndarray, garment_class: str, pose: Any, hint: str | N
         "float_after": floating_share(fitted.placed_rgba[..., 3], fitted.keypoints),
         "stretch_after": measured.torso_stretch,
         "skirt_stretch": measured.skirt_stretch if measured.params.get("skirt") else None,
+        "side_stretch": measured.side_stretch if (measured.params.get("skirt") or {}).get("middle") else None,
         "ms_before": rigid_s * 1000.0,
         "ms_after": fit_s * 1000.0,
         "arm_before": [],
@@ -161,7 +162,7 @@ def summarise(rows: list[dict], label: str) -> dict[str, Any]:
     for row in rows:
         by_pose[row["pose"]].append(row)
     print(f"\n{label}: {len(rows)} placements")
-    header = f"{'pose':20s} {'n':>3s} {'float before':>13s} {'after':>6s} {'p90 b':>6s} {'p90 a':>6s} {'arm b':>6s} {'arm a':>6s} {'arm a min':>9s} {'stretch':>7s} {'skirt':>6s} {'fallb':>5s} {'ms b':>5s} {'ms a':>5s}"
+    header = f"{'pose':20s} {'n':>3s} {'float before':>13s} {'after':>6s} {'p90 b':>6s} {'p90 a':>6s} {'arm b':>6s} {'arm a':>6s} {'arm a min':>9s} {'stretch':>7s} {'skirt':>6s} {'sides':>6s} {'fallb':>5s} {'ms b':>5s} {'ms a':>5s}"
     print(header)
 
     def line(name: str, group: list[dict]) -> dict[str, Any]:
@@ -171,6 +172,7 @@ def summarise(rows: list[dict], label: str) -> dict[str, Any]:
         aa = [v for r in group for v in r["arm_after"]]
         fitted = [r["stretch_after"] for r in group if not r["fallback"]]
         skirts = [r["skirt_stretch"] for r in group if r.get("skirt_stretch") is not None]
+        sides = [r["side_stretch"] for r in group if r.get("side_stretch") is not None]
         figures = {
             "n": len(group),
             "float_before_mean": float(np.mean(fb)),
@@ -182,6 +184,7 @@ def summarise(rows: list[dict], label: str) -> dict[str, Any]:
             "arm_after_min": float(np.min(aa)) if aa else None,
             "stretch_after_max": float(np.max(fitted)) if fitted else None,
             "skirt_stretch_max": float(np.max(skirts)) if skirts else None,
+            "side_stretch_max": float(np.max(sides)) if sides else None,
             "fallbacks": sum(r["fallback"] for r in group),
             "adapted": sum(r["adapted"] for r in group),
             "ms_before_median": float(np.median([r["ms_before"] for r in group])),
@@ -195,7 +198,7 @@ def summarise(rows: list[dict], label: str) -> dict[str, Any]:
         print(
             f"{name:20s} {len(group):3d} {fmt(figures['float_before_mean'], 13)} {fmt(figures['float_after_mean'])}"
             f" {fmt(figures['float_before_p90'])} {fmt(figures['float_after_p90'])} {fmt(figures['arm_before_mean'])}"
-            f" {fmt(figures['arm_after_mean'])} {fmt(figures['arm_after_min'], 9)} {fmt(figures['stretch_after_max'], 7)} {fmt(figures['skirt_stretch_max'])}"
+            f" {fmt(figures['arm_after_mean'])} {fmt(figures['arm_after_min'], 9)} {fmt(figures['stretch_after_max'], 7)} {fmt(figures['skirt_stretch_max'])} {fmt(figures['side_stretch_max'])}"
             f" {figures['fallbacks']:5d} {figures['ms_before_median']:5.1f} {figures['ms_after_median']:5.1f}"
         )
         return figures

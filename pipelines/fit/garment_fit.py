@@ -30,10 +30,12 @@ from pipelines.placement import (
     rigid_scale,
 )
 
-# 4: sleeves beside the body in front of the torso's side, dresses no longer than rigid; 3: merged sleeves,
+# 5: side panels (the skirt record's middle, sides, sides_near, ramp); 4: sleeves beside the body in front of
+# the torso's side, dresses no longer than rigid; 3: merged sleeves,
 # halters, asymmetric garments, the skirt panel; 2: vests by their seams
-VERSION = 4
+VERSION = 5
 SKIRT_REGION = -2  # the skirt's label in the measured region map (limbs are 1.., the torso 0)
+SIDE_REGION = -3  # and the side panels' (beyond the middle band, below where the deformation starts)
 LANDMARK_MAX_SIDE = 480  # landmarks are found on the crop's mask shrunk to at most this (they hold no more)
 # The fitted torso's scale per the rigid placement's: outside this the landmarks misled the fit (a tank or a
 # short top fits at ~0.6-0.7x rigid, whose width rule counts sleeves; trousers by their waist ~0.8-1.2x).
@@ -56,6 +58,7 @@ class FitResult:
     params: dict[str, Any]
     torso_stretch: float = 0.0  # max local stretch of the torso panel (measured with measure=True only)
     skirt_stretch: float = 0.0  # and of the skirt below the hips (its taper: at most MAX_HEM_TAPER)
+    side_stretch: float = 0.0  # and of the side panels (at most MAX_SIDE_STRETCH)
     sleeve_reach_px: dict[str, float] = field(default_factory=dict)  # canvas length of each sleeve panel
 
     @property
@@ -132,23 +135,29 @@ def fit_garment(
         rig.keypoints,
         torso_length(rig.keypoints, canvas_size[1]),
         rig.compression,
+        np.where(regions.labels == 0, alpha, 0).astype(np.uint8) if regions.limbs else alpha,
     )
     guarded = [i for i, name in enumerate(names) if i and name.removesuffix("_lower") in rig.guarded]
     guard = _torso_middle(regions, points) if guarded else None
     warped = warp_panels(premultiplied, alpha, weights, affines, order, canvas_size, skirt, guard, guarded)
     placed = _on_canvas(warped, canvas_size)
     # 5. What a reviewer and `reproduce` need.
-    torso_stretch, skirt_stretch = 0.0, 0.0
+    torso_stretch, skirt_stretch, side_stretch = 0.0, 0.0, 0.0
     if measure:
         nominal = math.sqrt(abs(float(np.linalg.det(affines[0][:, :2]))) / rig.compression)
-        # A skirt below the hips is a panel of its own with its own bound; a top's waist is the torso's.
-        skirted = skirt if garment_class != "upper_body" else None
-        labels = _with_skirt_region(regions, skirted, affines[0])
-        stretch = local_stretch(warped, labels, 0, nominal=nominal)
-        torso_stretch = float(stretch.max()) if stretch.size else 0.0
-        if skirted is not None:
-            stretch = local_stretch(warped, labels, SKIRT_REGION, nominal=nominal)
-            skirt_stretch = float(stretch.max()) if stretch.size else 0.0
+        # A skirt below the hips is a panel of its own with its own bound, and so are the side panels; a
+        # top's waist (the middle band) is the torso's.
+        labels = _with_skirt_region(regions, skirt, affines[0], garment_class != "upper_body")
+
+        def largest(region: int) -> float:
+            stretch = local_stretch(warped, labels, region, nominal=nominal)
+            return float(stretch.max()) if stretch.size else 0.0
+
+        torso_stretch = largest(0)
+        if skirt is not None and garment_class != "upper_body":
+            skirt_stretch = largest(SKIRT_REGION)
+        if skirt is not None and skirt.has_sides:
+            side_stretch = largest(SIDE_REGION)
     flags = []
     if _touches_edge(placed[..., 3]):
         flags.append("garment_clipped_by_canvas")
@@ -179,21 +188,34 @@ def fit_garment(
         torso_stretch=torso_stretch,
         sleeve_reach_px=reach,
         skirt_stretch=skirt_stretch,
+        side_stretch=side_stretch,
     )
 
 
-def _with_skirt_region(regions: Regions, skirt: SkirtWarp | None, torso: np.ndarray) -> np.ndarray:
-    """The region labels with the torso's pixels below the hips (the skirt panel's) as SKIRT_REGION."""
-    if skirt is None:
+def _with_skirt_region(
+    regions: Regions, skirt: SkirtWarp | None, torso: np.ndarray, skirted: bool = True
+) -> np.ndarray:
+    """The region labels with the torso's pixels below where the deformation starts relabelled: beyond the
+    middle band as SIDE_REGION (side panels), the rest as SKIRT_REGION when skirted (a skirt below the hips;
+    a top's waist stays the torso's)."""
+    if skirt is None or not (skirted or skirt.has_sides):
         return regions.labels
     height, width = regions.labels.shape
     ys, xs = np.mgrid[0:height, 0:width]
     linear = torso[:, :2]
-    canvas_x = linear[0, 0] * xs + linear[0, 1] * ys + torso[0, 2]
-    canvas_y = linear[1, 0] * xs + linear[1, 1] * ys + torso[1, 2]
-    depth = (canvas_x - skirt.origin[0]) * skirt.down[0] + (canvas_y - skirt.origin[1]) * skirt.down[1]
+    canvas_x = linear[0, 0] * xs + linear[0, 1] * ys + torso[0, 2] - skirt.origin[0]
+    canvas_y = linear[1, 0] * xs + linear[1, 1] * ys + torso[1, 2] - skirt.origin[1]
+    depth = canvas_x * skirt.down[0] + canvas_y * skirt.down[1]
     labels = regions.labels.copy()
-    labels[(labels == 0) & (depth > 0)] = SKIRT_REGION
+    below = (labels == 0) & (depth > 0)
+    if skirt.has_sides:
+        across = skirt.across
+        sides = (labels == 0) & (depth > -skirt.lead)
+        sides &= np.abs(canvas_x * across[0] + canvas_y * across[1]) > skirt.middle
+        labels[sides] = SIDE_REGION
+        below &= ~sides
+    if skirted:
+        labels[below] = SKIRT_REGION
     return labels
 
 
