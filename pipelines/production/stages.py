@@ -241,6 +241,11 @@ def _plan_chunk(
                 )  # fmt: skip
                 if made is not None:
                     chunk.written.append(made)
+                    # Its outcomes from the record from now on: the same, compact (no JobOutcome per job kept).
+                    fact = facts[record.sku]
+                    prepared.skipped = ReusedJobs(record.sku, fact.image_hash, fact.fingerprint, presets,
+                                                  profile.presets[0], fact.poses, fact.variants, made.jobs,
+                                                  layout)  # fmt: skip
     # 4. What this plan found complete, for the next one (one write for the chunk).
     res.store.record_completed(chunk.written, ctx.run_id)
     return [planned[record.sku] for record in part]

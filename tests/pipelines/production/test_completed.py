@@ -105,8 +105,11 @@ def test_a_completed_product_is_taken_whole_exactly_as_the_job_by_job_plan_decid
 ) -> None:
     ctx, res, records, _ = setup
     assert res.store.get_completed([r.sku for r in records]) == {}
-    by_jobs = _plan(records, _night(ctx, 2), res)  # finds every job done: records the products
+    by_jobs = _by_jobs(records, _night(ctx, 2), res)  # the reference: every job decided from its row
     assert all(not p.todo and not p.needs_cutout and isinstance(p.skipped, list) for p in by_jobs)
+    recording = _plan(records, _night(ctx, 2), res)  # finds every job done: records the products
+    assert all(isinstance(p.skipped, ReusedJobs) for p in recording)  # from the record, compact
+    assert [list(p.skipped) for p in recording] == [p.skipped for p in by_jobs]
     recorded = res.store.get_completed([r.sku for r in records])
     assert set(recorded) == {r.sku for r in records} and {r.run_id for r in recorded.values()} == {"night-2"}
 
@@ -134,13 +137,14 @@ def test_a_product_taken_whole_reports_like_one_planned_job_by_job(setup: Setup)
     from pipelines.production.book import RunBook
 
     ctx, res, records, _ = setup
+    _plan(records, _night(ctx, 2), res)  # records the products
     outcomes: dict[str, list[ProductOutcome]] = {}
-    for night in (2, 3):  # job by job, then whole
+    for name, plan in (("by jobs", _by_jobs), ("whole", _plan)):
         book = RunBook(records, batch_size=3, default_poses=ctx.profile.default_poses)
-        for prepared in _plan(records, _night(ctx, night), res):
+        for prepared in plan(records, _night(ctx, 3), res):
             assert book.product_prepared(prepared) == []
-        outcomes[f"night-{night}"] = book.products()
-    old, new = outcomes["night-2"], outcomes["night-3"]
+        outcomes[name] = book.products()
+    old, new = outcomes["by jobs"], outcomes["whole"]
     assert all(isinstance(p.jobs, ReusedJobs) for p in new) and all(isinstance(p.jobs, list) for p in old)
     assert [p.to_dict() for p in new] == [p.to_dict() for p in old]
     assert summary_counts(new, []) == summary_counts(old, []) and summary_counts(new, [])["skipped"] == 8
@@ -174,7 +178,7 @@ def test_changed_render_fields_or_poses_plan_job_by_job(setup: Setup) -> None:
     assert len(first.todo) == 4 and isinstance(second.skipped, ReusedJobs)
     one_pose = [replace(records[0], poses=("front",)), records[1]]
     first, second = _plan(one_pose, _night(ctx, 4), res)
-    assert isinstance(first.skipped, list) and [j.pose for j in first.skipped] == ["front", "front"]
+    assert [j.pose for j in first.skipped] == ["front", "front"]  # the new plan, not the record's
     assert isinstance(second.skipped, ReusedJobs)
 
 
@@ -195,7 +199,7 @@ def test_a_replaced_cutout_record_is_read_again(setup: Setup) -> None:
     data = read_json(res.storage, key)
     write_json(res.storage, key, {**data, "flags": [*data["flags"], "checked_by_hand"]})
     first, _ = _plan(records, _night(ctx, 3), res)
-    assert isinstance(first.skipped, list) and "checked_by_hand" in first.flags
+    assert "checked_by_hand" in first.flags  # read again, not taken from the record
 
 
 def test_review_decisions_since_the_record_are_honoured(setup: Setup) -> None:
@@ -209,10 +213,12 @@ def test_review_decisions_since_the_record_are_honoured(setup: Setup) -> None:
     first, second = _plan(records, _night(ctx, 3), res)
     assert [plan.job_id for plan in first.todo] == [rejected.job_id]
     assert first.todo[0].seed != rejected.seed  # a rejected render gets a new seed
-    assert isinstance(second.skipped, list)  # planned job by job, then recorded again with the verdict
     assert second.skipped[2].reason.startswith("approved by a reviewer")
+    assert res.store.get_completed([records[1].sku])[records[1].sku].run_id == "night-3"  # recorded again
     again = _plan(records[1:], _night(ctx, 4), res)[0]
-    assert isinstance(again.skipped, ReusedJobs) and list(again.skipped) == second.skipped
+    assert isinstance(again.skipped, ReusedJobs)
+    assert list(again.skipped) == _by_jobs(records[1:], _night(ctx, 4), res)[0].skipped
+    assert list(again.skipped)[2].reason.startswith("approved by a reviewer")
 
 
 def test_a_job_written_by_another_run_is_planned_again(setup: Setup) -> None:
@@ -236,7 +242,8 @@ def test_a_preset_added_to_the_run_is_derived_then_taken_whole(setup: Setup) -> 
     assert {tuple(job.derived) for p in derived for job in p.skipped} == {("amazon",)}
     assert res.store.get_completed([records[0].sku])[records[0].sku].run_id == "night-2"  # not re-recorded
     _age(res.storage.local_path("images"))  # the derived files of a moment ago, as the night before
-    by_jobs = _plan(records, _night(ctx, 4, profile=with_amazon.profile), res)
+    _plan(records, _night(ctx, 4, profile=with_amazon.profile), res)  # records them
+    by_jobs = _by_jobs(records, _night(ctx, 5, profile=with_amazon.profile), res)
     whole = _plan(records, _night(ctx, 5, profile=with_amazon.profile), res)
     assert all(isinstance(p.skipped, ReusedJobs) for p in whole)
     assert [list(p.skipped) for p in whole] == [p.skipped for p in by_jobs]
