@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from catalog.photo_cache import PhotoCache  # noqa: E402
 from catalog.state import open_job_store  # noqa: E402
@@ -38,9 +39,8 @@ from catalog.state_tables import jobs as jobs_table  # noqa: E402
 from configs import config_root  # noqa: E402
 from pipelines.poses import load_pose_library  # noqa: E402
 from pipelines.presets import load_presets  # noqa: E402
-from pipelines.production import completed  # noqa: E402
+from pipelines.production import completed, stages  # noqa: E402
 from pipelines.production.layout import LocalStorage, OutputLayout, sidecar_key, write_json  # noqa: E402
-from pipelines.production.outcomes import ReusedJobs  # noqa: E402
 from pipelines.production.plan import plan_product  # noqa: E402
 from pipelines.production.profile import load_profile  # noqa: E402
 from pipelines.production.stages import Resources, RunContext, plan_catalogue  # noqa: E402
@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"({numbers['rows_per_s']:,.0f} rows/s): read + validate {numbers['validate_s']:.2f} s, "
                 f"plan_catalogue {numbers['plan_s']:.2f} s, CPU {numbers['cpu_s']:.2f} s; "
                 f"{numbers['skipped_share']:.1%} of jobs skipped, {numbers['whole']} products taken whole, "
+                f"{numbers['recorded']} complete products on record, "
                 f"{numbers['to_render']} products to render (the {len(expected)} changed: "
                 f"{'yes' if numbers['exact'] else 'NO'})"
             )
@@ -213,11 +214,25 @@ def main(argv: list[str] | None = None) -> int:
 
 def timed_pass(csv_path: Path, ctx: RunContext, res: Resources, expected: list[str]) -> dict[str, Any]:
     """What a nightly run does before anything renders: read + validate the CSV, plan every product."""
-    started, cpu_started = time.perf_counter(), time.process_time()
-    result = validate(csv_path, ctx.profile, poses=res.poses)
-    validated = time.perf_counter()
-    planned = list(plan_catalogue(result.records, ctx, res))
-    done, cpu_s = time.perf_counter(), time.process_time() - cpu_started
+    by_jobs = stages._plan_one
+    planned_by_jobs = 0
+
+    def counted(*args: Any) -> Any:  # the job-by-job plan of one product, counted (a few ns)
+        nonlocal planned_by_jobs
+        planned_by_jobs += 1
+        return by_jobs(*args)
+
+    stages._plan_one = counted
+    try:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        result = validate(csv_path, ctx.profile, poses=res.poses)
+        validated = time.perf_counter()
+        planned = list(plan_catalogue(result.records, ctx, res))
+        done, cpu_s = time.perf_counter(), time.process_time() - cpu_started
+    finally:
+        stages._plan_one = by_jobs
+    with res.store.engine.connect() as connection:  # type: ignore[attr-defined]
+        recorded = connection.execute(select(func.count()).select_from(completed_products)).scalar()
     to_render = sorted(p.record.sku for p in planned if p.todo)
     skipped = sum(len(p.skipped) for p in planned)
     total_s = done - started
@@ -225,7 +240,7 @@ def timed_pass(csv_path: Path, ctx: RunContext, res: Resources, expected: list[s
         "seconds": total_s, "validate_s": validated - started, "plan_s": done - validated, "cpu_s": cpu_s,
         "rows_per_s": len(result.records) / total_s, "to_render": len(to_render), "exact": to_render == expected,
         "skipped_share": skipped / max(1, skipped + sum(len(p.todo) for p in planned)),
-        "whole": sum(isinstance(p.skipped, ReusedJobs) for p in planned),
+        "whole": len(planned) - planned_by_jobs, "recorded": recorded,
     }  # fmt: skip
 
 

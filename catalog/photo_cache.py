@@ -55,9 +55,15 @@ class Photo:
         return self._data
 
 
-def _stamp(path: Path | str) -> str:
+def file_stamp(path: Path | str) -> str:
+    """'size:mtime_ns:ctime_ns:inode' of a local photo: a file rewritten, replaced or touched gets another."""
     stat = os.stat(path)
     return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}"
+
+
+def stamp_mtime_ns(stamp: str) -> int:
+    """The modification time a `file_stamp` holds."""
+    return int(stamp.split(":")[1])
 
 
 class PhotoCache:
@@ -137,7 +143,7 @@ class PhotoCache:
         assert ref.path is not None
         source = str(ref.path)
         try:
-            stamp = _stamp(source)
+            stamp = file_stamp(source)
         except OSError as error:
             raise ImageFetchError(
                 f"The image file '{ref.path}' cannot be read ({error.strerror})."

@@ -1269,7 +1269,8 @@ class SQLJobStore:
             .group_by(jobs.c.sku)
         )
         with self._read() as connection:
-            return {sku: f"{count}|{int(total or 0)}" for sku, count, total in connection.execute(query)}
+            rows = connection.execute(query).all()  # fetched at once, not row by row
+        return {sku: f"{count}|{int(total or 0)}" for sku, count, total in rows}
 
     def get_completed(self, product_keys: Sequence[str]) -> dict[str, CompletedProduct]:
         """The completed-product records of these products (absent when none was recorded)."""

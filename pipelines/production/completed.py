@@ -6,7 +6,9 @@ nothing to derive, its cutout made from this very photo), it records one `Comple
 per job and everything that decision rested on. The next plan takes the record whole, without the job rows,
 decisions or folder listings, while nothing it rested on moved:
 
-- the photo's hash, the config fingerprint, the product's render fields and its job plan (poses, variants);
+- the photo: a local one's stat (then no photo-cache lookup at all), a remote one's hash (the photo cache's
+  conditional request); the config fingerprint, the product's render fields and its job plan (poses,
+  variants);
 - the product's job rows: their count and the sum of their row_version (any write to any of them, from any
   host, changes it; no clock involved);
 - the review decisions: none recorded on its jobs since;
@@ -30,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from catalog.photo_cache import stamp_mtime_ns
 from catalog.state import CompletedProduct, JobState, StateStore
 from pipelines.production.layout import OutputLayout, StampedStorage, Storage
 from pipelines.production.outcomes import APPROVED_REASON, REUSED_REASON, JobOutcome, ReusedJobs
@@ -102,22 +105,31 @@ def stamp_keys(sku: str, presets: Sequence[str], layout: OutputLayout) -> list[s
 def reused_whole(
     chunk: ChunkRecords,
     facts: ProductFacts,
+    photo_stamp: str,
     presets_for: Callable[[Sequence[str]], tuple[tuple[str, str], ...]],
     first: str,
     layout: OutputLayout,
 ) -> tuple[ReusedJobs, list[str]] | None:
     """The product's jobs and cutout flags from its record when nothing it rests on moved, else None.
 
+    photo_stamp: a local photo's `file_stamp` (then its hash is the record's when the stamp is the recorded
+    one), or "" for a remote photo, whose hash from the photo cache is `facts.image_hash`.
     presets_for(earlier): (name, extension) of the output presets a job whose earlier renders were derived
     into `earlier` gets now; first: the run's first preset (a job outcome's `output`); layout: the keys'.
     """
     record = chunk.completed.get(facts.sku)
     if record is None or chunk.storage is None:
         return None
-    # 1. The same photo, config, fields and plan, and no write to its jobs since.
+    recorded_photo, _, recorded_files = record.file_stamps.partition(" ")
+    # 1. The same photo (a local one's stamp, a remote one's hash), config, jobs (no write since) and plan.
+    if photo_stamp:
+        if photo_stamp != recorded_photo:
+            return None
+        facts = facts._replace(image_hash=record.image_hash)
+    elif recorded_photo or record.image_hash != facts.image_hash:
+        return None
     if (
-        record.image_hash != facts.image_hash
-        or record.config_fingerprint != facts.fingerprint
+        record.config_fingerprint != facts.fingerprint
         or chunk.job_stamps.get(facts.sku) != record.jobs_stamp
         or record.plan_key != plan_key(facts)
     ):
@@ -138,7 +150,7 @@ def reused_whole(
         return None
     # 3. The same files: a stat per output folder and cutout file.
     keys = stamp_keys(facts.sku, [name for name, _ in presets], layout)
-    if " ".join(chunk.storage.stamps(keys).values()) != record.file_stamps:
+    if " ".join(chunk.storage.stamps(keys).values()) != recorded_files:
         return None
     if (flags := chunk.flags_seen.get(record.cutout_flags)) is None:
         flags = chunk.flags_seen[record.cutout_flags] = json.loads(record.cutout_flags)
@@ -155,14 +167,16 @@ def completed_record(
     earlier: Sequence[str],
     presets: Sequence[tuple[str, str]],
     cutout_flags: Sequence[str],
+    photo_stamp: str,
     file_stamps: Mapping[str, str],
     stamped_at_ns: int,
 ) -> CompletedProduct | None:
     """The record of a product whose every job the plan reused as it is, or None when one cannot vouch for it.
 
     skipped: its jobs' outcomes in plan order (nothing derived); earlier: the presets every job's recorded
-    outputs name (the same for all); file_stamps: of `stamp_keys(sku, presets)`, in that order, read before the
-    plan listed its folders, at stamped_at_ns.
+    outputs name (the same for all); photo_stamp: a local photo's `file_stamp`, read before its hash ("" for a
+    remote photo); file_stamps: of `stamp_keys(sku, presets)`, in that order, read before the plan listed its
+    folders, at stamped_at_ns.
     """
     job_stamp = chunk.job_stamps.get(facts.sku)
     if chunk.storage is None or job_stamp is None or not skipped:
@@ -172,6 +186,8 @@ def completed_record(
     for stamp in file_stamps.values():
         if not stamp or int(stamp.split(":", 1)[0]) > racy_ns:
             return None
+    if photo_stamp and stamp_mtime_ns(photo_stamp) > racy_ns:
+        return None
     # 2. Every job reused as it is, in plan order, with the outputs the presets give.
     names = [name for name, _ in presets]
     slots = [(pose, variant) for pose in facts.poses for variant in range(facts.variants)]
@@ -200,7 +216,8 @@ def completed_record(
         chunk.decision_stamp,
         plan_key=plan_key(facts),
         presets=json.dumps([list(earlier), presets_text(presets)]),
-        file_stamps=" ".join(file_stamps.values()),  # in stamp_keys order; a stamp holds no space
+        # The photo's stamp, then the files' in stamp_keys order (a stamp holds no space).
+        file_stamps=" ".join([photo_stamp, *file_stamps.values()]),
         jobs=json.dumps(jobs, separators=(",", ":")),
         cutout_flags=json.dumps(list(cutout_flags)),
     )

@@ -192,8 +192,9 @@ class LocalStorage:
         return existing_by_listing(keys, self.exists, self._file_names)
 
     def stamps(self, keys: Iterable[str]) -> dict[str, str]:
-        """ "mtime_ns:size:inode" per key ("" when absent): a folder's mtime moves whenever a file is added, removed
-        or replaced in it (writes are atomic renames), a file's whenever it is rewritten."""
+        """'mtime_ns:ctime_ns:size:inode' per key ("" when absent): a folder's times move whenever a file is added,
+        removed or replaced in it (writes are atomic renames), a file's whenever it is rewritten; the ctime also
+        when someone sets the mtime back."""
         found: dict[str, str] = {}
         for key in keys:
             try:
@@ -201,7 +202,7 @@ class LocalStorage:
             except OSError:
                 found[key] = ""
                 continue
-            found[key] = f"{info.st_mtime_ns}:{info.st_size}:{info.st_ino}"
+            found[key] = f"{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_size}:{info.st_ino}"
         return found
 
     def _file_names(self, folder: str) -> set[str] | None:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from catalog import ImageFetchError, ImagePolicy, JobState, fetch_image_bytes
-from catalog.photo_cache import PhotoCache
+from catalog.photo_cache import PhotoCache, file_stamp
 from catalog.schema import ProductRecord
 from catalog.state import ReviewDecision, StateStore
 from pipelines.contact_sheet import Tile, make_contact_sheet
@@ -184,21 +184,10 @@ def plan_catalogue(
 def _plan_chunk(
     part: Sequence[ProductRecord], policy: ImagePolicy, ctx: RunContext, res: Resources
 ) -> list[PreparedProduct]:
-    """Plan these products: one photo-cache read, the completed-product records (pipelines/production/
-    completed.py) taken whole where they still hold, then one state-store read for the rest."""
+    """Plan these products: those whose completed-product record still holds (pipelines/production/
+    completed.py) are taken whole from it, the others job by job with one photo-cache read and one
+    state-store read for all of them."""
     profile, layout = ctx.profile, res.layout
-    # 1. The records and their stamps, before any job they vouch for is read; the photos' hashes: from the
-    # photo cache when the file's stat (or the server's 304) says it is unchanged, else by reading (a local
-    # file under allowed roots, or an allow-listed URL).
-    chunk = completed.read_chunk([record.sku for record in part], res.store, res.storage)
-    photos: Sequence[str | ImageFetchError] = (
-        res.photos.hashes([record.image for record in part], policy)
-        if res.photos is not None
-        else [_read_hash(record, policy) for record in part]
-    )
-    # 2. Products nothing moved under since their record: no job rows, no decisions, no listings.
-    planned: dict[str, PreparedProduct] = {}
-    facts: dict[str, completed.ProductFacts] = {}
     presets_after: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}  # a chunk's products share them
 
     def presets_for(earlier: Sequence[str]) -> tuple[tuple[str, str], ...]:
@@ -206,22 +195,45 @@ def _plan_chunk(
             found = presets_after[key] = _preset_names(output_presets(ctx, res, earlier))
         return found
 
-    for record, photo in zip(part, photos, strict=True):
-        if isinstance(photo, ImageFetchError):
-            continue
-        facts[record.sku] = fact = _facts(record, photo, ctx)
+    def whole(record: ProductRecord, photo_hash: str, photo_stamp: str) -> None:
         if not ctx.force and record.sku in chunk.completed:
-            whole = completed.reused_whole(chunk, fact, presets_for, profile.presets[0], layout)
-            if whole is not None:
-                planned[record.sku] = _reused_product(record, photo, whole, layout)
-    # 3. The others job by job: one state-store read for all of them.
-    rest = [(record, photo) for record, photo in zip(part, photos, strict=True) if record.sku not in planned]
-    plans = {record.sku: plan_product(record, profile) for record, _ in rest}
+            fact = _facts(record, photo_hash, ctx)
+            found = completed.reused_whole(chunk, fact, photo_stamp, presets_for, profile.presets[0], layout)
+            if found is not None:
+                planned[record.sku] = _reused_product(record, found, layout)
+
+    # 1. The records and the stamps they are checked against, read before any job they vouch for; the local
+    # photos' stamps, read before their hashes.
+    chunk = completed.read_chunk([record.sku for record in part], res.store, res.storage)
+    photo_stamps = {record.sku: _photo_stamp(record) for record in part} if chunk.storage is not None else {}
+    # 2. Products with a local photo that nothing moved under since their record: no photo-cache lookup, no job
+    # rows, no decisions, no listings.
+    planned: dict[str, PreparedProduct] = {}
+    for record in part:
+        if photo_stamps.get(record.sku):
+            whole(record, "", photo_stamps[record.sku])
+    # 3. The others' photo hashes: from the photo cache when the file's stat (or the server's 304) says it is
+    # unchanged, else by reading (a local file under allowed roots, or an allow-listed URL); a remote photo's
+    # record holds while its hash does.
+    rest = [record for record in part if record.sku not in planned]
+    photos: Sequence[str | ImageFetchError] = (
+        res.photos.hashes([record.image for record in rest], policy)
+        if res.photos is not None
+        else [_read_hash(record, policy) for record in rest]
+    )
+    for record, photo in zip(rest, photos, strict=True):
+        if isinstance(photo, str) and chunk.storage is not None and not photo_stamps.get(record.sku):
+            whole(record, photo, "")
+    # 4. The others job by job: one state-store read for all of them.
+    by_jobs = [
+        (record, photo) for record, photo in zip(rest, photos, strict=True) if record.sku not in planned
+    ]
+    plans = {record.sku: plan_product(record, profile) for record, _ in by_jobs}
     job_ids = [plan.job_id for product in plans.values() for plan in product]
     states, verdicts = (res.store.get_many(job_ids), res.store.decisions(job_ids)) if job_ids else ({}, {})
-    for record, photo in rest:
+    for record, photo in by_jobs:
         product_plans = plans[record.sku]
-        if chunk.storage is None or record.sku not in facts:
+        if chunk.storage is None or isinstance(photo, ImageFetchError):
             planned[record.sku] = _plan_one(record, product_plans, states, verdicts, photo, ctx, res)
             continue
         # Its folders stamped before the plan lists them, so a record made from the listing is never newer.
@@ -235,20 +247,30 @@ def _plan_chunk(
         if prepared.rejected is None and not prepared.todo and not prepared.needs_cutout and not ctx.force:
             each = [prepared.earlier_presets.get(plan.job_id) for plan in product_plans]
             if all(found == each[0] for found in each) and each[0] is not None:
+                fact = _facts(record, photo, ctx)
                 made = completed.completed_record(
-                    chunk, facts[record.sku], prepared.skipped, states, each[0], presets, prepared.flags,
-                    file_stamps, stamped_at,
+                    chunk, fact, prepared.skipped, states, each[0], presets, prepared.flags,
+                    photo_stamps.get(record.sku, ""), file_stamps, stamped_at,
                 )  # fmt: skip
                 if made is not None:
                     chunk.written.append(made)
                     # Its outcomes from the record from now on: the same, compact (no JobOutcome per job kept).
-                    fact = facts[record.sku]
                     prepared.skipped = ReusedJobs(record.sku, fact.image_hash, fact.fingerprint, presets,
                                                   profile.presets[0], fact.poses, fact.variants, made.jobs,
                                                   layout)  # fmt: skip
-    # 4. What this plan found complete, for the next one (one write for the chunk).
+    # 5. What this plan found complete, for the next one (one write for the chunk).
     res.store.record_completed(chunk.written, ctx.run_id)
     return [planned[record.sku] for record in part]
+
+
+def _photo_stamp(record: ProductRecord) -> str:
+    """A local photo's `file_stamp` ("" for a remote photo, or one that cannot be read: the photo cache says why)."""
+    if record.image.path is None:
+        return ""
+    try:
+        return file_stamp(record.image.path)
+    except OSError:
+        return ""
 
 
 def _read_hash(record: ProductRecord, policy: ImagePolicy) -> str | ImageFetchError:
@@ -273,13 +295,13 @@ def _preset_names(presets: Sequence[Preset]) -> tuple[tuple[str, str], ...]:
 
 
 def _reused_product(
-    record: ProductRecord, photo_hash: str, whole: tuple[ReusedJobs, list[str]], layout: OutputLayout
+    record: ProductRecord, whole: tuple[ReusedJobs, list[str]], layout: OutputLayout
 ) -> PreparedProduct:
     """A product taken whole from its completed record: every job reused, the cutout's flags as recorded."""
     jobs, flags = whole
     return PreparedProduct(
         record=record,
-        image_hash=photo_hash,
+        image_hash=jobs.image_hash,
         cutout=layout.cutout(record.sku),
         source=layout.source_thumbnail(record.sku),
         flags=flags,

@@ -268,7 +268,7 @@ def test_a_night_after_a_night_takes_finished_products_whole_and_reports_them_al
     profile, out = small_profile(tmp_path, variants=1), tmp_path / "out"
     assert run_catalog(str(csv_path), str(profile), str(out)).counts["produced"] == 4
     past = time.time() - 3600  # the files as the night before
-    for folder, _, files in os.walk(out):
+    for folder, _, files in [*os.walk(out), *os.walk(tmp_path / "in")]:
         for name in [*files, "."]:
             os.utime(Path(folder) / name, (past, past))
     second = run_catalog(str(csv_path), str(profile), str(out))

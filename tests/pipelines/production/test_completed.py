@@ -3,6 +3,8 @@ the job-by-job plan would have decided, and not once anything it rests on moved.
 
 from __future__ import annotations
 
+import hashlib
+import http.server
 import os
 import pickle
 import threading
@@ -15,11 +17,12 @@ from typing import Any
 import pytest
 
 from catalog import SQLiteJobStore, read_catalog
+from catalog.photo_cache import PhotoCache
 from catalog.schema import ProductRecord
 from pipelines.poses import load_pose_library
 from pipelines.presets import load_presets
 from pipelines.production import completed, stages
-from pipelines.production.layout import LocalStorage, read_json, write_json
+from pipelines.production.layout import LocalStorage, OutputLayout, read_json, write_json
 from pipelines.production.outcomes import ProductOutcome, ReusedJobs, summary_counts
 from pipelines.production.profile import load_profile
 from pipelines.production.stages import BatchItem, PreparedProduct, Resources, RunContext
@@ -63,6 +66,7 @@ def setup(tmp_path: Path) -> Setup:
     for product in [stages.prepare_product(r, ctx, res) for r in records]:
         stages.render_batch([BatchItem(plan, product) for plan in product.todo], ctx, res)
     _age(tmp_path / "out")
+    _age(tmp_path / "in")  # the photos too: a photo changed a moment ago is not trusted by its stamp either
     return ctx, res, records, tmp_path
 
 
@@ -266,6 +270,26 @@ def test_a_folder_changed_a_moment_ago_is_not_recorded(setup: Setup) -> None:
     assert set(res.store.get_completed([r.sku for r in records])) == {records[1].sku}
 
 
+def test_a_touched_photo_is_hashed_again_and_a_photo_changed_a_moment_ago_is_not_recorded(
+    setup: Setup,
+) -> None:
+    ctx, res, records, tmp_path = setup
+    _plan(records, _night(ctx, 2), res)
+    photo = tmp_path / "in" / records[0].image.raw
+    photo.write_bytes(photo.read_bytes())  # the same bytes, written again just now: a new stamp
+    first, second = _plan(records, _night(ctx, 3), res)
+    assert not first.todo  # the same bytes: nothing to render
+    kept = res.store.get_completed([r.sku for r in records])
+    assert kept[records[0].sku].run_id == "night-2"  # not recorded again while the photo is that fresh
+    assert kept[records[1].sku].run_id == "night-2"
+    _age(tmp_path / "in")
+    _plan(records, _night(ctx, 4), res)  # settled: recorded with the photo's new stamp
+    assert res.store.get_completed([records[0].sku])[records[0].sku].run_id == "night-4"
+    again = _plan(records, _night(ctx, 5), res)
+    assert list(again[0].skipped) == _by_jobs(records, _night(ctx, 5), res)[0].skipped
+    assert res.store.get_completed([records[0].sku])[records[0].sku].run_id == "night-4"
+
+
 def test_storage_that_cannot_stamp_never_records(setup: Setup) -> None:
     ctx, res, records, _ = setup
     for night in (2, 3):
@@ -297,3 +321,65 @@ def test_the_plan_key_tells_every_field_pose_and_variant_count_apart() -> None:
     tricky = base._replace(render_fields={**fields, "title": "Shirt\x1fnavy", "color": ""})
     assert completed.plan_key(tricky) != completed.plan_key(base)
     assert completed.plan_key(tricky) == completed.plan_key(tricky._replace(sku="other"))  # sku is not in it
+
+
+class _PhotoServer(http.server.BaseHTTPRequestHandler):
+    """Serves photos with an ETag and answers 304 to a matching If-None-Match (as a shop's CDN does)."""
+
+    photos: dict[str, bytes]
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = self.photos[self.path]
+        etag = f'"{hashlib.sha256(body).hexdigest()[:16]}"'
+        if self.headers.get("If-None-Match") == etag:
+            self.send_response(304)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("ETag", etag)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_products_with_remote_photos_are_taken_whole_while_the_server_says_not_modified(
+    tmp_path: Path,
+) -> None:
+    rows = write_flatlays(tmp_path / "in", 2)
+    photos = {f"/{row['image']}": (tmp_path / "in" / row["image"]).read_bytes() for row in rows}
+    handler = type("Handler", (_PhotoServer,), {"photos": photos})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{httpd.server_address[1]}"
+        linked = [{**row, "image": f"{base}/{row['image']}"} for row in rows]
+        csv_path = write_csv(tmp_path / "in" / "products.csv", linked)
+        profile = load_profile(small_profile(tmp_path, images={"allowed_hosts": ["127.0.0.1"]}))
+        ctx = RunContext(run_id="night-1", profile=profile, fingerprint="fp", csv_dir=str(tmp_path / "in"))
+        storage = LocalStorage(tmp_path / "out")
+        res = Resources(
+            storage=storage, store=SQLiteJobStore(storage.state_db), models=LocalModels(),
+            poses=load_pose_library(), presets=load_presets(),
+            photos=PhotoCache(storage.local_path(OutputLayout().photo_cache)),
+        )  # fmt: skip
+        records = read_catalog(csv_path, profile.image_policy(str(tmp_path / "in"))).records
+        assert all(record.image.url for record in records)
+        for product in [stages.prepare_product(r, ctx, res) for r in records]:
+            stages.render_batch([BatchItem(plan, product) for plan in product.todo], ctx, res)
+        _age(tmp_path / "out")
+        _plan(records, _night(ctx, 2), res)  # records them
+        whole = _plan(records, _night(ctx, 3), res)
+        assert all(isinstance(p.skipped, ReusedJobs) for p in whole)
+        assert [list(p.skipped) for p in whole] == [p.skipped for p in _by_jobs(records, _night(ctx, 3), res)]
+        kept = res.store.get_completed([r.sku for r in records])
+        assert {record.run_id for record in kept.values()} == {"night-2"}  # taken whole, not recorded again
+        photos[f"/{rows[0]['image']}"] += b"\0"  # the shop replaced the first photo
+        first, second = _plan(records, _night(ctx, 4), res)
+        assert len(first.todo) == 4 and isinstance(second.skipped, ReusedJobs)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
