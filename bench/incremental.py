@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             f"setup: {args.products} products, {jobs} jobs produced, {len(changed)} photos changed ({setup_s:.0f} s)"
         )
         # Writes of a moment ago are not trusted whole (completed.RACY_S): the night after, they are old.
-        time.sleep(max(0.0, completed.RACY_S - (time.perf_counter() - started)))
+        if not reuse:  # the last photos and files were written just now
+            time.sleep(completed.RACY_S + 0.1)
         expected = sorted(f"P-{number:06d}" for number in changed)
         # The timed part, twice: the night after a full run (every job decided from its row; the products
         # found complete are recorded), then the night after that (those records taken whole).

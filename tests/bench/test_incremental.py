@@ -1,4 +1,5 @@
-"""The incremental-planning benchmark runs small and finds exactly the changed products."""
+"""The incremental-planning benchmark runs small, finds exactly the changed products and, the night after,
+takes the unchanged ones whole."""
 
 from __future__ import annotations
 
@@ -19,5 +20,11 @@ def test_planning_finds_exactly_the_changed_products(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text())
-    assert report["changed"] == 10 and report["to_render"] == 10 and report["exact"] is True
-    assert report["rows_per_s"] > 0 and report["jobs"] == 400
+    assert report["changed"] == 10 and report["jobs"] == 400
+    by_jobs, whole = report["job by job (records written)"], report["completed products taken whole"]
+    for night in (by_jobs, whole):
+        assert night["to_render"] == 10 and night["exact"] is True and night["rows_per_s"] > 0
+    # The first night decides every product job by job and records the 190 unchanged ones complete; the
+    # next takes exactly those whole.
+    assert (by_jobs["whole"], by_jobs["recorded"]) == (0, 190)
+    assert (whole["whole"], whole["recorded"]) == (190, 190)
