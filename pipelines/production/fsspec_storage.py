@@ -59,6 +59,16 @@ def host_cache_path(location: str, name: str) -> Path:
     return base / f"{digest}-{name}"
 
 
+def spool_file(storage: Storage, key: str) -> Path:
+    """A local file for a key that is appended to and read back by offset (the run book's spool): in the
+    storage's folder, else (an object store) in this host's cache."""
+    folder = local_folder(storage)
+    if folder is not None:
+        return folder.joinpath(*PurePosixPath(key).parts)
+    location = storage.url if isinstance(storage, FsspecStorage) else repr(storage)
+    return host_cache_path(location, key.replace("/", "-"))
+
+
 class FsspecStorage:
     """Storage under an fsspec URL; keys are '/'-separated paths below it."""
 

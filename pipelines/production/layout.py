@@ -78,6 +78,10 @@ class OutputLayout:
     def run_index(self, run_id: str) -> str:
         return f"{self.run_dir(run_id)}/{self.index}"
 
+    def run_outcomes(self, run_id: str) -> str:
+        """The run book's spool: one JSON line per final product outcome (a local file, see spool_file)."""
+        return f"{self.run_dir(run_id)}/outcomes.jsonl"
+
     runs: str = "runs"  # one folder per run
     photo_cache: str = ".cache/photos.sqlite"  # what each photo was last run (catalog.photo_cache)
     retired_root: str = "retired"  # stale images of dropped poses / variants, until `onmodel prune`

@@ -249,28 +249,107 @@ def product_state(jobs: Sequence[JobOutcome]) -> ProductStateName:
     return "produced"
 
 
-def summary_counts(products: Sequence[ProductOutcome], rejects: Sequence[RejectRecord]) -> dict[str, int]:
-    """Counts for the summary line, the index page and the Prefect artifact."""
+# A product's share of the counts, without its jobs: (state, produced, skipped, failed, derived, covered) jobs
+# and rows. The run book's spool keeps one per product, so counting a 100k-product run decodes no outcome.
+Tally = tuple[ProductStateName, int, int, int, int, int]
+
+
+def product_tally(product: ProductOutcome) -> Tally:
+    """What `summary_counts` takes from one product (reused jobs counted without expanding them)."""
+    if isinstance(product.jobs, ReusedJobs):  # all skipped, nothing derived
+        return (product.state, 0, len(product.jobs), 0, 0, len(product.covered))
     states = {"produced": 0, "skipped": 0, "failed": 0}
-    jobs = derived = 0
-    for product in products:
-        jobs += len(product.jobs)
-        if isinstance(product.jobs, ReusedJobs):  # all skipped, nothing derived: counted without expanding
-            states["skipped"] += len(product.jobs)
-            continue
-        for job in product.jobs:
-            states[job.state] += 1
-            derived += len(job.derived)  # preset files made from stored masters
+    derived = 0
+    for job in product.jobs:
+        states[job.state] += 1
+        derived += len(job.derived)  # preset files made from stored masters
+    covered = len(product.covered)
+    return (product.state, states["produced"], states["skipped"], states["failed"], derived, covered)
+
+
+def dict_tally(data: Mapping[str, Any]) -> Tally:
+    """product_tally of a product as to_dict() wrote it (a catalogue entry), without building its outcomes."""
+    states = {"produced": 0, "skipped": 0, "failed": 0}
+    derived = 0
+    for job in data.get("jobs", []):
+        states[job["state"]] += 1
+        derived += len(job.get("derived", []))
+    covered = len(data.get("covered", []))
+    return (data["state"], states["produced"], states["skipped"], states["failed"], derived, covered)
+
+
+class IndexedOutcomes(Sequence[ProductOutcome]):
+    """Outcomes read on access from a file, with each product's tally held in a compact index (the run book's
+    spool, the catalogue view): counts and failure listings decode only what they need."""
+
+    def tallies(self) -> Iterable[Tally]:
+        raise NotImplementedError
+
+    def failing(self) -> Iterator[ProductOutcome]:
+        """The products with a failed job or failed as a whole, in order (the index page's failures)."""
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking, like a list
+
+
+def counts_of_tallies(tallies: Iterable[Tally], rejects: Sequence[RejectRecord]) -> dict[str, int]:
+    """summary_counts from the products' tallies."""
+    products = produced = skipped = failed = jobs = derived = covered = rejected = failed_whole = 0
+    for state, job_produced, job_skipped, job_failed, job_derived, rows in tallies:
+        products += 1
+        produced += job_produced
+        skipped += job_skipped
+        failed += job_failed
+        jobs += job_produced + job_skipped + job_failed
+        derived += job_derived
+        covered += rows
+        rejected += state == "rejected"
+        failed_whole += state == "failed" and not job_produced + job_skipped + job_failed
     return {
-        "products": len(products),
-        "rejected": sum(not r.product_level for r in rejects) + sum(p.state == "rejected" for p in products),
-        **states,
-        "failed": states["failed"]
-        + sum(product.state == "failed" and not product.jobs for product in products),
+        "products": products,
+        "rejected": sum(not r.product_level for r in rejects) + rejected,
+        "produced": produced,
+        "skipped": skipped,
+        "failed": failed + failed_whole,
         "jobs": jobs,
         "derived": derived,
-        "covered": sum(len(product.covered) for product in products),  # size / image rows of a product
+        "covered": covered,  # size / image rows of a product
     }
+
+
+def summary_counts(products: Sequence[ProductOutcome], rejects: Sequence[RejectRecord]) -> dict[str, int]:
+    """Counts for the summary line, the index page and the Prefect artifact."""
+    tallies = products.tallies() if isinstance(products, IndexedOutcomes) else map(product_tally, products)
+    return counts_of_tallies(tallies, rejects)
+
+
+def failures(products: Sequence[ProductOutcome]) -> list[tuple[str, str, str]] | Failures:
+    """(sku, job id, reason) of every failed job, then of every product failed before planning (index page)."""
+    if isinstance(products, IndexedOutcomes):
+        return Failures(products, summary_counts(products, [])["failed"])
+    listed = [(p.sku, j.job_id, j.reason) for p in products for j in p.jobs if j.state == "failed"]
+    return listed + [(p.sku, "(product)", p.reason) for p in products if p.state == "failed" and not p.jobs]
+
+
+@dataclass(frozen=True)
+class Failures:
+    """failures() of indexed outcomes: counted from the index, listed by decoding only the failing products."""
+
+    products: IndexedOutcomes
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[tuple[str, str, str]]:
+        for product in self.products.failing():
+            yield from ((product.sku, j.job_id, j.reason) for j in product.jobs if j.state == "failed")
+        for product in self.products.failing():
+            if product.state == "failed" and not product.jobs:
+                yield (product.sku, "(product)", product.reason)
 
 
 @dataclass
@@ -287,7 +366,7 @@ class RunReport:
     fingerprint: str
     started_at: str  # ISO 8601 UTC
     seconds: float
-    products: list[ProductOutcome] = field(default_factory=list)
+    products: Sequence[ProductOutcome] = field(default_factory=list)  # a list, or read on access (spool)
     rejects: list[RejectRecord] = field(default_factory=list)
     version: int = REPORT_VERSION
     devices: list[DeviceUsage] = field(

@@ -26,6 +26,7 @@ from pipelines.production.outcomes import (
     reject_rows,
 )
 from pipelines.production.retire import retire_stale_jobs
+from pipelines.production.spool import SpooledOutcomes
 from pipelines.production.validate import RunStart
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -132,6 +133,8 @@ def publish_report(report: RunReport, storage: Storage, layout: OutputLayout = L
             product.retired_jobs = retire_stale_jobs(
                 entries.get(product.sku), product, report.run_id, storage, layout
             )
+            if product.retired_jobs and isinstance(report.products, SpooledOutcomes):
+                report.products.retired[product.sku] = product.retired_jobs  # read back with them
         # 2. The run's own report: summary.json, manifest, rejects and its page under runs/<id>/.
         run_dir = layout.run_dir(report.run_id)
         write_json(storage, layout.run_summary(report.run_id), report.to_dict())
