@@ -11,7 +11,7 @@ import csv
 import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, overload
+from typing import Any, BinaryIO, Literal, overload
 
 from catalog.schema import Reject
 from pipelines.presets import MASTER
@@ -285,6 +285,14 @@ class IndexedOutcomes(Sequence[ProductOutcome]):
     def tallies(self) -> Iterable[Tally]:
         raise NotImplementedError
 
+    def sku(self, index: int) -> str:
+        """The sku of the product at `index`, from the index (nothing decoded)."""
+        raise NotImplementedError
+
+    def at(self, indexes: Iterable[int]) -> Iterator[ProductOutcome]:
+        """The products at these indexes, in that order, read through one open file."""
+        raise NotImplementedError
+
     def failing(self) -> Iterator[ProductOutcome]:
         """The products with a failed job or failed as a whole, in order (the index page's failures)."""
         raise NotImplementedError
@@ -392,11 +400,11 @@ class RunReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The records plus their counts (and each device's utilisation), for readers that do not recount."""
-        data = {
-            **asdict(replace(self, products=[])),
-            "products": [product.to_dict() for product in self.products],
-            "counts": self.counts,
-        }
+        return {**self.head_dict(), "products": [product.to_dict() for product in self.products]}
+
+    def head_dict(self) -> dict[str, Any]:
+        """to_dict() without its products (an empty list): summary.json is streamed product by product."""
+        data = {**asdict(replace(self, products=[])), "counts": self.counts}
         for device, usage in zip(data["devices"], self.devices, strict=True):
             device["utilisation"] = round(usage.utilisation, 4)
         return data
@@ -423,12 +431,16 @@ def manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> l
 
     runs: sku -> the run a product's state comes from (the catalogue view); default: this report's run.
     """
-    rows: list[dict[str, Any]] = []
+    return list(iter_manifest_rows(report, runs))
+
+
+def iter_manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    """manifest_rows one by one (a manifest is written as its products are read)."""
     common = {"renderer": report.renderer, "fingerprint": report.fingerprint, "run_id": report.run_id}
     for reject in report.rejects:
         if reject.product_level:
             continue  # the product row below carries it
-        rows.append(
+        yield (
             {
                 "kind": "row",
                 "row": reject.row,
@@ -444,7 +456,7 @@ def manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> l
             "source_identity": identity_text(product.source_identity),
             "variant_skus": product.variant_skus,
         }
-        rows.append(
+        yield (
             {
                 "kind": "product",
                 "row": product.row,
@@ -459,7 +471,7 @@ def manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> l
             }
         )
         for job_id in product.retired_jobs:  # dropped from the plan this run: files under retired/
-            rows.append(
+            yield (
                 {
                     "kind": "job",
                     "row": product.row,
@@ -473,7 +485,7 @@ def manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> l
                 }
             )
         for covered in product.covered:  # sizes and image rows: their state is their product's
-            rows.append(
+            yield (
                 {
                     "kind": "covered",
                     "row": covered["row"],
@@ -488,7 +500,7 @@ def manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> l
                 }
             )
         for job in product.jobs:
-            rows.append(
+            yield (
                 {
                     "kind": "job",
                     "row": product.row,
@@ -508,7 +520,6 @@ def manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> l
                     **identity,
                 }
             )
-    return rows
 
 
 def identity_text(identity: Mapping[str, str]) -> str:
@@ -525,9 +536,23 @@ def reject_rows(report: RunReport) -> list[dict[str, Any]]:
 
 def csv_text(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
     """CSV with a fixed column order; values that are lists are joined with '|'."""
+    buffer = io.BytesIO()
+    write_csv(buffer, columns, rows)
+    return buffer.getvalue().decode("utf-8")
+
+
+CSV_FLUSH_CHARS = 1 << 16
+
+
+def write_csv(handle: BinaryIO, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    """csv_text(columns, rows) written to a binary file as UTF-8, a buffer's worth at a time."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: "|".join(v) if isinstance(v, list | tuple) else v for k, v in row.items()})
-    return buffer.getvalue()
+        if buffer.tell() >= CSV_FLUSH_CHARS:
+            handle.write(buffer.getvalue().encode("utf-8"))
+            buffer.seek(0)
+            buffer.truncate()
+    handle.write(buffer.getvalue().encode("utf-8"))

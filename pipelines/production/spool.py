@@ -144,8 +144,10 @@ class SpooledOutcomes(IndexedOutcomes):
         return f"SpooledOutcomes({self.path!r}, {len(self)} products)"
 
     def sku(self, index: int) -> str:
-        """The sku of the product at `index`, from the index (nothing read)."""
         return self._skus[self._order[index]]
+
+    def at(self, indexes: Iterable[int]) -> Iterator[ProductOutcome]:
+        return self._read(self._order[index] for index in indexes)
 
     def tallies(self) -> Iterator[Tally]:
         counts = self._counts
