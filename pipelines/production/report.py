@@ -1,16 +1,19 @@
 """Publish a run: manifest.csv, rejects.csv, runs/<id>/summary.json and the reviewers' index page.
 
 Everything is rendered from one `RunReport`; the index goes through a real Jinja2 template with autoescaping
-(SKUs and titles come from CSVs). The run's files and the top-level ones are streamed product by product
-(Storage.open_write): a report of 100k products is read from its spool as it is written, never held whole.
+(SKUs and titles come from CSVs). Every file is streamed product by product (Storage.open_write): a report of
+100k products is read from its spool (or the catalogue file) as it is written, never held whole.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,11 +21,13 @@ import jinja2
 
 from pipelines.production import catalogue
 from pipelines.production.book import RunBook
-from pipelines.production.layout import OutputLayout, Storage, read_json, write_json
+from pipelines.production.fsspec_storage import local_folder
+from pipelines.production.layout import OutputLayout, Storage
 from pipelines.production.outcomes import (
     MANIFEST_COLUMNS,
     REJECT_COLUMNS,
     DeviceUsage,
+    IndexedOutcomes,
     ProductOutcome,
     RunReport,
     failures,
@@ -157,29 +162,44 @@ def publish_report(report: RunReport, storage: Storage, layout: OutputLayout = L
     """Retire stale jobs, write the run's own folder, then merge it into the catalogue and rewrite the
     top-level files.
 
-    Returns the catalogue view. All of it holds the storage's catalogue lock, so two runs into one folder
-    (nightly and an upload) never lose each other's products. Every file is written whole or not at all
-    (Storage.open_write).
+    Returns the catalogue view (its products read from catalogue.json on access). All of it holds the
+    storage's catalogue lock, so two runs into one folder (nightly and an upload) never lose each other's
+    products. Every file is written whole or not at all (Storage.open_write); the catalogue is in place only
+    once the run's own files are.
     """
     with storage.lock("catalogue"):
-        previous = read_json(storage, layout.catalogue) if storage.exists(layout.catalogue) else None
-        entries = catalogue.read_entries(previous)
-        # 1. Files of poses / variants a product no longer plans leave images/ (kept under retired/).
-        for product in report.products:
-            _retire(report, storage, layout, entries.get(product.sku), product)
-        # 2. The run's own report: summary.json, manifest, rejects and its page under runs/<id>/.
-        _publish_run(report, storage, layout)
-        # 3. The catalogue: every product ever produced here with its latest state, and the top-level files.
-        entries = catalogue.merge(entries, report)
-        write_json(storage, layout.catalogue, catalogue.to_document(entries))
-        view = catalogue.catalogue_report(entries, report)
-        runs = {sku: entry.run_id for sku, entry in entries.items()}
-        with storage.open_write(layout.manifest) as handle:
-            write_csv(handle, MANIFEST_COLUMNS, iter_manifest_rows(view, runs))
-        with storage.open_write(layout.rejects) as handle:
-            write_csv(handle, REJECT_COLUMNS, reject_rows(view))
-        with storage.open_write(layout.index) as handle:
-            write_index(handle, view, layout, runs=runs)
+        with ExitStack() as files:
+            previous = (
+                catalogue.read_stream(files.enter_context(storage.open_read(layout.catalogue)))
+                if storage.exists(layout.catalogue)
+                else iter(())
+            )
+            writer = catalogue.CatalogueWriter(files.enter_context(storage.open_write(layout.catalogue)))
+            # 1. The catalogue merged with the run's products (a merge-join in sku order); on the way, the files
+            #    of poses / variants a product no longer plans leave images/ (kept under retired/).
+            index = catalogue.merge_into(
+                writer,
+                previous,
+                _by_sku(report.products),
+                report.run_id,
+                report.csv,
+                on_product=partial(_retire, report, storage, layout),
+            )
+            # 2. The run's own report: summary.json, manifest, rejects and its page under runs/<id>/ (before the
+            #    catalogue is in place, as it names this run).
+            _publish_run(report, storage, layout)
+        # 3. The top-level files: the whole catalogue (every product ever produced here, its latest state).
+        with _local_reader(storage, layout.catalogue) as opener:
+            products = catalogue.CatalogueProducts(index, opener, report.products)
+            view = replace(report, products=products, rejects=list(report.rejects))
+            runs = products.runs()
+            with storage.open_write(layout.manifest) as handle:
+                write_csv(handle, MANIFEST_COLUMNS, iter_manifest_rows(view, runs))
+            with storage.open_write(layout.rejects) as handle:
+                write_csv(handle, REJECT_COLUMNS, reject_rows(view))
+            with storage.open_write(layout.index) as handle:
+                write_index(handle, view, layout, runs=runs)
+        products.opener = partial(storage.open_read, layout.catalogue)  # the local copy is gone
     return view
 
 
@@ -195,6 +215,15 @@ def _publish_run(report: RunReport, storage: Storage, layout: OutputLayout) -> N
         write_index(handle, report, layout)
 
 
+def _by_sku(products: Sequence[ProductOutcome]) -> Iterator[catalogue.Numbered]:
+    """The products in sku order, each with its position (a spooled run's sorted through its index, then read by
+    offset)."""
+    if isinstance(products, IndexedOutcomes):
+        order = sorted(range(len(products)), key=products.sku)
+        return zip(order, products.at(order), strict=True)
+    return iter(sorted(enumerate(products), key=lambda numbered: numbered[1].sku))
+
+
 def _retire(
     report: RunReport,
     storage: Storage,
@@ -207,6 +236,25 @@ def _retire(
         report.products.retired.pop(product.sku, None)
         if product.retired_jobs:
             report.products.retired[product.sku] = product.retired_jobs
+
+
+@contextmanager
+def _local_reader(storage: Storage, key: str) -> Iterator[Callable[[], AbstractContextManager[BinaryIO]]]:
+    """An opener of a local file with the key's bytes, to be read at offsets: the file itself in a local folder,
+    else a downloaded copy (not a ranged request per product)."""
+    folder = local_folder(storage)
+    if folder is not None:
+        yield partial(_open_binary, folder.joinpath(*key.split("/")))
+        return
+    with tempfile.NamedTemporaryFile(prefix="onmodel-catalogue-", suffix=".json") as copy:
+        with storage.open_read(key) as source:
+            shutil.copyfileobj(source, copy)
+        copy.flush()
+        yield partial(_open_binary, Path(copy.name))
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    return open(path, "rb")
 
 
 def _write_text(handle: BinaryIO, parts: Iterator[str]) -> None:

@@ -72,7 +72,8 @@ class OutcomeSpool:
         line = json.dumps(outcome.to_dict(), default=str).encode("utf-8") + b"\n"
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = open(self.path, "wb")  # held while the run appends
+            # Held while the run appends; a fresh file for the run, appended to if reopened after outcomes().
+            self._handle = open(self.path, "ab" if len(self._skus) else "wb")
         self._handle.write(line)
         self._handle.flush()  # one write per product: the file holds every final product, also mid-run
         state, *counts = product_tally(outcome)
@@ -86,8 +87,10 @@ class OutcomeSpool:
         return len(self._skus)
 
     def outcomes(self) -> SpooledOutcomes:
-        if self._handle is not None:
-            self._handle.flush()  # readers open the file themselves
+        self.close()  # the book is finished; readers open the file themselves
+        if not self._skus:  # a run without products still has its (empty) spool
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.touch()
         count = len(self._skus)
         order = array("q", sorted(range(count), key=lambda i: (self._rows[i], self._skus[i])))
         return SpooledOutcomes(

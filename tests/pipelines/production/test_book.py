@@ -235,3 +235,15 @@ def test_a_product_s_preparation_is_dropped_once_it_is_final(tmp_path: Path) -> 
     book.sheet_done("A", "sheets/A.jpg")
     gc.collect()
     assert reference() is None
+
+
+def test_a_spooled_book_without_products_reports_none(tmp_path: Path) -> None:
+    csv_reject = RejectRecord(2, "A", "image", "missing")
+    book = RunBook([], batch_size=2, default_poses=lambda c: POSES, rejects=[csv_reject],
+                   spool=OutcomeSpool(tmp_path / "runs" / "r" / "outcomes.jsonl"))  # fmt: skip
+    products = book.products()
+    assert (
+        list(products) == []
+        and len(products) == 0
+        and summary_counts(products, book.rejects)["rejected"] == 1
+    )

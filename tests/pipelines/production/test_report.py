@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
+import json
 from dataclasses import replace
 from pathlib import Path
+from unittest.mock import patch
 
 import jinja2
 import pytest
@@ -30,6 +33,7 @@ from pipelines.production.outcomes import (
 from pipelines.production.report import TEMPLATES, device_detail, publish_report, render_index
 from pipelines.production.retire import retire_stale_jobs
 from pipelines.production.spool import OutcomeSpool, SpooledOutcomes
+from pipelines.production.status import folder_status
 from tests.pipelines.production.reports import make_report
 
 
@@ -247,3 +251,85 @@ def test_the_streamed_files_are_byte_for_byte_the_whole_document_ones(tmp_path: 
     assert (new.root / "retired/r2/images/master/B/B__front__v1.png").is_file()
     assert report.products[1].retired_jobs == ["B__front__v1"] and report.counts["products"] == 2
     assert "Failures (1)" in (new.root / "index.html").read_text()  # E; B's failed job was replaced by r2
+
+
+# catalogue.json: one entry a line, merged by streaming ---------------------------------------------------------
+
+
+def test_the_catalogue_is_one_json_document_with_an_entry_a_line_in_sku_order(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    publish_report(_first_run(tmp_path / "spool-1.jsonl"), storage)
+    publish_report(_second_run(tmp_path / "spool-2.jsonl"), storage)
+    lines = (tmp_path / "catalogue.json").read_bytes().split(b"\n")
+    assert lines[0] == b'{"version": 1, "entries": {' and lines[-2:] == [b"}}", b""]
+    skus = [json.loads(b"{" + line.removesuffix(b",") + b"}").popitem()[0] for line in lines[1:-2]]
+    assert skus == ["A<b>", "B", "C", "D", "E", "F"]  # sorted, one a line
+    entries = catalogue.read_entries(read_json(storage, "catalogue.json"))  # what review and status read
+    assert {sku: entry.run_id for sku, entry in entries.items()} == {
+        "A<b>": "r1", "B": "r2", "C": "r1", "D": "r1", "E": "r1", "F": "r2",
+    }  # fmt: skip
+    assert entries["B"].product.retired_jobs == ["B__front__v1"] and len(entries["D"].product.jobs) == 2
+    assert folder_status(storage).products == {"produced": 3, "skipped": 1, "failed": 1, "rejected": 1}
+
+
+def test_a_catalogue_in_the_earlier_layout_is_read_whole_once_and_rewritten_streamed(tmp_path: Path) -> None:
+    old, new = LocalStorage(tmp_path / "old"), LocalStorage(tmp_path / "new")
+    first = _first_run(tmp_path / "spool-1.jsonl")
+    _publish_the_old_way(first, old)  # today's pretty-printed catalogue.json
+    assert (old.root / "catalogue.json").read_text().startswith('{\n  "entries": {\n')
+    publish_report(first, new)
+    second = _second_run(tmp_path / "spool-2.jsonl")
+    publish_report(second, old)
+    publish_report(_second_run(tmp_path / "spool-3.jsonl"), new)
+    assert (old.root / "catalogue.json").read_bytes() == (new.root / "catalogue.json").read_bytes()
+    for key in ("manifest.csv", "index.html", "runs/r2/summary.json", "runs/r2/manifest.csv"):
+        assert (old.root / key).read_bytes() == (new.root / key).read_bytes(), key
+
+
+def test_the_catalogue_is_read_entry_by_entry(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    publish_report(_first_run(tmp_path / "spool.jsonl"), storage)
+    text = (tmp_path / "catalogue.json").read_bytes()
+    cut = text[: text.index(b'"E": ')] + b'"E": {"run_id": "r1", "csv": "in/products.csv", "prod'
+    read: list[str] = []
+    with pytest.raises(json.JSONDecodeError):
+        read.extend(sku for sku, _entry in catalogue.read_stream(io.BytesIO(cut)))
+    assert read == ["A<b>", "B", "C", "D"]  # the entries before the cut line came one by one
+    with pytest.raises(ValueError, match="cut off"):
+        list(catalogue.read_stream(io.BytesIO(text[: text.rindex(b"}}")])))
+    swapped = text.replace(b'"A<b>": ', b'"Z": ', 1)
+    with pytest.raises(ValueError, match="sku order"):
+        list(catalogue.read_stream(io.BytesIO(swapped)))
+
+
+def test_the_catalogue_view_reads_products_only_when_asked(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    publish_report(_first_run(tmp_path / "spool-1.jsonl"), storage)
+    view = publish_report(_second_run(tmp_path / "spool-2.jsonl"), storage)
+    with patch.object(ProductOutcome, "from_dict", side_effect=AssertionError("decoded")):
+        assert view.counts == {
+            "products": 6, "rejected": 1, "produced": 3, "skipped": 3, "failed": 1, "jobs": 6, "derived": 1,
+            "covered": 0,
+        }  # fmt: skip
+    assert view.counts == replace(view, products=list(view.products)).counts
+    assert view.products[-1].sku == "D" and view.products[1:3] == [view.products[1], view.products[2]]
+
+
+def test_a_publication_cut_off_leaves_the_catalogue_and_the_top_level_files_as_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = LocalStorage(tmp_path)
+    publish_report(_first_run(tmp_path / "spool-1.jsonl"), storage)
+    before = {key: (tmp_path / key).read_bytes() for key in ("catalogue.json", "manifest.csv", "index.html")}
+
+    def cut_off(*args: object, **kwargs: object) -> None:
+        raise OSError("killed while writing the run's index")
+
+    monkeypatch.setattr("pipelines.production.report.write_index", cut_off)
+    with pytest.raises(OSError, match="killed"):
+        publish_report(_second_run(tmp_path / "spool-2.jsonl"), storage)
+    assert {key: (tmp_path / key).read_bytes() for key in before} == before
+    assert not [path for path in tmp_path.rglob("*.tmp")]  # no half-written file
+    monkeypatch.undo()
+    publish_report(_second_run(tmp_path / "spool-3.jsonl"), storage)  # the next run publishes it all
+    assert len(catalogue.read_entries(read_json(storage, "catalogue.json"))) == 6
