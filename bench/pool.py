@@ -269,15 +269,23 @@ def scale_child(csv_path: Path, profile_path: Path, out: Path, chunk: int) -> di
     """The plain pool (no Prefect) over the whole catalogue in chunks, the draft renderer; peak RSS."""
     from flows import caches
     from pipelines.production.book import RunBook, chunks
+    from pipelines.production.fsspec_storage import spool_file
+    from pipelines.production.layout import OutputLayout
     from pipelines.production.pool import DevicePool, pool_settings
     from pipelines.production.report import build_report, publish_report
+    from pipelines.production.spool import OutcomeSpool
 
     cv2.setNumThreads(1)
     started = time.perf_counter()
     run = start(csv_path, profile_path, ["cpu"])
     res = caches.resources(str(out))
+    spool = OutcomeSpool(spool_file(res.storage, OutputLayout().run_outcomes(run.ctx.run_id)))  # as the flow
     book = RunBook(
-        run.records, batch_size=8, default_poses=run.ctx.profile.default_poses, rejects=run.rejects
+        run.records,
+        batch_size=8,
+        default_poses=run.ctx.profile.default_poses,
+        rejects=run.rejects,
+        spool=spool,
     )
     settings = pool_settings(run.ctx.profile, ["cpu"])
     rss_mid = 0.0

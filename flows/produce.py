@@ -25,13 +25,15 @@ from flows.errors import is_transient, retry_options
 from flows.tasks import produce_chunk, produce_chunk_on_worker
 from pipelines.production import runs
 from pipelines.production.book import ProgressCallback, RunBook, chunk_size, chunks, tapered_chunks
-from pipelines.production.fsspec_storage import is_url, local_folder
+from pipelines.production.fsspec_storage import is_url, local_folder, spool_file
+from pipelines.production.layout import OutputLayout
 from pipelines.production.outcomes import DeviceUsage, RunReport
 from pipelines.production.pool import PoolSettings, pool_settings
 from pipelines.production.profile import Profile, load_profile
 from pipelines.production.report import build_report, publish_report
 from pipelines.production.resume import remove_orphaned_temporaries
 from pipelines.production.scale_out import WorkerFacts, check_output_location
+from pipelines.production.spool import OutcomeSpool
 from pipelines.production.validate import (
     RunConfigError,
     RunStart,
@@ -190,6 +192,8 @@ def _produce(
         default_poses=ctx.profile.default_poses,
         rejects=run.rejects,
         on_progress=_progress.get() if address else None,  # on Dask, products come back chunk by chunk
+        # Final outcomes go to runs/<id>/outcomes.jsonl (memory stays flat); the report reads them back.
+        spool=OutcomeSpool(spool_file(caches.storage_of(out_dir), OutputLayout().run_outcomes(ctx.run_id))),
     )
     # 2. Chunks of products through this process's device pool (started here so progress reaches the caller),
     #    or through the Dask workers' pools (one device each).

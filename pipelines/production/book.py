@@ -19,6 +19,7 @@ from pipelines.production.outcomes import (
     ReusedJobs,
     product_state,
 )
+from pipelines.production.spool import MemorySpool, Spool
 from pipelines.production.stages import BatchItem, PreparedProduct
 
 MAX_REASON_CHARS = 500
@@ -44,7 +45,12 @@ ProgressCallback = Callable[[ProgressEvent], None]
 
 
 class RunBook:
-    """Tracks one run: products in, micro-batches out, product outcomes once all their jobs are in."""
+    """Tracks one run: products in, micro-batches out, product outcomes once all their jobs are in.
+
+    spool: where final outcomes go (a product is final once its contact sheet is done or failed, or when it
+    arrives final: rejected, failed, done elsewhere); a run's book spools to a file (spool.OutcomeSpool) so
+    only a compact index per product stays in memory, a chunk's book keeps them (the default).
+    """
 
     def __init__(
         self,
@@ -54,6 +60,7 @@ class RunBook:
         default_poses: Callable[[str], Sequence[str]],
         rejects: Iterable[RejectRecord] = (),
         on_progress: ProgressCallback | None = None,
+        spool: Spool | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
@@ -62,10 +69,13 @@ class RunBook:
         self.rejects: list[RejectRecord] = list(rejects)
         self._default_poses = default_poses
         self._on_progress = on_progress
+        self._spool: Spool = spool if spool is not None else MemorySpool()
+        # Only products still open are held: prepared, with their jobs so far, or complete awaiting a sheet.
         self._prepared: dict[str, PreparedProduct] = {}
         self._jobs: dict[str, list[JobOutcome]] = {}
         self._remaining: dict[str, int] = {}
-        self._products: dict[str, ProductOutcome] = {}
+        self._open: dict[str, ProductOutcome] = {}  # complete, contact sheet pending
+        self._final: set[str] = set()  # spooled
         self._pending: list[BatchItem] = []
         self._complete: list[str] = []
         self._prepared_count = 0
@@ -80,8 +90,9 @@ class RunBook:
         self._count_prepared()
         if prepared.rejected is not None:
             self.rejects.append(prepared.rejected)
-            self._products[record.sku] = self._outcome(record, "rejected", reason=prepared.rejected.reason)
-            self._products[record.sku].column = prepared.rejected.column
+            outcome = self._outcome(record, "rejected", reason=prepared.rejected.reason)
+            outcome.column = prepared.rejected.column
+            self._finalize(outcome)
             return []
         self._prepared[record.sku] = prepared
         # A product taken whole keeps its compact ReusedJobs (no todo: nothing is appended to it).
@@ -102,21 +113,21 @@ class RunBook:
     def product_failed(self, record: ProductRecord, reason: str) -> None:
         """A product whose preparation failed after its retries: recorded, its jobs never planned."""
         self._count_prepared()
-        self._products[record.sku] = self._outcome(record, "failed", reason=reason[:MAX_REASON_CHARS])
+        self._finalize(self._outcome(record, "failed", reason=reason[:MAX_REASON_CHARS]))
 
     def product_done(self, outcome: ProductOutcome, reject: RejectRecord | None = None) -> None:
         """A product finished elsewhere (a device pool's chunk), with its jobs and its product-level reject."""
         if outcome.sku not in self.records:
             raise ValueError(f"product {outcome.sku} is not in this run.")
-        if outcome.sku in self._products:
+        if self._has_outcome(outcome.sku):
             raise ValueError(f"product {outcome.sku} came back twice.")
         self._count_prepared()
         if reject is not None:
             self.rejects.append(reject)
-        self._products[outcome.sku] = outcome
         self._jobs_total += len(outcome.jobs)
         self._jobs_done += len(outcome.jobs)
         self._emit("render", self._jobs_done, self._jobs_total)
+        self._finalize(outcome)  # its sheet is done (or failed) already
 
     def remaining_batches(self) -> list[list[BatchItem]]:
         """The last, partial micro-batch (call once every product is in)."""
@@ -140,16 +151,20 @@ class RunBook:
     def take_complete(self) -> list[tuple[ProductOutcome, PreparedProduct]]:
         """Products completed since the last call, with their preparation (for their contact sheets)."""
         complete, self._complete = self._complete, []
-        return [(self._products[sku], self._prepared[sku]) for sku in complete]
+        return [(self._open[sku], self._prepared[sku]) for sku in complete if sku in self._open]
 
     # Contact sheets -------------------------------------------------------------------------------------
 
     def sheet_done(self, sku: str, key: str) -> None:
-        self._products[sku].sheet = key
+        product = self._open[sku]
+        product.sheet = key
+        self._finalize(product)
 
     def sheet_failed(self, sku: str, reason: str) -> None:
         """A missing sheet is reported on the product; its images stay."""
-        self._products[sku].flags.append(f"contact sheet failed: {reason}")
+        product = self._open[sku]
+        product.flags.append(f"contact sheet failed: {reason}")
+        self._finalize(product)
 
     # The result -----------------------------------------------------------------------------------------
 
@@ -157,20 +172,26 @@ class RunBook:
     def finished(self) -> bool:
         """Every product has an outcome and every job is in."""
         return (
-            len(self._products) == len(self.records)
+            len(self._final) + len(self._open) == len(self.records)
             and not self._pending
             and not any(self._remaining.values())
         )
 
-    def products(self) -> list[ProductOutcome]:
-        """Every product's outcome in CSV row order; raises if the run is not finished (nothing is lost)."""
-        missing = sorted(set(self.records) - set(self._products))
+    def products(self) -> Sequence[ProductOutcome]:
+        """Every product's outcome in CSV row order; raises if the run is not finished (nothing is lost).
+
+        Products still waiting for a contact sheet are final now (without one). A spooled book's outcomes are
+        read on access.
+        """
+        missing = sorted(sku for sku in self.records if not self._has_outcome(sku))
         open_jobs = sorted(sku for sku, left in self._remaining.items() if left)
         if missing or open_jobs:
             raise RuntimeError(
                 f"run book not finished: products without outcome {missing[:5]}, with open jobs {open_jobs[:5]}."
             )
-        return sorted(self._products.values(), key=lambda p: (p.row, p.sku))
+        for product in list(self._open.values()):
+            self._finalize(product)
+        return self._spool.outcomes()
 
     # Internals ------------------------------------------------------------------------------------------
 
@@ -189,8 +210,20 @@ class RunBook:
         outcome = self._outcome(record, product_state(jobs), reason=reason)
         outcome.flags = list(prepared.flags)
         outcome.jobs = jobs
-        self._products[sku] = outcome
+        del self._jobs[sku], self._remaining[sku]
+        self._open[sku] = outcome
         self._complete.append(sku)
+
+    def _has_outcome(self, sku: str) -> bool:
+        return sku in self._final or sku in self._open
+
+    def _finalize(self, outcome: ProductOutcome) -> None:
+        """Spool a final outcome; nothing of the product is held after this (its preparation dropped)."""
+        sku = outcome.sku
+        self._open.pop(sku, None)
+        self._prepared.pop(sku, None)
+        self._final.add(sku)
+        self._spool.append(outcome)
 
     @staticmethod
     def _outcome(record: ProductRecord, state: ProductStateName, reason: str = "") -> ProductOutcome:

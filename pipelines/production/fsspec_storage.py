@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO, cast
 
-from pipelines.image_io import write_bytes_atomic
+from pipelines.image_io import open_atomic, write_bytes_atomic
 from pipelines.production.layout import STATE_DB_NAME, LocalStorage, Storage, existing_by_listing
 
 _process_locks: dict[str, threading.Lock] = {}
@@ -59,6 +60,16 @@ def host_cache_path(location: str, name: str) -> Path:
     return base / f"{digest}-{name}"
 
 
+def spool_file(storage: Storage, key: str) -> Path:
+    """A local file for a key that is appended to and read back by offset (the run book's spool): in the
+    storage's folder, else (an object store) in this host's cache."""
+    folder = local_folder(storage)
+    if folder is not None:
+        return folder.joinpath(*PurePosixPath(key).parts)
+    location = storage.url if isinstance(storage, FsspecStorage) else repr(storage)
+    return host_cache_path(location, key.replace("/", "-"))
+
+
 class FsspecStorage:
     """Storage under an fsspec URL; keys are '/'-separated paths below it."""
 
@@ -86,6 +97,25 @@ class FsspecStorage:
             write_bytes_atomic(Path(path), data)
             return
         self.fs.pipe_file(path, data)  # one whole-object PUT (object stores), one assignment (memory://)
+
+    @contextmanager
+    def open_write(self, key: str) -> Iterator[BinaryIO]:
+        """Local: a temporary + rename (as write_bytes). Object stores: a local temporary, then one whole-object
+        upload once the block ends (an upload stream would commit what was written when a write raises)."""
+        path = self._path(key)
+        if self.is_local:
+            with open_atomic(Path(path)) as handle:
+                yield handle
+            return
+        with tempfile.NamedTemporaryFile(prefix="onmodel-upload-", suffix=".tmp") as handle:
+            yield cast(BinaryIO, handle)
+            handle.flush()
+            self.fs.put_file(handle.name, path)
+
+    @contextmanager
+    def open_read(self, key: str) -> Iterator[BinaryIO]:
+        with self.fs.open(self._path(key), "rb") as handle:
+            yield cast(BinaryIO, handle)
 
     def read_bytes(self, key: str) -> bytes:
         return bytes(self.fs.cat_file(self._path(key)))

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
-from pipelines.image_io import write_bytes_atomic
+from pipelines.image_io import open_atomic, write_bytes_atomic
 from pipelines.presets import MASTER, Preset
 
 STATE_DB_NAME = "state.sqlite"
@@ -78,6 +78,10 @@ class OutputLayout:
     def run_index(self, run_id: str) -> str:
         return f"{self.run_dir(run_id)}/{self.index}"
 
+    def run_outcomes(self, run_id: str) -> str:
+        """The run book's spool: one JSON line per final product outcome (a local file, see spool_file)."""
+        return f"{self.run_dir(run_id)}/outcomes.jsonl"
+
     runs: str = "runs"  # one folder per run
     photo_cache: str = ".cache/photos.sqlite"  # what each photo was last run (catalog.photo_cache)
     retired_root: str = "retired"  # stale images of dropped poses / variants, until `onmodel prune`
@@ -121,6 +125,15 @@ class Storage(Protocol):
     def write_bytes(self, key: str, data: bytes) -> None: ...
 
     def read_bytes(self, key: str) -> bytes: ...
+
+    def open_write(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """A file to write the key bit by bit (a 100k-product report is never one string): in place whole when
+        the block ends, nothing written if it raises."""
+        ...
+
+    def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """The key's bytes as a seekable file (read line by line, or at offsets)."""
+        ...
 
     def exists(self, key: str) -> bool: ...
 
@@ -168,6 +181,12 @@ class LocalStorage:
 
     def write_bytes(self, key: str, data: bytes) -> None:
         write_bytes_atomic(self._path(key), data)
+
+    def open_write(self, key: str) -> AbstractContextManager[BinaryIO]:
+        return open_atomic(self._path(key))  # temporary + os.replace, as write_bytes
+
+    def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
+        return open(self._fast_path(key), "rb")
 
     def _fast_path(self, key: str) -> str:
         """The OS path of a key by plain string work (planning's hot calls); a bad key gets _path's error."""

@@ -12,7 +12,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, overload
+from typing import Any, BinaryIO, Literal, overload
 
 from catalog.schema import Reject
 from pipelines.presets import MASTER
@@ -261,28 +261,115 @@ def product_state(jobs: Sequence[JobOutcome]) -> ProductStateName:
     return "produced"
 
 
-def summary_counts(products: Sequence[ProductOutcome], rejects: Sequence[RejectRecord]) -> dict[str, int]:
-    """Counts for the summary line, the index page and the Prefect artifact."""
+# A product's share of the counts, without its jobs: (state, produced, skipped, failed, derived, covered) jobs
+# and rows. The run book's spool keeps one per product, so counting a 100k-product run decodes no outcome.
+Tally = tuple[ProductStateName, int, int, int, int, int]
+
+
+def product_tally(product: ProductOutcome) -> Tally:
+    """What `summary_counts` takes from one product (reused jobs counted without expanding them)."""
+    if isinstance(product.jobs, ReusedJobs):  # all skipped, nothing derived
+        return (product.state, 0, len(product.jobs), 0, 0, len(product.covered))
     states = {"produced": 0, "skipped": 0, "failed": 0}
-    jobs = derived = 0
-    for product in products:
-        jobs += len(product.jobs)
-        if isinstance(product.jobs, ReusedJobs):  # all skipped, nothing derived: counted without expanding
-            states["skipped"] += len(product.jobs)
-            continue
-        for job in product.jobs:
-            states[job.state] += 1
-            derived += len(job.derived)  # preset files made from stored masters
+    derived = 0
+    for job in product.jobs:
+        states[job.state] += 1
+        derived += len(job.derived)  # preset files made from stored masters
+    covered = len(product.covered)
+    return (product.state, states["produced"], states["skipped"], states["failed"], derived, covered)
+
+
+def dict_tally(data: Mapping[str, Any]) -> Tally:
+    """product_tally of a product as to_dict() wrote it (a catalogue entry), without building its outcomes."""
+    states = {"produced": 0, "skipped": 0, "failed": 0}
+    derived = 0
+    for job in data.get("jobs", []):
+        states[job["state"]] += 1
+        derived += len(job.get("derived", []))
+    covered = len(data.get("covered", []))
+    return (data["state"], states["produced"], states["skipped"], states["failed"], derived, covered)
+
+
+class IndexedOutcomes(Sequence[ProductOutcome]):
+    """Outcomes read on access from a file, with each product's tally held in a compact index (the run book's
+    spool, the catalogue view): counts and failure listings decode only what they need."""
+
+    def tallies(self) -> Iterable[Tally]:
+        raise NotImplementedError
+
+    def sku(self, index: int) -> str:
+        """The sku of the product at `index`, from the index (nothing decoded)."""
+        raise NotImplementedError
+
+    def at(self, indexes: Iterable[int]) -> Iterator[ProductOutcome]:
+        """The products at these indexes, in that order, read through one open file."""
+        raise NotImplementedError
+
+    def failing(self) -> Iterator[ProductOutcome]:
+        """The products with a failed job or failed as a whole, in order (the index page's failures)."""
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking, like a list
+
+
+def counts_of_tallies(tallies: Iterable[Tally], rejects: Sequence[RejectRecord]) -> dict[str, int]:
+    """summary_counts from the products' tallies."""
+    products = produced = skipped = failed = jobs = derived = covered = rejected = failed_whole = 0
+    for state, job_produced, job_skipped, job_failed, job_derived, rows in tallies:
+        products += 1
+        produced += job_produced
+        skipped += job_skipped
+        failed += job_failed
+        jobs += job_produced + job_skipped + job_failed
+        derived += job_derived
+        covered += rows
+        rejected += state == "rejected"
+        failed_whole += state == "failed" and not job_produced + job_skipped + job_failed
     return {
-        "products": len(products),
-        "rejected": sum(not r.product_level for r in rejects) + sum(p.state == "rejected" for p in products),
-        **states,
-        "failed": states["failed"]
-        + sum(product.state == "failed" and not product.jobs for product in products),
+        "products": products,
+        "rejected": sum(not r.product_level for r in rejects) + rejected,
+        "produced": produced,
+        "skipped": skipped,
+        "failed": failed + failed_whole,
         "jobs": jobs,
         "derived": derived,
-        "covered": sum(len(product.covered) for product in products),  # size / image rows of a product
+        "covered": covered,  # size / image rows of a product
     }
+
+
+def summary_counts(products: Sequence[ProductOutcome], rejects: Sequence[RejectRecord]) -> dict[str, int]:
+    """Counts for the summary line, the index page and the Prefect artifact."""
+    tallies = products.tallies() if isinstance(products, IndexedOutcomes) else map(product_tally, products)
+    return counts_of_tallies(tallies, rejects)
+
+
+def failures(products: Sequence[ProductOutcome]) -> list[tuple[str, str, str]] | Failures:
+    """(sku, job id, reason) of every failed job, then of every product failed before planning (index page)."""
+    if isinstance(products, IndexedOutcomes):
+        return Failures(products, summary_counts(products, [])["failed"])
+    listed = [(p.sku, j.job_id, j.reason) for p in products for j in p.jobs if j.state == "failed"]
+    return listed + [(p.sku, "(product)", p.reason) for p in products if p.state == "failed" and not p.jobs]
+
+
+@dataclass(frozen=True)
+class Failures:
+    """failures() of indexed outcomes: counted from the index, listed by decoding only the failing products."""
+
+    products: IndexedOutcomes
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[tuple[str, str, str]]:
+        for product in self.products.failing():
+            yield from ((product.sku, j.job_id, j.reason) for j in product.jobs if j.state == "failed")
+        for product in self.products.failing():
+            if product.state == "failed" and not product.jobs:
+                yield (product.sku, "(product)", product.reason)
 
 
 @dataclass
@@ -299,7 +386,7 @@ class RunReport:
     fingerprint: str
     started_at: str  # ISO 8601 UTC
     seconds: float
-    products: list[ProductOutcome] = field(default_factory=list)
+    products: Sequence[ProductOutcome] = field(default_factory=list)  # a list, or read on access (spool)
     rejects: list[RejectRecord] = field(default_factory=list)
     version: int = REPORT_VERSION
     devices: list[DeviceUsage] = field(
@@ -325,11 +412,11 @@ class RunReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The records plus their counts (and each device's utilisation), for readers that do not recount."""
-        data = {
-            **asdict(replace(self, products=[])),
-            "products": [product.to_dict() for product in self.products],
-            "counts": self.counts,
-        }
+        return {**self.head_dict(), "products": [product.to_dict() for product in self.products]}
+
+    def head_dict(self) -> dict[str, Any]:
+        """to_dict() without its products (an empty list): summary.json is streamed product by product."""
+        data = {**asdict(replace(self, products=[])), "counts": self.counts}
         for device, usage in zip(data["devices"], self.devices, strict=True):
             device["utilisation"] = round(usage.utilisation, 4)
         return data
@@ -356,12 +443,16 @@ def manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> l
 
     runs: sku -> the run a product's state comes from (the catalogue view); default: this report's run.
     """
-    rows: list[dict[str, Any]] = []
+    return list(iter_manifest_rows(report, runs))
+
+
+def iter_manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    """manifest_rows one by one (a manifest is written as its products are read)."""
     common = {"renderer": report.renderer, "fingerprint": report.fingerprint, "run_id": report.run_id}
     for reject in report.rejects:
         if reject.product_level:
             continue  # the product row below carries it
-        rows.append(
+        yield (
             {
                 "kind": "row",
                 "row": reject.row,
@@ -377,7 +468,7 @@ def manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> l
             "source_identity": identity_text(product.source_identity),
             "variant_skus": product.variant_skus,
         }
-        rows.append(
+        yield (
             {
                 "kind": "product",
                 "row": product.row,
@@ -392,7 +483,7 @@ def manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> l
             }
         )
         for job_id in product.retired_jobs:  # dropped from the plan this run: files under retired/
-            rows.append(
+            yield (
                 {
                     "kind": "job",
                     "row": product.row,
@@ -406,7 +497,7 @@ def manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> l
                 }
             )
         for covered in product.covered:  # sizes and image rows: their state is their product's
-            rows.append(
+            yield (
                 {
                     "kind": "covered",
                     "row": covered["row"],
@@ -421,7 +512,7 @@ def manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> l
                 }
             )
         for job in product.jobs:
-            rows.append(
+            yield (
                 {
                     "kind": "job",
                     "row": product.row,
@@ -441,7 +532,6 @@ def manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> l
                     **identity,
                 }
             )
-    return rows
 
 
 def identity_text(identity: Mapping[str, str]) -> str:
@@ -458,9 +548,23 @@ def reject_rows(report: RunReport) -> list[dict[str, Any]]:
 
 def csv_text(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
     """CSV with a fixed column order; values that are lists are joined with '|'."""
+    buffer = io.BytesIO()
+    write_csv(buffer, columns, rows)
+    return buffer.getvalue().decode("utf-8")
+
+
+CSV_FLUSH_CHARS = 1 << 16
+
+
+def write_csv(handle: BinaryIO, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    """csv_text(columns, rows) written to a binary file as UTF-8, a buffer's worth at a time."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: "|".join(v) if isinstance(v, list | tuple) else v for k, v in row.items()})
-    return buffer.getvalue()
+        if buffer.tell() >= CSV_FLUSH_CHARS:
+            handle.write(buffer.getvalue().encode("utf-8"))
+            buffer.seek(0)
+            buffer.truncate()
+    handle.write(buffer.getvalue().encode("utf-8"))

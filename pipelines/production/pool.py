@@ -319,7 +319,8 @@ class DevicePool:
                 self._chunk_of.pop(record.sku, None)
             self._raise_if_failed()
         hashes = {sku: product.image_hash for sku, product in planned.items() if product.image_hash}
-        return ChunkResult(chunk.book.products(), list(chunk.book.rejects), self.usage(), hashes)
+        # The chunk's book keeps its outcomes (MemorySpool): they travel back whole, pickled on Dask.
+        return ChunkResult(list(chunk.book.products()), list(chunk.book.rejects), self.usage(), hashes)
 
     def usage(self) -> list[DeviceUsage]:
         """Each device's counters so far (wall_s: since the pool started)."""

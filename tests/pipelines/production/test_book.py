@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import gc
+import json
+import pickle
+import weakref
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 
 from catalog.schema import GarmentClass, ImageRef, ProductRecord
 from pipelines.production.book import ProgressEvent, RunBook
-from pipelines.production.outcomes import JobOutcome, RejectRecord
+from pipelines.production.outcomes import JobOutcome, ProductOutcome, RejectRecord, summary_counts
 from pipelines.production.plan import JobPlan, job_id_for
+from pipelines.production.spool import OutcomeSpool, SpooledOutcomes
 from pipelines.production.stages import BatchItem, PreparedProduct
 
 POSES = ("front", "walking")
@@ -158,4 +164,86 @@ def test_a_failed_contact_sheet_is_a_flag_on_the_product_not_a_lost_product() ->
     assert (
         product.state == "skipped"
         and product.flags[-1] == "contact sheet failed: sources/A.jpg: the file is empty"
+    )
+
+
+def _spooled_book(records: list[ProductRecord], path: Path) -> RunBook:
+    return RunBook(records, batch_size=8, default_poses=lambda c: POSES, spool=OutcomeSpool(path))
+
+
+def test_a_spooled_book_writes_each_product_once_final_and_reads_them_back_in_row_order(
+    tmp_path: Path,
+) -> None:
+    spool_path = tmp_path / "runs" / "r" / "outcomes.jsonl"
+    records = [_record("B", 3), _record("A", 2), _record("C", 4)]
+    book, plain = _spooled_book(records, spool_path), _book(records, batch_size=8)
+    for each in (book, plain):
+        each.product_failed(records[2], "preparation failed after 2 retries: TimeoutError")
+        each.product_prepared(_prepared("B", 3, todo=1, skipped=1))
+        each.product_prepared(_prepared("A", 2, todo=0, skipped=2))
+        [batch] = each.remaining_batches()
+        each.batch_done(_produced(batch))
+    assert len(spool_path.read_bytes().splitlines()) == 1  # A and B wait for their sheets: not final yet
+    for each in (book, plain):
+        complete = {product.sku: product for product, _prepared in each.take_complete()}
+        assert set(complete) == {"A", "B"}
+        each.sheet_done("B", "sheets/B.jpg")
+        each.sheet_failed("A", "unreadable")
+    lines = [json.loads(line) for line in spool_path.read_bytes().splitlines()]
+    assert [line["sku"] for line in lines] == ["C", "B", "A"]  # in the order they became final
+    products = book.products()
+    assert isinstance(products, SpooledOutcomes) and not isinstance(plain.products(), SpooledOutcomes)
+    assert list(products) == plain.products() and products == plain.products()
+    assert [p.sku for p in products] == ["A", "B", "C"] and products[1].sheet == "sheets/B.jpg"
+    assert products[-1].state == "failed" and products[0].flags[-1] == "contact sheet failed: unreadable"
+    assert products[0:2] == plain.products()[0:2]
+    with pytest.raises(IndexError):
+        products[3]
+    assert summary_counts(products, []) == summary_counts(plain.products(), [])
+
+
+def test_a_spooled_report_counts_from_the_index_and_survives_a_pickle(tmp_path: Path) -> None:
+    book = _spooled_book([_record("A", 2), _record("B", 3)], tmp_path / "outcomes.jsonl")
+    book.product_prepared(_prepared("A", 2, todo=2))
+    [batch] = book.remaining_batches()
+    outcomes = _produced(batch)
+    outcomes[1].state, outcomes[1].reason, outcomes[0].derived = "failed", "black image", ["amazon"]
+    book.batch_done(outcomes)
+    book.product_done(ProductOutcome("B", 3, "skipped", jobs=[JobOutcome("B__front__v0", "B", "front", 0, 1,
+                                                                         "skipped")]))  # fmt: skip
+    products = book.products()  # A is final now, without a sheet
+    again = pickle.loads(pickle.dumps(products))
+    assert again == products and len(pickle.dumps(products)) < 2000
+    assert summary_counts(products, []) == summary_counts(list(products), []) == {
+        "products": 2, "rejected": 0, "produced": 1, "skipped": 1, "failed": 1, "jobs": 3, "derived": 1,
+        "covered": 0,
+    }  # fmt: skip
+    with patch.object(ProductOutcome, "from_dict", side_effect=AssertionError("decoded")):
+        summary_counts(products, [])  # nothing decoded: the index has the counts
+        assert [products.sku(i) for i in range(len(products))] == ["A", "B"]
+
+
+def test_a_product_s_preparation_is_dropped_once_it_is_final(tmp_path: Path) -> None:
+    book = _spooled_book([_record("A", 2)], tmp_path / "outcomes.jsonl")
+    prepared = _prepared("A", 2, todo=0, skipped=1)
+    book.product_prepared(prepared)
+    [(_product, taken)] = book.take_complete()
+    reference = weakref.ref(prepared)
+    del prepared, taken
+    gc.collect()
+    assert reference() is not None  # its contact sheet still needs it
+    book.sheet_done("A", "sheets/A.jpg")
+    gc.collect()
+    assert reference() is None
+
+
+def test_a_spooled_book_without_products_reports_none(tmp_path: Path) -> None:
+    csv_reject = RejectRecord(2, "A", "image", "missing")
+    book = RunBook([], batch_size=2, default_poses=lambda c: POSES, rejects=[csv_reject],
+                   spool=OutcomeSpool(tmp_path / "runs" / "r" / "outcomes.jsonl"))  # fmt: skip
+    products = book.products()
+    assert (
+        list(products) == []
+        and len(products) == 0
+        and summary_counts(products, book.rejects)["rejected"] == 1
     )

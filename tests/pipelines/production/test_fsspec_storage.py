@@ -109,3 +109,21 @@ def test_existing_lists_a_folder_once_and_agrees_with_exists(storage: FsspecStor
     found = storage.existing(asked)
     assert found == {key for key in asked if storage.exists(key)}
     assert found == {"images/master/A/A__front__v0.png", "images/master/A/A__front__v0.json", "cutouts/A.png"}
+
+
+def test_a_streamed_write_lands_whole_or_not_at_all(storage: FsspecStorage) -> None:
+    storage.write_bytes("runs/r/manifest.csv", b"old")
+    with pytest.raises(RuntimeError, match="cut off"), storage.open_write("runs/r/manifest.csv") as handle:
+        handle.write(b"half")
+        raise RuntimeError("cut off")
+    assert storage.read_bytes("runs/r/manifest.csv") == b"old"
+    with storage.open_write("runs/r/manifest.csv") as handle:
+        for part in (b"kind,row\n", b"product,2\n"):
+            handle.write(part)
+    assert storage.read_bytes("runs/r/manifest.csv") == b"kind,row\nproduct,2\n"
+    assert storage.existing(["runs/r/manifest.csv", "runs/r/other"]) == {
+        "runs/r/manifest.csv"
+    }  # nothing else
+    with storage.open_read("runs/r/manifest.csv") as handle:
+        handle.seek(9)
+        assert handle.readline() == b"product,2\n"

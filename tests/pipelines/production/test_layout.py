@@ -105,3 +105,22 @@ def test_a_folder_stamp_moves_when_a_file_is_added_replaced_or_removed(tmp_path:
     assert storage.stamps([folder])[folder] != seen[-1][folder]
     settle()
     assert storage.stamps([folder]) == {folder: seen[-1][folder]}  # nothing changed: the same stamp
+
+
+def test_a_streamed_write_is_in_place_whole_once_it_ends_and_absent_if_it_raises(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    storage.write_bytes("sub/f.csv", b"old")
+    with pytest.raises(RuntimeError, match="cut off"), storage.open_write("sub/f.csv") as handle:
+        handle.write(b"new, ")
+        assert storage.read_bytes("sub/f.csv") == b"old"  # readers see the old file while it is written
+        raise RuntimeError("cut off")
+    assert storage.read_bytes("sub/f.csv") == b"old" and [p.name for p in (tmp_path / "sub").iterdir()] == [
+        "f.csv"
+    ]
+    with storage.open_write("sub/f.csv") as handle:
+        handle.write(b"new, ")
+        handle.write(b"whole")
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["f.csv"]
+    with storage.open_read("sub/f.csv") as handle:
+        handle.seek(5)
+        assert handle.read() == b"whole"
