@@ -94,7 +94,9 @@ class Resources:
     photos: PhotoCache | None = None  # what each photo was last run (None: hash every photo by reading it)
 
 
-@dataclass(slots=True)  # a nightly plan keeps 100k of them: no instance dict for the collector to walk
+@dataclass(
+    slots=True, weakref_slot=True
+)  # a nightly plan keeps 100k: no instance dict to walk (weakref: tests)
 class PreparedProduct:
     """A product after fetch + segment: where its cutout is and which of its jobs are still to do."""
 
