@@ -27,7 +27,6 @@ leave the stamp as it was). Storages that cannot stamp (object stores) never rec
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -154,9 +153,19 @@ def reused_whole(
         return None
     if (flags := chunk.flags_seen.get(record.cutout_flags)) is None:
         flags = chunk.flags_seen[record.cutout_flags] = json.loads(record.cutout_flags)
-    reused = ReusedJobs(facts.sku, facts.image_hash, facts.fingerprint, presets, first, facts.poses,
-                        facts.variants, record.jobs, layout)  # fmt: skip
-    return reused, list(flags)
+    return reused_jobs(facts, presets, first, record.jobs, layout), list(flags)
+
+
+def reused_jobs(
+    facts: ProductFacts,
+    presets: tuple[tuple[str, str], ...],
+    first: str,
+    rows: str,
+    layout: OutputLayout,
+) -> ReusedJobs:
+    """The outcomes of a product's jobs from its record's rows (the JSON text), every job reused."""
+    return ReusedJobs(facts.sku, facts.image_hash, facts.fingerprint, presets, first, facts.poses,
+                      facts.variants, rows, layout)  # fmt: skip
 
 
 def completed_record(
@@ -173,8 +182,8 @@ def completed_record(
 ) -> CompletedProduct | None:
     """The record of a product whose every job the plan reused as it is, or None when one cannot vouch for it.
 
-    skipped: its jobs' outcomes in plan order (nothing derived); earlier: the presets every job's recorded
-    outputs name (the same for all); photo_stamp: a local photo's `file_stamp`, read before its hash ("" for a
+    skipped: its jobs' outcomes in plan order (nothing derived); earlier: the presets its first recorded job
+    was derived into, which give `presets` (every job's outputs must be in those, or no record); photo_stamp: a local photo's `file_stamp`, read before its hash ("" for a
     remote photo); file_stamps: of `stamp_keys(sku, presets)`, in that order, read before the plan listed its
     folders, at stamped_at_ns.
     """
@@ -226,8 +235,3 @@ def completed_record(
 def presets_text(presets: Sequence[tuple[str, str]]) -> str:
     """'master.png amazon.jpg': the output presets of a record, compared as one string."""
     return " ".join(f"{name}.{extension}" for name, extension in presets)
-
-
-def now_ns() -> int:
-    """The clock file stamps are compared with (the host's wall clock, as the filesystem's)."""
-    return time.time_ns()

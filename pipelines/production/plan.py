@@ -31,10 +31,15 @@ def job_id_for(sku: str, pose: str, variant: int) -> str:
     return f"{sku}__{pose}__v{variant}"
 
 
-def plan_product(record: ProductRecord, profile: Profile) -> list[JobPlan]:
-    """Every job of one product: the row's poses (or the profile's for its class) x its variant count."""
+def plan_shape(record: ProductRecord, profile: Profile) -> tuple[tuple[str, ...], int]:
+    """(poses, variant count) of a product: the row's, else the profile's (poses by garment class)."""
     poses = record.poses or profile.default_poses(record.garment_class.value)
-    variants = record.variants or profile.variants
+    return tuple(poses), record.variants or profile.variants
+
+
+def plan_product(record: ProductRecord, profile: Profile) -> list[JobPlan]:
+    """Every job of one product: its poses x its variant count (plan_shape)."""
+    poses, variants = plan_shape(record, profile)
     return [
         JobPlan(
             job_id=job_id_for(record.sku, pose, variant),

@@ -42,7 +42,7 @@ from pipelines.production.outcomes import (
     RejectRecord,
     ReusedJobs,
 )
-from pipelines.production.plan import JobPlan, plan_product
+from pipelines.production.plan import JobPlan, plan_product, plan_shape
 from pipelines.production.profile import Profile, code_version
 from pipelines.render_inputs import JobSpec, PlacementSettings, build_render_jobs
 from pipelines.renderers.base import RenderedImage, Renderer, RenderJob
@@ -238,27 +238,25 @@ def _plan_chunk(
             planned[record.sku] = _plan_one(record, product_plans, states, verdicts, photo, ctx, res)
             continue
         # Its folders stamped before the plan lists them, so a record made from the listing is never newer.
-        # (A record needs every job's presets alike: the first recorded job's are the ones to stamp.)
+        # (A record needs every job's outputs in the same presets, checked by completed_record: the first
+        # recorded job's are the ones to stamp.) The wall clock, as the filesystem's, for the racy check.
         first = next((states[plan.job_id] for plan in product_plans if plan.job_id in states), None)
-        presets = presets_for(_presets_in(first.outputs, res) if first is not None else [])
-        stamped_at = completed.now_ns()
+        earlier = _presets_in(first.outputs, res) if first is not None else []
+        presets = presets_for(earlier)
+        stamped_at = time.time_ns()
         file_stamps = chunk.storage.stamps(completed.stamp_keys(record.sku, [n for n, _ in presets], layout))
         prepared = _plan_one(record, product_plans, states, verdicts, photo, ctx, res)
         planned[record.sku] = prepared
         if prepared.rejected is None and not prepared.todo and not prepared.needs_cutout and not ctx.force:
-            each = [prepared.earlier_presets.get(plan.job_id) for plan in product_plans]
-            if all(found == each[0] for found in each) and each[0] is not None:
-                fact = _facts(record, photo, ctx)
-                made = completed.completed_record(
-                    chunk, fact, prepared.skipped, states, each[0], presets, prepared.flags,
-                    photo_stamps.get(record.sku, ""), file_stamps, stamped_at,
-                )  # fmt: skip
-                if made is not None:
-                    chunk.written.append(made)
-                    # Its outcomes from the record from now on: the same, compact (no JobOutcome per job kept).
-                    prepared.skipped = ReusedJobs(record.sku, fact.image_hash, fact.fingerprint, presets,
-                                                  profile.presets[0], fact.poses, fact.variants, made.jobs,
-                                                  layout)  # fmt: skip
+            fact = _facts(record, photo, ctx)
+            made = completed.completed_record(
+                chunk, fact, prepared.skipped, states, earlier, presets, prepared.flags,
+                photo_stamps.get(record.sku, ""), file_stamps, stamped_at,
+            )  # fmt: skip
+            if made is not None:
+                chunk.written.append(made)
+                # Its outcomes from the record from now on: the same, compact (no JobOutcome per job kept).
+                prepared.skipped = completed.reused_jobs(fact, presets, profile.presets[0], made.jobs, layout)
     # 5. What this plan found complete, for the next one (one write for the chunk).
     res.store.record_completed(chunk.written, ctx.run_id)
     return [planned[record.sku] for record in part]
@@ -284,10 +282,9 @@ def _read_hash(record: ProductRecord, policy: ImagePolicy) -> str | ImageFetchEr
 
 def _facts(record: ProductRecord, photo_hash: str, ctx: RunContext) -> completed.ProductFacts:
     """What the product's plan is made of now (a completed-product record holds while these stay)."""
-    poses = record.poses or ctx.profile.default_poses(record.garment_class.value)
-    variants = record.variants or ctx.profile.variants
+    poses, variants = plan_shape(record, ctx.profile)
     return completed.ProductFacts(
-        record.sku, photo_hash, ctx.fingerprint, job_render_fields(record), tuple(poses), variants
+        record.sku, photo_hash, ctx.fingerprint, job_render_fields(record), poses, variants
     )
 
 
