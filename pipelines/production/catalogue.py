@@ -12,7 +12,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import Any, BinaryIO, overload
+from typing import Any, BinaryIO
 
 from pipelines.production.outcomes import (
     IndexedOutcomes,
@@ -244,43 +244,11 @@ class CatalogueProducts(IndexedOutcomes):
         self.listing, self.opener, self.run_products = index, opener, run_products
         names, rows, skus = index.csv_names, index.rows, index.skus
         csvs = index.csvs
+        self._skus = skus
         self._order = array("q", sorted(range(len(skus)), key=lambda i: (names[csvs[i]], rows[i], skus[i])))
-
-    def __len__(self) -> int:
-        return len(self._order)
-
-    @overload
-    def __getitem__(self, index: int) -> ProductOutcome: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[ProductOutcome]: ...
-
-    def __getitem__(self, index: int | slice) -> ProductOutcome | list[ProductOutcome]:
-        if isinstance(index, slice):
-            return list(self._read(self._order[index]))
-        [product] = self._read([self._order[index]])  # read whole: the file is closed again
-        return product
-
-    def __iter__(self) -> Iterator[ProductOutcome]:
-        return self._read(self._order)
-
-    def sku(self, index: int) -> str:
-        return self.listing.skus[self._order[index]]
-
-    def at(self, indexes: Iterable[int]) -> Iterator[ProductOutcome]:
-        return self._read(self._order[index] for index in indexes)
 
     def tallies(self) -> Iterable[Tally]:
         return self.listing.tallies
-
-    def failing(self) -> Iterator[ProductOutcome]:
-        tallies = self.listing.tallies
-
-        def fails(position: int) -> bool:
-            state, produced, skipped, failed = tallies[position][:4]
-            return failed > 0 or (state == "failed" and not produced + skipped)
-
-        return self._read([position for position in self._order if fails(position)])
 
     def runs(self) -> CatalogueRuns:
         """sku -> the run each product's entry comes from."""

@@ -270,49 +270,86 @@ def product_tally(product: ProductOutcome) -> Tally:
     """What `summary_counts` takes from one product (reused jobs counted without expanding them)."""
     if isinstance(product.jobs, ReusedJobs):  # all skipped, nothing derived
         return (product.state, 0, len(product.jobs), 0, 0, len(product.covered))
-    states = {"produced": 0, "skipped": 0, "failed": 0}
-    derived = 0
-    for job in product.jobs:
-        states[job.state] += 1
-        derived += len(job.derived)  # preset files made from stored masters
-    covered = len(product.covered)
-    return (product.state, states["produced"], states["skipped"], states["failed"], derived, covered)
+    jobs = ((job.state, len(job.derived)) for job in product.jobs)
+    return _tally(product.state, jobs, len(product.covered))
 
 
 def dict_tally(data: Mapping[str, Any]) -> Tally:
     """product_tally of a product as to_dict() wrote it (a catalogue entry), without building its outcomes."""
+    jobs = ((job["state"], len(job.get("derived", []))) for job in data.get("jobs", []))
+    return _tally(data["state"], jobs, len(data.get("covered", [])))
+
+
+def _tally(state: ProductStateName, jobs: Iterable[tuple[str, int]], covered: int) -> Tally:
+    """A product's tally from its jobs' (state, presets derived from the stored master)."""
     states = {"produced": 0, "skipped": 0, "failed": 0}
     derived = 0
-    for job in data.get("jobs", []):
-        states[job["state"]] += 1
-        derived += len(job.get("derived", []))
-    covered = len(data.get("covered", []))
-    return (data["state"], states["produced"], states["skipped"], states["failed"], derived, covered)
+    for job_state, job_derived in jobs:
+        states[job_state] += 1
+        derived += job_derived
+    return (state, states["produced"], states["skipped"], states["failed"], derived, covered)
 
 
 class IndexedOutcomes(Sequence[ProductOutcome]):
     """Outcomes read on access from a file, with each product's tally held in a compact index (the run book's
-    spool, the catalogue view): counts and failure listings decode only what they need."""
+    spool, the catalogue view): counts and failure listings decode only what they need.
+
+    A subclass sets `_order` (the products' positions in sequence order) and `_skus` (by position), and reads
+    products by position (`_read`) and gives their tallies in position order (`tallies`).
+    """
+
+    _order: Sequence[int]
+    _skus: Sequence[str]
+
+    def _read(self, positions: Iterable[int]) -> Iterator[ProductOutcome]:
+        """The products at these positions, in that order, through one open file."""
+        raise NotImplementedError
 
     def tallies(self) -> Iterable[Tally]:
+        """Every product's tally, in position order (nothing decoded)."""
         raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    @overload
+    def __getitem__(self, index: int) -> ProductOutcome: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ProductOutcome]: ...
+
+    def __getitem__(self, index: int | slice) -> ProductOutcome | list[ProductOutcome]:
+        if isinstance(index, slice):
+            return list(self._read(self._order[index]))
+        [product] = self._read([self._order[index]])  # negative indexes and IndexError as a list's
+        return product
+
+    def __iter__(self) -> Iterator[ProductOutcome]:
+        return self._read(self._order)
 
     def sku(self, index: int) -> str:
         """The sku of the product at `index`, from the index (nothing decoded)."""
-        raise NotImplementedError
+        return self._skus[self._order[index]]
 
     def at(self, indexes: Iterable[int]) -> Iterator[ProductOutcome]:
         """The products at these indexes, in that order, read through one open file."""
-        raise NotImplementedError
+        return self._read(self._order[index] for index in indexes)
 
     def failing(self) -> Iterator[ProductOutcome]:
         """The products with a failed job or failed as a whole, in order (the index page's failures)."""
-        raise NotImplementedError
+        fails = [_fails(tally) for tally in self.tallies()]
+        return self._read([position for position in self._order if fails[position]])
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Sequence) and len(self) == len(other) and list(self) == list(other)
 
     __hash__ = None  # type: ignore[assignment]  # mutable-looking, like a list
+
+
+def _fails(tally: Tally) -> bool:
+    """A failed job, or the product failed as a whole (before any job was planned)."""
+    state, produced, skipped, failed = tally[:4]
+    return failed > 0 or (state == "failed" and not produced + skipped)
 
 
 def counts_of_tallies(tallies: Iterable[Tally], rejects: Sequence[RejectRecord]) -> dict[str, int]:

@@ -13,7 +13,7 @@ import json
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, overload
+from typing import Any, BinaryIO, Protocol
 
 from pipelines.production.outcomes import (
     IndexedOutcomes,
@@ -124,33 +124,8 @@ class SpooledOutcomes(IndexedOutcomes):
         self._states, self._counts = states, counts
         self.retired: dict[str, list[str]] = {}
 
-    def __len__(self) -> int:
-        return len(self._order)
-
-    @overload
-    def __getitem__(self, index: int) -> ProductOutcome: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[ProductOutcome]: ...
-
-    def __getitem__(self, index: int | slice) -> ProductOutcome | list[ProductOutcome]:
-        if isinstance(index, slice):
-            return list(self._read(self._order[index]))
-        position = self._order[index]  # negative indexes and IndexError as a list's
-        with open(self.path, "rb") as handle:
-            return self._decode(handle, position)
-
-    def __iter__(self) -> Iterator[ProductOutcome]:
-        return self._read(self._order)
-
     def __repr__(self) -> str:
         return f"SpooledOutcomes({self.path!r}, {len(self)} products)"
-
-    def sku(self, index: int) -> str:
-        return self._skus[self._order[index]]
-
-    def at(self, indexes: Iterable[int]) -> Iterator[ProductOutcome]:
-        return self._read(self._order[index] for index in indexes)
 
     def tallies(self) -> Iterator[Tally]:
         counts = self._counts
@@ -158,14 +133,6 @@ class SpooledOutcomes(IndexedOutcomes):
             start = position * _COUNTS
             yield (STATES[code], counts[start], counts[start + 1], counts[start + 2], counts[start + 3],
                    counts[start + 4])  # fmt: skip
-
-    def failing(self) -> Iterator[ProductOutcome]:
-        def fails(position: int) -> bool:
-            produced, skipped, failed = self._counts[position * _COUNTS : position * _COUNTS + 3]
-            whole = STATES[self._states[position]] == "failed" and not produced + skipped
-            return failed > 0 or whole
-
-        return self._read([position for position in self._order if fails(position)])
 
     def _read(self, positions: Iterable[int]) -> Iterator[ProductOutcome]:
         with open(self.path, "rb") as handle:
