@@ -1,4 +1,5 @@
-"""Fake devices for pool tests: the draft renderer behind a device name, recording every call."""
+"""Models for stage and pool tests: the real ones loaded on demand (LocalModels), and fake devices (the draft
+renderer behind a device name, recording every call)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,28 @@ from pipelines.presets import load_presets
 from pipelines.production.layout import LocalStorage
 from pipelines.production.profile import load_profile
 from pipelines.production.stages import Resources, RunContext
-from pipelines.renderers.base import RenderedImage, RenderJob
+from pipelines.renderers import create_renderer
+from pipelines.renderers.base import RenderedImage, Renderer, RenderJob
 from pipelines.renderers.draft import DraftRenderer
 from pipelines.segmentation import get_segmenter
 from pipelines.segmentation.base import Segmenter
 from tests.flows.helpers import small_profile, write_csv, write_flatlays
+
+
+class LocalModels:
+    """Models loaded on demand, counted, as a worker's cache would hold them."""
+
+    def __init__(self) -> None:
+        self.segmenters = 0
+        self.lock = threading.Lock()
+
+    def segmenter(self, backend: str, options: Mapping[str, Any], device: str) -> Segmenter:
+        self.segmenters += 1
+        return get_segmenter(backend, device=device, **options)
+
+    def renderer(self, name: str, options: Mapping[str, Any], device: str) -> tuple[Renderer, threading.Lock]:
+        return create_renderer(name, options, device), self.lock
+
 
 Behaviour = Callable[["FakeDevice", Sequence[RenderJob]], None]
 

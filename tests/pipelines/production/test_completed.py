@@ -9,7 +9,6 @@ import os
 import pickle
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,23 +25,8 @@ from pipelines.production.layout import LocalStorage, OutputLayout, read_json, w
 from pipelines.production.outcomes import ProductOutcome, ReusedJobs, summary_counts
 from pipelines.production.profile import load_profile
 from pipelines.production.stages import BatchItem, PreparedProduct, Resources, RunContext
-from pipelines.renderers import create_renderer
-from pipelines.renderers.base import Renderer
-from pipelines.segmentation import get_segmenter
-from pipelines.segmentation.base import Segmenter
 from tests.flows.helpers import small_profile, write_csv, write_flatlays
-
-
-class LocalModels:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-
-    def segmenter(self, backend: str, options: Mapping[str, Any], device: str) -> Segmenter:
-        return get_segmenter(backend, device=device, **options)
-
-    def renderer(self, name: str, options: Mapping[str, Any], device: str) -> tuple[Renderer, threading.Lock]:
-        return create_renderer(name, options, device), self.lock
-
+from tests.pipelines.production.pool_helpers import LocalModels
 
 Setup = tuple[RunContext, Resources, list[ProductRecord], Path]
 

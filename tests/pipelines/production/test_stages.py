@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +21,9 @@ from pipelines.production import stages
 from pipelines.production.layout import LocalStorage
 from pipelines.production.profile import load_profile
 from pipelines.production.stages import BatchItem, Resources, RunContext
-from pipelines.renderers import create_renderer
-from pipelines.renderers.base import RenderedImage, Renderer, RenderJob
-from pipelines.segmentation import get_segmenter
-from pipelines.segmentation.base import Segmenter
+from pipelines.renderers.base import RenderedImage, RenderJob
 from tests.flows.helpers import small_profile, write_csv, write_flatlays
-
-
-class LocalModels:
-    """Models loaded on demand, counted, as a worker's cache would hold them."""
-
-    def __init__(self) -> None:
-        self.segmenters = 0
-        self.lock = threading.Lock()
-
-    def segmenter(self, backend: str, options: Mapping[str, Any], device: str) -> Segmenter:
-        self.segmenters += 1
-        return get_segmenter(backend, device=device, **options)
-
-    def renderer(self, name: str, options: Mapping[str, Any], device: str) -> tuple[Renderer, threading.Lock]:
-        return create_renderer(name, options, device), self.lock
+from tests.pipelines.production.pool_helpers import LocalModels
 
 
 @pytest.fixture()
