@@ -74,8 +74,9 @@ def write_run(out: Path, products: int, variants: int) -> list[str]:
         preset="master", fingerprint="fp", started_at="2026-12-03T00:00:00+00:00", seconds=1.0, products=entries,
     )  # fmt: skip
     write_json(storage, layout.run_summary(RUN_ID), report.to_dict())
-    merged = catalogue.merge({}, report)
-    write_json(storage, layout.catalogue, catalogue.to_document(merged))
+    with storage.open_write(layout.catalogue) as handle:  # the layout publish_report writes
+        by_sku = sorted(enumerate(report.products), key=lambda numbered: numbered[1].sku)
+        catalogue.merge_into(catalogue.CatalogueWriter(handle), (), by_sku, RUN_ID, report.csv)
     return job_ids
 
 

@@ -11,13 +11,12 @@ import json
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from pipelines.production.outcomes import (
     IndexedOutcomes,
     ProductOutcome,
-    RunReport,
     Tally,
     dict_tally,
     product_tally,
@@ -52,24 +51,6 @@ def read_entries(data: dict[str, Any] | None) -> dict[str, CatalogueEntry]:
         return {}
     entries = _checked(data).get("entries", {})
     return {sku: CatalogueEntry.from_dict(entry) for sku, entry in entries.items()}
-
-
-def merge(entries: dict[str, CatalogueEntry], report: RunReport) -> dict[str, CatalogueEntry]:
-    """The catalogue after a run: its products replace their earlier entries, every other product stays."""
-    merged = dict(entries)
-    for product in report.products:
-        merged[product.sku] = CatalogueEntry(run_id=report.run_id, csv=report.csv, product=product)
-    return merged
-
-
-def to_document(entries: dict[str, CatalogueEntry]) -> dict[str, Any]:
-    return {"version": CATALOGUE_VERSION, "entries": {sku: e.to_dict() for sku, e in sorted(entries.items())}}
-
-
-def catalogue_report(entries: dict[str, CatalogueEntry], latest: RunReport) -> RunReport:
-    """The whole catalogue as a report (products in CSV then row order), with the latest run's rejects."""
-    ordered = sorted(entries.values(), key=lambda e: (e.csv, e.product.row, e.product.sku))
-    return replace(latest, products=[entry.product for entry in ordered], rejects=list(latest.rejects))
 
 
 # The streamed layout -------------------------------------------------------------------------------------------

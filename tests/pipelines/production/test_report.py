@@ -156,9 +156,14 @@ def _publish_the_old_way(report: RunReport, storage: LocalStorage) -> None:
     write_text(storage, f"{run_dir}/manifest.csv", csv_text(MANIFEST_COLUMNS, manifest_rows(report)))
     write_text(storage, f"{run_dir}/rejects.csv", csv_text(REJECT_COLUMNS, reject_rows(report)))
     write_text(storage, layout.run_index(report.run_id), _old_index(report))
-    entries = catalogue.merge(entries, report)
-    write_json(storage, layout.catalogue, catalogue.to_document(entries))
-    view = catalogue.catalogue_report(entries, report)
+    entries = {
+        **entries,
+        **{p.sku: catalogue.CatalogueEntry(report.run_id, report.csv, p) for p in report.products},
+    }
+    document = {"version": 1, "entries": {sku: e.to_dict() for sku, e in sorted(entries.items())}}
+    write_json(storage, layout.catalogue, document)
+    ordered = sorted(entries.values(), key=lambda e: (e.csv, e.product.row, e.product.sku))
+    view = replace(report, products=[entry.product for entry in ordered], rejects=list(report.rejects))
     runs = {sku: entry.run_id for sku, entry in entries.items()}
     write_text(storage, layout.manifest, csv_text(MANIFEST_COLUMNS, manifest_rows(view, runs)))
     write_text(storage, layout.rejects, csv_text(REJECT_COLUMNS, reject_rows(view)))
