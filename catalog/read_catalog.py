@@ -13,7 +13,7 @@ from catalog.csv_reading import decode_csv_bytes, read_csv_bytes, split_csv_text
 from catalog.dialects import DIALECTS, RawProduct, detect_dialect
 from catalog.errors import CatalogError, ImageRefError
 from catalog.image_refs import ImagePolicy, ImageRefResolver
-from catalog.schema import CatalogReadResult, ImageRef, ProductRecord, Reject
+from catalog.schema import CatalogReadResult, ImageRef, ProductRecord, RecordSequence, Reject
 
 MAX_VARIANTS = 16
 MAX_SKU_LENGTH = 100
@@ -193,15 +193,18 @@ def read_catalog(
     policy: ImagePolicy | None = None,
     known_poses: set[str] | None = None,
     extra_categories: Mapping[str, str] | None = None,
+    records: RecordSequence | None = None,
 ) -> CatalogReadResult:
     """Read a product CSV into records and rejects.
+
+    records: where the good records go as they are validated (a run's spool on disk); a new list by default.
 
     Only a missing or unreadable file raises `CatalogError`; a file whose content cannot be used (empty, header
     only, not text, unknown header) gives a result with one row-0 reject, so callers record it like any other.
     """
     csv_path = Path(csv_path)
     policy = policy or ImagePolicy()
-    result = CatalogReadResult()
+    result = CatalogReadResult() if records is None else CatalogReadResult(records=records)
 
     # 1. Read the bytes (raises CatalogError: there is nothing to attach rejects to).
     data = read_csv_bytes(csv_path)
@@ -213,10 +216,13 @@ def read_catalog(
     except CatalogError as error:
         result.rejects.append(Reject(row=0, sku="", column=error.column, reason=str(error)))
         return result
+    del data  # held no longer than needed: a run's peak memory is this function's
     result.dialect, result.rows_read = dialect.name, table.rows_read
 
     # 4. Map rows to products (a Shopify product folds several rows together).
     products, mapping_rejects = dialect.to_products(table)
+    rejects: list[Reject] = [*table.rejects, *mapping_rejects]
+    del table
 
     # 5. Validate each product, and skip repeated SKUs (the first row wins, even when it is itself rejected).
     poses = frozenset(normalise_pose(pose) for pose in known_poses) if known_poses is not None else None
@@ -226,8 +232,9 @@ def read_catalog(
         extra_categories=check_extra_words(extra_categories or {}),
     )
     first_row_of_sku: dict[str, int] = {}
-    rejects: list[Reject] = [*table.rejects, *mapping_rejects]
-    for product in products:
+    products.reverse()
+    while products:
+        product = products.pop()  # in row order, each dropped once validated (a spooled run holds none)
         if product.sku:
             first_row = first_row_of_sku.setdefault(product.sku.casefold(), product.row)
             if first_row != product.row:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol, overload
 
 
 class GarmentClass(StrEnum):
@@ -15,7 +17,7 @@ class GarmentClass(StrEnum):
     FULL = "full_body"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageRef:
     """A product image reference as written in the CSV, and what it resolved to."""
 
@@ -24,7 +26,7 @@ class ImageRef:
     url: str | None = None  # http(s) URL, fetched later through the allow-list
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CoveredRow:
     """A CSV row folded into a product it does not render apart: another size, an image-only row.
 
@@ -42,7 +44,7 @@ class CoveredRow:
         return f"{options} ({sku})" if options else sku
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProductRecord:
     """One product to produce, validated; `row` is its spreadsheet row number (the header is row 1).
 
@@ -85,11 +87,27 @@ class Reject:
     reason: str
 
 
+class RecordSequence(Protocol):
+    """Where reading a CSV puts its good records: a list, or a run's spool on disk (catalog.record_spool)."""
+
+    def append(self, record: ProductRecord, /) -> None: ...
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[ProductRecord]: ...
+
+    @overload
+    def __getitem__(self, index: int, /) -> ProductRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice, /) -> Sequence[ProductRecord]: ...
+
+
 @dataclass
 class CatalogReadResult:
     """What reading a product CSV gave: good records, rejects, and which header dialect was seen."""
 
-    records: list[ProductRecord] = field(default_factory=list)
+    records: RecordSequence = field(default_factory=list[ProductRecord])
     rejects: list[Reject] = field(default_factory=list)
     dialect: str = ""
     rows_read: int = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -25,7 +25,7 @@ from flows.errors import is_transient, retry_options
 from flows.tasks import produce_chunk, produce_chunk_on_worker
 from pipelines.production import runs
 from pipelines.production.book import ProgressCallback, RunBook, chunk_size, chunks, tapered_chunks
-from pipelines.production.fsspec_storage import is_url, local_folder, spool_file
+from pipelines.production.fsspec_storage import is_url, local_folder, spool_file, spool_files
 from pipelines.production.layout import OutputLayout
 from pipelines.production.outcomes import DeviceUsage, RunReport
 from pipelines.production.pool import PoolSettings, pool_settings
@@ -33,7 +33,7 @@ from pipelines.production.profile import Profile, load_profile
 from pipelines.production.report import build_report, publish_report
 from pipelines.production.resume import remove_orphaned_temporaries
 from pipelines.production.scale_out import WorkerFacts, check_output_location
-from pipelines.production.spool import OutcomeSpool
+from pipelines.production.spool import OutcomeSpool, remove_stale_spools
 from pipelines.production.validate import (
     RunConfigError,
     RunStart,
@@ -166,15 +166,19 @@ def _produce(
     """
     logger = get_run_logger()
     ctx = run.ctx
-    folder = local_folder(caches.storage_of(out_dir))  # None on an object store (whole-object writes)
+    storage = caches.storage_of(out_dir)
+    folder = local_folder(storage)  # None on an object store (whole-object writes)
     if folder is not None and folder.is_dir():  # a run killed earlier (kill -9) may have left temporaries
         for leftover in remove_orphaned_temporaries(folder):
             logger.info("removed %s (a write cut off by an earlier run's crash)", leftover)
+    for stale in remove_stale_spools(spool_files(storage, OutputLayout().run_outcomes("*"))):
+        logger.info("removed %s (the outcome spool of a run that ended days ago)", stale)
     if run.unknown_only:
         logger.warning("--only names SKUs not produced from this CSV: %s", ", ".join(run.unknown_only))
     settings = pool_settings(ctx.profile, pool_devices)
     size = chunk_size(len(run.records), len(pool_devices), ctx.profile.run.get("chunk_size", "auto"))
     # On Dask each worker renders only the chunks it takes: the last ones are smaller, so the workers end together.
+    # A chunk's records are read (from the run's spool on disk) only when it is submitted.
     parts = tapered_chunks(run.records, size, len(pool_devices)) if address else chunks(run.records, size)
     logger.info(
         "%s: %d products in %d chunks of <= %d, %d rejected rows (%s), devices %s",
@@ -193,7 +197,7 @@ def _produce(
         rejects=run.rejects,
         on_progress=_progress.get() if address else None,  # on Dask, products come back chunk by chunk
         # Final outcomes go to runs/<id>/outcomes.jsonl (memory stays flat); the report reads them back.
-        spool=OutcomeSpool(spool_file(caches.storage_of(out_dir), OutputLayout().run_outcomes(ctx.run_id))),
+        spool=OutcomeSpool(spool_file(storage, OutputLayout().run_outcomes(ctx.run_id))),
     )
     # 2. Chunks of products through this process's device pool (started here so progress reaches the caller),
     #    or through the Dask workers' pools (one device each).
@@ -202,13 +206,17 @@ def _produce(
             ctx, out_dir, settings, on_progress=_progress.get(), expected_products=len(run.records)
         )
     usage: dict[str, DeviceUsage] = {}
-    image_hashes: dict[str, str] = {}
+    # A full catalogue run records its products chunk by chunk; the ones no longer listed are retired at the end.
+    sightings = runs.CatalogueSightings(run, store) if full_catalogue else None
     submitting = ExitStack()  # the Dask task runner's connection, for a run on a cluster
     try:
         submit = submitting.enter_context(_chunk_submitter(address, ctx, out_dir, settings))
-        # One host: every chunk at once (the flow's thread pool runs CHUNKS_IN_FLIGHT). Dask: CHUNKS_PER_GPU per
+        # One host: the flow's thread pool runs CHUNKS_IN_FLIGHT, and one more waits in its queue, so the pool
+        # is fed across chunk boundaries while only those chunks' records are in memory. Dask: CHUNKS_PER_GPU per
         # worker, the next one to the worker whose chunk just ended, so a worker that is ahead takes more.
-        slots: list[str | None] = scale_out.chunk_slots(workers or []) if address else [None] * len(parts)
+        slots: list[str | None] = (
+            scale_out.chunk_slots(workers or []) if address else [None] * (CHUNKS_IN_FLIGHT + 1)
+        )
         for future, part in chunks_as_completed(submit, parts, slots):
             try:
                 result = future.result()
@@ -218,11 +226,14 @@ def _produce(
                     raise  # a bug: fail loudly
                 for record in part:
                     book.product_failed(record, lost or _after_retries("chunk", error, ctx.profile))
+                if sightings is not None:
+                    sightings.chunk_done(part, {})
                 continue
             for product in result.products:
                 book.product_done(product, result.reject_of(product.sku))
             usage.update(merge_usage(usage, result.devices))
-            image_hashes.update(result.image_hashes)
+            if sightings is not None:
+                sightings.chunk_done(part, result.image_hashes)
     finally:
         submitting.close()
         usage.update(merge_usage(usage, caches.close_device_pool(ctx.run_id)))
@@ -231,8 +242,8 @@ def _produce(
     # 3. The run report: manifest, rejects, summary.json, index, then the Prefect artifacts.
     report = build_report(run, book, out_dir, time.perf_counter() - started, devices=list(usage.values()))
     publish_report(report, caches.resources(out_dir).storage)
-    if full_catalogue:  # products recorded, the ones no longer listed retired (files kept)
-        kept = runs.record_catalogue(run, image_hashes, store)
+    if sightings is not None:  # products recorded, the ones no longer listed retired (files kept)
+        kept = sightings.finish()
         logger.info(
             "catalogue: %d products recorded, %d listed without a usable photo or row, %d retired%s",
             kept.recorded,
@@ -259,23 +270,28 @@ ChunkSubmitter = Callable[[list[ProductRecord], str | None], Any]
 
 
 def chunks_as_completed(
-    submit: ChunkSubmitter, parts: list[list[ProductRecord]], slots: list[str | None]
+    submit: ChunkSubmitter, parts: Iterable[list[ProductRecord]], slots: list[str | None]
 ) -> Iterator[tuple[Any, list[ProductRecord]]]:
     """(future, chunk) as each chunk ends, in chunk order submitted to at most len(slots) at once: a slot (a
-    worker, or None: anywhere) takes the next chunk when its own ends."""
-    waiting = deque(parts)
+    worker, or None: anywhere) takes the next chunk when its own ends. A chunk is taken from `parts` only when
+    it is submitted (a run's chunks read their records then)."""
+    waiting = iter(parts)
     running: dict[Any, tuple[list[ProductRecord], str | None]] = {}
     free = deque(slots or [None])
-    while waiting or running:
-        while waiting and free:
+    more = True
+    while more or running:
+        while more and free:
+            part = next(waiting, None)
+            if part is None:
+                more = False
+                break
             slot = free.popleft()
-            part = waiting.popleft()
             running[submit(part, slot)] = (part, slot)
         for future in as_completed(list(running)):
             part, slot = running.pop(future)
             free.append(slot)
             yield future, part
-            if waiting:  # its slot takes the next chunk; then wait on the new set
+            if more:  # its slot takes the next chunk; then wait on the new set
                 break
 
 

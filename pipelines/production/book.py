@@ -6,9 +6,9 @@ without Prefect, models or files.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, overload
 
 from catalog.schema import ProductRecord
 from pipelines.production.outcomes import (
@@ -54,7 +54,7 @@ class RunBook:
 
     def __init__(
         self,
-        records: Sequence[ProductRecord],
+        records: Iterable[ProductRecord],
         *,
         batch_size: int,
         default_poses: Callable[[str], Sequence[str]],
@@ -65,7 +65,7 @@ class RunBook:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
         self.batch_size = batch_size
-        self.records = {record.sku: record for record in records}
+        self._skus = {record.sku for record in records}  # the run's products (their records are the caller's)
         self.rejects: list[RejectRecord] = list(rejects)
         self._default_poses = default_poses
         self._on_progress = on_progress
@@ -117,7 +117,7 @@ class RunBook:
 
     def product_done(self, outcome: ProductOutcome, reject: RejectRecord | None = None) -> None:
         """A product finished elsewhere (a device pool's chunk), with its jobs and its product-level reject."""
-        if outcome.sku not in self.records:
+        if outcome.sku not in self._skus:
             raise ValueError(f"product {outcome.sku} is not in this run.")
         if self._has_outcome(outcome.sku):
             raise ValueError(f"product {outcome.sku} came back twice.")
@@ -172,7 +172,7 @@ class RunBook:
     def finished(self) -> bool:
         """Every product has an outcome and every job is in."""
         return (
-            len(self._final) + len(self._open) == len(self.records)
+            len(self._final) + len(self._open) == len(self._skus)
             and not self._pending
             and not any(self._remaining.values())
         )
@@ -183,7 +183,7 @@ class RunBook:
         Products still waiting for a contact sheet are final now (without one). A spooled book's outcomes are
         read on access.
         """
-        missing = sorted(sku for sku in self.records if not self._has_outcome(sku))
+        missing = sorted(sku for sku in self._skus if not self._has_outcome(sku))
         open_jobs = sorted(sku for sku, left in self._remaining.items() if left)
         if missing or open_jobs:
             raise RuntimeError(
@@ -242,7 +242,7 @@ class RunBook:
 
     def _count_prepared(self) -> None:
         self._prepared_count += 1
-        self._emit("prepare", self._prepared_count, len(self.records))
+        self._emit("prepare", self._prepared_count, len(self._skus))
 
     def _emit(self, stage: Literal["prepare", "render"], done: int, total: int) -> None:
         if self._on_progress is not None:
@@ -267,12 +267,46 @@ def chunk_size(products: int, devices: int, setting: int | str = "auto") -> int:
     return max(MIN_CHUNK, min(MAX_CHUNK, wanted))
 
 
-def chunks(records: Sequence[ProductRecord], size: int) -> list[list[ProductRecord]]:
+class Chunks(Sequence[list[ProductRecord]]):
+    """A run's records cut into chunks (start, stop), each read only when it is taken: a spooled run's records
+    (catalog.record_spool) stay on disk until their chunk is submitted."""
+
+    def __init__(self, records: Sequence[ProductRecord], bounds: Sequence[tuple[int, int]]) -> None:
+        self._records = records
+        self.bounds = list(bounds)
+
+    def __repr__(self) -> str:
+        return f"Chunks({len(self._records)} records, sizes {[stop - start for start, stop in self.bounds]})"
+
+    def __len__(self) -> int:
+        return len(self.bounds)
+
+    @overload
+    def __getitem__(self, index: int) -> list[ProductRecord]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[list[ProductRecord]]: ...
+
+    def __getitem__(self, index: int | slice) -> list[ProductRecord] | list[list[ProductRecord]]:
+        if isinstance(index, slice):
+            return [list(self._records[start:stop]) for start, stop in self.bounds[index]]
+        start, stop = self.bounds[index]
+        return list(self._records[start:stop])
+
+    def __iter__(self) -> Iterator[list[ProductRecord]]:
+        for start, stop in self.bounds:
+            yield list(self._records[start:stop])
+
+
+def chunks(records: Sequence[ProductRecord], size: int) -> Chunks:
     """The records in CSV order, `size` at a time."""
-    return [list(records[start : start + size]) for start in range(0, len(records), size)]
+    if size < 1:
+        raise ValueError(f"chunks needs size >= 1; got {size}.")
+    count = len(records)
+    return Chunks(records, [(start, min(start + size, count)) for start in range(0, count, size)])
 
 
-def tapered_chunks(records: Sequence[ProductRecord], size: int, workers: int) -> list[list[ProductRecord]]:
+def tapered_chunks(records: Sequence[ProductRecord], size: int, workers: int) -> Chunks:
     """The records in CSV order, `size` at a time while many are left, then in ever smaller chunks (guided
     self-scheduling): each at most the products left / (TAPER_CHUNKS_PER_WORKER x workers), rounded up.
 
@@ -284,11 +318,10 @@ def tapered_chunks(records: Sequence[ProductRecord], size: int, workers: int) ->
         raise ValueError(f"tapered_chunks needs size >= 1 and workers >= 1; got {size} and {workers}.")
     if workers == 1:  # one worker takes every chunk: nothing to even out, smaller chunks would only cost
         return chunks(records, size)
-    parts: list[list[ProductRecord]] = []
-    start = 0
-    while start < len(records):
-        left = len(records) - start
-        step = min(size, -(-left // (TAPER_CHUNKS_PER_WORKER * workers)))
-        parts.append(list(records[start : start + step]))
+    bounds: list[tuple[int, int]] = []
+    start, count = 0, len(records)
+    while start < count:
+        step = min(size, -(-(count - start) // (TAPER_CHUNKS_PER_WORKER * workers)))
+        bounds.append((start, start + step))
         start += step
-    return parts
+    return Chunks(records, bounds)

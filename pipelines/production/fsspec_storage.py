@@ -70,6 +70,15 @@ def spool_file(storage: Storage, key: str) -> Path:
     return host_cache_path(location, key.replace("/", "-"))
 
 
+def spool_files(storage: Storage, key_pattern: str) -> list[Path]:
+    """The files spool_file gives for the keys matching key_pattern ('runs/*/outcomes.jsonl'), sorted."""
+    folder = local_folder(storage)
+    if folder is not None:
+        return sorted(folder.glob(key_pattern))
+    target = spool_file(storage, key_pattern)
+    return sorted(target.parent.glob(target.name))
+
+
 class FsspecStorage:
     """Storage under an fsspec URL; keys are '/'-separated paths below it."""
 

@@ -6,7 +6,7 @@ after a run over the whole catalogue, the catalogue's products (recorded, seen, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,29 +73,46 @@ class CatalogueBookkeeping:
     not_retired_because: str = ""  # why retirement was skipped this run ("" when it ran)
 
 
-def record_catalogue(
-    run: RunStart, image_hashes: Mapping[str, str], store: StateStore
-) -> CatalogueBookkeeping:
-    """After a run over the whole catalogue: its products recorded, the ones it no longer lists retired.
+class CatalogueSightings:
+    """A run over the whole catalogue records its products chunk by chunk, as the chunks come back (so the photo
+    hashes are never held for the whole run); at the end, `finish` marks the listed but unplanned products seen
+    and retires the ones the catalogue no longer lists.
 
-    image_hashes: sku -> photo hash of the products the run planned (the chunks' results). One statement per
-    1000 products. Retired products keep their files and come back (unretired) when a later run lists them.
+    One statement per 1000 products. Retired products keep their files and come back (unretired) when a later
+    run lists them.
     """
-    run_id = run.ctx.run_id
-    # 1. Every planned product, with its photo's hash, source identity and render fields.
-    sightings = [
-        ProductSighting(record.sku, image_hashes[record.sku], source_identity(record), render_fields(record))
-        for record in run.records
-        if record.sku in image_hashes
-    ]
-    store.record_products(sightings, run_id)
-    # 2. Listed but not planned (a rejected photo, a rejected row naming its SKU): seen, so never retired.
-    unplanned = {record.sku for record in run.records if record.sku not in image_hashes}
-    unplanned |= {reject.sku for reject in run.rejects if reject.sku}
-    store.mark_seen(sorted(unplanned), run_id)
-    # 3. Retire what the catalogue no longer lists, unless the CSV itself was unusable (it lists nothing then).
-    if not run.records or any(reject.row == 0 for reject in run.rejects):
-        why = "the CSV gave no products" if not run.records else "the CSV had a file-level error"
-        return CatalogueBookkeeping(len(sightings), len(unplanned), [], why)
-    present = {record.sku for record in run.records} | unplanned
-    return CatalogueBookkeeping(len(sightings), len(unplanned), store.retire_missing(present, run_id))
+
+    def __init__(self, run: RunStart, store: StateStore) -> None:
+        self._run, self._store = run, store
+        self.recorded = 0
+        self._unplanned: set[str] = set()  # listed, but no photo hash: rejected or failed before planning
+
+    def chunk_done(self, records: Iterable[ProductRecord], image_hashes: Mapping[str, str]) -> None:
+        """A chunk's products: the planned ones (image_hashes: sku -> photo hash) recorded with their source
+        identity and render fields; the others remembered, to be marked seen."""
+        sightings = []
+        for record in records:
+            if record.sku in image_hashes:
+                sightings.append(
+                    ProductSighting(
+                        record.sku, image_hashes[record.sku], source_identity(record), render_fields(record)
+                    )
+                )
+            else:
+                self._unplanned.add(record.sku)
+        if sightings:
+            self.recorded += self._store.record_products(sightings, self._run.ctx.run_id)
+
+    def finish(self) -> CatalogueBookkeeping:
+        """Listed but unplanned products (and rejected rows naming a SKU) marked seen, so never retired; then
+        the products the catalogue no longer lists retired, unless the CSV itself was unusable."""
+        run, run_id = self._run, self._run.ctx.run_id
+        unplanned = self._unplanned | {reject.sku for reject in run.rejects if reject.sku}
+        self._store.mark_seen(sorted(unplanned), run_id)
+        if not run.records or any(reject.row == 0 for reject in run.rejects):
+            why = "the CSV gave no products" if not run.records else "the CSV had a file-level error"
+            return CatalogueBookkeeping(self.recorded, len(unplanned), [], why)
+        present = {record.sku for record in run.records} | unplanned
+        return CatalogueBookkeeping(
+            self.recorded, len(unplanned), self._store.retire_missing(present, run_id)
+        )

@@ -10,6 +10,8 @@ appended to, and readers seek into it.
 from __future__ import annotations
 
 import json
+import os
+import time
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -22,6 +24,10 @@ from pipelines.production.outcomes import (
     Tally,
     product_tally,
 )
+
+# A finished run's spool is kept this long (its report object reads it; summary.json holds the same products),
+# then the next run deletes it. A running run appends to its spool at every product, so it is never this old.
+SPOOL_KEEP_S = 2 * 24 * 3600
 
 STATES: tuple[ProductStateName, ...] = ("produced", "skipped", "failed", "rejected")
 _STATE_CODE = {state: code for code, state in enumerate(STATES)}
@@ -147,3 +153,19 @@ class SpooledOutcomes(IndexedOutcomes):
         if product.sku in self.retired:
             product.retired_jobs = list(self.retired[product.sku])
         return product
+
+
+def remove_stale_spools(
+    paths: Iterable[Path], keep_s: float = SPOOL_KEEP_S, now: float | None = None
+) -> list[Path]:
+    """Delete the spools not written for keep_s seconds (finished runs'); the paths removed."""
+    cutoff = (time.time() if now is None else now) - keep_s
+    removed = []
+    for path in paths:
+        try:
+            if os.stat(path).st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:  # another run removed it first
+            continue
+    return removed

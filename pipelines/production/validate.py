@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from catalog import ImageFetchError, TransientFetchError, fetch_image_bytes, read_catalog
-from catalog.schema import CatalogReadResult, ProductRecord, Reject
+from catalog.record_spool import SpooledRecords
+from catalog.schema import CatalogReadResult, ProductRecord, RecordSequence, Reject
 from pipelines.errors import InputError
 from pipelines.image_io import load_image_bytes
 from pipelines.poses import Pose
@@ -131,17 +132,27 @@ def check_run(
 
 
 def validate(
-    csv_path: Path | str, profile: Profile, *, poses: Mapping[str, Pose], deep: bool = False
+    csv_path: Path | str,
+    profile: Profile,
+    *,
+    poses: Mapping[str, Pose],
+    deep: bool = False,
+    records: RecordSequence | None = None,
 ) -> CatalogReadResult:
     """Read and validate a product CSV as a run of this profile would (its image policy, the pose library).
 
     deep: also fetch and decode every photo, so a missing, truncated or oversized image is a reject now,
     not a surprise during the run.
+    records: where the good records go (a run's spool on disk); a list by default.
     """
     path = Path(csv_path)
     csv_dir = str(path.resolve().parent)
     result = read_catalog(
-        path, profile.image_policy(csv_dir), known_poses=set(poses), extra_categories=profile.categories
+        path,
+        profile.image_policy(csv_dir),
+        known_poses=set(poses),
+        extra_categories=profile.categories,
+        records=records,
     )
     return open_photos(result, profile, csv_dir) if deep else result
 
@@ -194,7 +205,7 @@ class RunStart:
     csv_path: str
     dialect: str
     started_at: str
-    records: list[ProductRecord] = field(default_factory=list)
+    records: Sequence[ProductRecord] = field(default_factory=list)  # a run's: SpooledRecords, on disk
     rejects: list[RejectRecord] = field(default_factory=list)
     unknown_only: tuple[str, ...] = ()  # --only SKUs this CSV does not produce
 
@@ -213,10 +224,11 @@ def start_run(
     # 1. The run itself and its fingerprint (models resolved offline), before any file is read.
     check_run(profile, device=device, presets=presets, poses=poses)
     fingerprint = run_fingerprint(profile, device=device, poses=poses)
-    # 2. The CSV, with the same validation as `onmodel validate`.
-    result = validate(csv_path, profile, poses=poses)
+    # 2. The CSV, with the same validation as `onmodel validate`; its records go to disk as they are made.
+    every = SpooledRecords()
+    result = validate(csv_path, profile, poses=poses, records=every)
     wanted = set(only or ())
-    records = [r for r in result.records if not wanted or r.sku in wanted]
+    records = SpooledRecords(r for r in every if r.sku in wanted) if wanted else every
     ctx = RunContext(
         run_id=new_run_id(),
         profile=profile,
@@ -232,5 +244,5 @@ def start_run(
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         records=records,
         rejects=[RejectRecord.from_reject(reject) for reject in result.rejects],
-        unknown_only=tuple(sorted(wanted - {r.sku for r in records})),
+        unknown_only=tuple(sorted(wanted - {r.sku for r in records})) if wanted else (),
     )

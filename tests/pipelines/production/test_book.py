@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import pickle
+import time
 import weakref
 from pathlib import Path
 from unittest.mock import patch
@@ -13,9 +15,11 @@ import pytest
 
 from catalog.schema import GarmentClass, ImageRef, ProductRecord
 from pipelines.production.book import ProgressEvent, RunBook
+from pipelines.production.fsspec_storage import FsspecStorage, spool_file, spool_files
+from pipelines.production.layout import LocalStorage, OutputLayout
 from pipelines.production.outcomes import JobOutcome, ProductOutcome, RejectRecord, summary_counts
 from pipelines.production.plan import JobPlan, job_id_for
-from pipelines.production.spool import OutcomeSpool, SpooledOutcomes
+from pipelines.production.spool import SPOOL_KEEP_S, OutcomeSpool, SpooledOutcomes, remove_stale_spools
 from pipelines.production.stages import BatchItem, PreparedProduct
 
 POSES = ("front", "walking")
@@ -247,3 +251,23 @@ def test_a_spooled_book_without_products_reports_none(tmp_path: Path) -> None:
         and len(products) == 0
         and summary_counts(products, book.rejects)["rejected"] == 1
     )
+
+
+def test_spools_of_runs_that_ended_days_ago_are_removed_and_running_ones_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    layout = OutputLayout()
+    for storage in (LocalStorage(tmp_path / "out"), FsspecStorage("memory://spools-test")):
+        paths = {run_id: spool_file(storage, layout.run_outcomes(run_id)) for run_id in ("r1", "r2", "r3")}
+        for path in paths.values():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"{}\n")
+        now = time.time()
+        os.utime(paths["r1"], (now - SPOOL_KEEP_S - 60, now - SPOOL_KEEP_S - 60))  # ended days ago
+        os.utime(paths["r2"], (now - SPOOL_KEEP_S + 60, now - SPOOL_KEEP_S + 60))  # just inside
+        found = spool_files(storage, layout.run_outcomes("*"))
+        assert found == sorted(paths.values())
+        assert remove_stale_spools(found, now=now) == [paths["r1"]]
+        assert [path.exists() for path in paths.values()] == [False, True, True]
+        assert remove_stale_spools([paths["r1"]], now=now) == []  # already gone (another run): no error

@@ -65,7 +65,9 @@ def test_adaptive_chunks_grow_with_the_catalogue_and_stay_bounded() -> None:
     with pytest.raises(ValueError, match="chunk_size"):
         chunk_size(10, 1, 0)
     records = list(range(10))
-    assert chunks(records, 4) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]  # type: ignore[arg-type]
+    assert list(chunks(records, 4)) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]  # type: ignore[arg-type]
+    parts = chunks(records, 4)  # type: ignore[arg-type]
+    assert (len(parts), parts[-1], parts[1:]) == (3, [8, 9], [[4, 5, 6, 7], [8, 9]])
 
 
 def test_tapered_chunks_shrink_towards_the_end_so_separate_workers_finish_together() -> None:
@@ -73,8 +75,9 @@ def test_tapered_chunks_shrink_towards_the_end_so_separate_workers_finish_togeth
     parts = tapered_chunks(records, 4, workers=2)  # type: ignore[arg-type]
     assert [len(part) for part in parts] == [4, 4, 4, 4, 3, 2, 2, 1, 1, 1, 1]
     assert [record for part in parts for record in part] == records  # CSV order, each once
-    assert tapered_chunks([], 4, 2) == []
-    assert tapered_chunks(records, 4, 1) == chunks(records, 4)  # type: ignore[arg-type]  # one worker: no tail
+    assert list(tapered_chunks([], 4, 2)) == []
+    # one worker: no tail
+    assert list(tapered_chunks(records, 4, 1)) == list(chunks(records, 4))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="workers >= 1"):
         tapered_chunks(records, 4, 0)  # type: ignore[arg-type]
 

@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 from catalog.schema import ProductRecord
+from catalog.state import StateStore
 from pipelines.production.outcomes import RejectRecord
-from pipelines.production.runs import is_full_catalogue, record_catalogue, render_fields, trigger_of
+from pipelines.production.runs import (
+    CatalogueBookkeeping,
+    CatalogueSightings,
+    is_full_catalogue,
+    render_fields,
+    trigger_of,
+)
 from pipelines.production.stages import RunContext
 from pipelines.production.validate import RunStart
 from tests.pipelines.production.pool_helpers import PoolModels, pool_setup
@@ -36,6 +43,17 @@ def _run(
     ctx: RunContext, records: list[ProductRecord], rejects: list[RejectRecord] | None = None
 ) -> RunStart:
     return RunStart(ctx, "catalogue.csv", "native", "", records=records, rejects=rejects or [])
+
+
+def record_catalogue(
+    run: RunStart, image_hashes: dict[str, str], store: StateStore, chunk: int = 2
+) -> CatalogueBookkeeping:
+    """The flow's bookkeeping: the run's chunks recorded as they come back (`chunk` products each), then finished."""
+    sightings = CatalogueSightings(run, store)
+    for start in range(0, len(run.records), chunk):
+        part = run.records[start : start + chunk]
+        sightings.chunk_done(part, {r.sku: image_hashes[r.sku] for r in part if r.sku in image_hashes})
+    return sightings.finish()
 
 
 @pytest.mark.parametrize(
@@ -91,3 +109,18 @@ def test_an_unusable_catalogue_csv_retires_nothing(tmp_path: Path) -> None:
         kept = record_catalogue(_run(replace(ctx, run_id=run_id), run_records, rejects), {}, store)
         assert kept.retired == [] and kept.not_retired_because
     assert not any(product.retired for product in store.get_products().values())
+
+
+def test_a_full_run_records_each_chunk_as_it_comes_back(tmp_path: Path) -> None:
+    ctx, res, records = pool_setup(tmp_path, 4, PoolModels())
+    store = res.store
+    store.record_run_started("n1", profile="demo", csv="catalogue.csv", trigger="nightly")
+    sightings = CatalogueSightings(_run(replace(ctx, run_id="n1"), records), store)
+    sightings.chunk_done(records[:2], {r.sku: "h" for r in records[:2]})
+    assert sorted(store.get_products()) == [r.sku for r in records[:2]]  # recorded before the run ends
+    sightings.chunk_done(records[2:], {})  # a chunk lost for good: listed, never planned
+    kept = sightings.finish()
+    assert (kept.recorded, kept.seen, kept.retired) == (2, 2, [])
+    known = store.get_products()
+    assert sorted(known) == [r.sku for r in records]
+    assert not any(known[r.sku].image_hash for r in records[2:])  # seen only: no photo hash recorded
