@@ -65,7 +65,8 @@ class RunBook:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
         self.batch_size = batch_size
-        self._skus = {record.sku for record in records}  # the run's products (their records are the caller's)
+        # The run's products (their records are the caller's): sku -> spooled yet (one entry a product).
+        self._skus = dict.fromkeys((record.sku for record in records), False)
         self.rejects: list[RejectRecord] = list(rejects)
         self._default_poses = default_poses
         self._on_progress = on_progress
@@ -75,7 +76,7 @@ class RunBook:
         self._jobs: dict[str, list[JobOutcome]] = {}
         self._remaining: dict[str, int] = {}
         self._open: dict[str, ProductOutcome] = {}  # complete, contact sheet pending
-        self._final: set[str] = set()  # spooled
+        self._final = 0  # products spooled
         self._pending: list[BatchItem] = []
         self._complete: list[str] = []
         self._prepared_count = 0
@@ -172,7 +173,7 @@ class RunBook:
     def finished(self) -> bool:
         """Every product has an outcome and every job is in."""
         return (
-            len(self._final) + len(self._open) == len(self._skus)
+            self._final + len(self._open) == len(self._skus)
             and not self._pending
             and not any(self._remaining.values())
         )
@@ -215,14 +216,16 @@ class RunBook:
         self._complete.append(sku)
 
     def _has_outcome(self, sku: str) -> bool:
-        return sku in self._final or sku in self._open
+        return self._skus.get(sku, False) or sku in self._open
 
     def _finalize(self, outcome: ProductOutcome) -> None:
         """Spool a final outcome; nothing of the product is held after this (its preparation dropped)."""
         sku = outcome.sku
         self._open.pop(sku, None)
         self._prepared.pop(sku, None)
-        self._final.add(sku)
+        if self._skus.get(sku) is False:  # a product of the run, spooled for the first time
+            self._skus[sku] = True
+            self._final += 1
         self._spool.append(outcome)
 
     @staticmethod
