@@ -138,12 +138,22 @@ def main(argv: list[str] | None = None) -> int:
                         ("tuned", width, height, batch, dtype, {**TUNED, "dtype": dtype, "compile": mode})
                     )
     rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
     flop_cache: dict[tuple[int, int], float] = {}
     vanilla: dict[tuple[int, int], float] = {}
     print(
         f"{'levers':8} {'size':>9} {'batch':>5} {'dtype':>8} {'compile':>26} {'img/s':>8} {'GPU-s/img':>9} {'floor%':>7} {'x vanilla':>9}"
     )
+    started = time.perf_counter()
     for label, width, height, batch, dtype, levers in configs:
+        # A lent GPU has minutes: configurations that would start past the budget are listed as skipped (the
+        # first always runs: the vanilla baseline every speed-up is against).
+        if rows and args.budget_s and time.perf_counter() - started > args.budget_s:
+            skipped.append({"levers": label, "width": width, "height": height, "batch": batch, "dtype": dtype,
+                            "compile": levers.get("compile", "off")})  # fmt: skip
+            print(f"skipped (past --budget-s {args.budget_s:.0f}): {label} {width}x{height} batch {batch} {dtype} "
+                  f"compile {levers.get('compile', 'off')}", flush=True)  # fmt: skip
+            continue
         renderer = DiffusionRenderer({**base, **levers}, str(device))
         if (width, height) not in flop_cache:
             flop_cache[(width, height)] = flops_per_image(renderer, width, height)
@@ -167,17 +177,32 @@ def main(argv: list[str] | None = None) -> int:
         del renderer
         if device.type == "cuda":
             torch.cuda.empty_cache()
+        if args.out:  # after every row: a command cut off at its limit still leaves what it measured
+            _write_report(Path(args.out), device, rate, size, rows, skipped)
     # 4. Everything needed to compare runs later.
+    if args.out:
+        _write_report(Path(args.out), device, rate, size, rows, skipped)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _write_report(
+    path: Path,
+    device: torch.device,
+    rate: float,
+    size: str,
+    rows: list[dict[str, Any]],
+    skipped: list[dict[str, Any]],
+) -> None:
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "device": _device_name(device),
         "torch": torch.__version__, "python": platform.python_version(), "diffusers": _version("diffusers"),
         "matmul_tflops": rate / 1e12, "models": size, "reference_tflop_per_image_25_steps": {f"{w}x{h}": t for (w, h), t in REFERENCE_TFLOP.items()},
-        "rows": rows,
+        "rows": rows, "skipped": skipped,
     }  # fmt: skip
-    if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=2), encoding="utf-8")
-        print(f"wrote {args.out}")
-    return 0
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    temporary.replace(path)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -199,7 +224,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--models-dir", default=None, help="reuse random components written by an earlier run"
     )
-    parser.add_argument("--out", default=None, help="results.json path")
+    parser.add_argument("--out", default=None, help="results.json path (rewritten after every configuration)")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=0,
+        help="start no configuration after this many seconds (0: no limit)",
+    )
     return parser
 
 

@@ -27,3 +27,17 @@ def test_tiny_cpu_run_writes_a_complete_table(tmp_path: Path, capsys: pytest.Cap
         assert row["gpu_s_per_image"] == pytest.approx(1 / row["images_per_s"])
     assert report["rows"][0]["speedup_vs_vanilla"] == pytest.approx(1.0)
     assert "floor%" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_spent_budget_skips_the_remaining_configurations_and_says_so(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    argv = ["--tiny", "--device", "cpu", "--sizes", "64x64", "--batches", "1,2", "--dtypes", "float32",
+            "--steps", "1", "--iters", "1", "--models-dir", str(tmp_path / "models"), "--out", str(out),
+            "--budget-s", "0.001"]  # fmt: skip
+    assert gpu_render.main(argv) == 0
+    report = json.loads(out.read_text())
+    # The first configuration (the vanilla baseline) always runs; every later one starts past the budget.
+    assert [(r["levers"], r["batch"]) for r in report["rows"]] == [("vanilla", 1)]
+    assert [(r["levers"], r["batch"]) for r in report["skipped"]] == [("tuned", 1), ("tuned", 2)]
+    assert not out.with_name("results.json.tmp").exists()
