@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from catalog.categories import match_category
@@ -50,7 +50,9 @@ class Dialect:
     required: tuple[str, ...]  # normalised header names
     required_any: tuple[str, ...]  # at least one of these (empty: no such rule)
     optional: tuple[str, ...]
-    to_products: Callable[[CsvTable], tuple[list[RawProduct], list[Reject]]]
+    # (table, rejects) -> the table's products in first-row order, each made as it is taken (a 100k-row CSV never
+    # holds them all); rows that make no product are appended to rejects, complete once the products are.
+    to_products: Callable[[CsvTable, list[Reject]], Iterator[RawProduct]]
 
     def known_columns(self) -> set[str]:
         """Every header name this dialect reads."""
@@ -76,17 +78,23 @@ _NATIVE_REQUIRED = ("sku", "image", "category")
 _NATIVE_OPTIONAL = ("title", "color", "gender", "poses", "variants", "prompt", "negative_prompt")
 
 
-def _native_products(table: CsvTable) -> tuple[list[RawProduct], list[Reject]]:
-    """One product per row; column names equal field names."""
+def _native_products(table: CsvTable, rejects: list[Reject]) -> Iterator[RawProduct]:
+    """One product per row; column names equal field names (no row is rejected here)."""
     fields = (*_NATIVE_REQUIRED, *_NATIVE_OPTIONAL)
-    columns = _column_names(table, {field: field for field in fields})
-    products = []
-    for row, *values in _cell_rows(table, fields):
+    # The cells are read now, so the products made later hold no reference to the table (it can go).
+    return _native_rows(
+        _cell_rows(table, fields), fields, _column_names(table, {field: field for field in fields})
+    )
+
+
+def _native_rows(
+    rows: Iterable[tuple], fields: tuple[str, ...], columns: dict[str, str]
+) -> Iterator[RawProduct]:
+    for row, *values in rows:
         # One constructor call (replace() afterwards costs ~5x as much, at 100k rows a second).
         cells = dict(zip(fields, values, strict=True))
         identity = (("system", "onmodel"), ("sku", cells["sku"]))
-        products.append(RawProduct(row, (row,), columns, **cells, source_identity=identity))
-    return products, []
+        yield RawProduct(row, (row,), columns, **cells, source_identity=identity)
 
 
 # --- Shopify product export -----------------------------------------------------------------------------------
@@ -297,10 +305,9 @@ def _shopify_raw(
     )
 
 
-def _shopify_products(table: CsvTable) -> tuple[list[RawProduct], list[Reject]]:
+def _shopify_products(table: CsvTable, rejects: list[Reject]) -> Iterator[RawProduct]:
     """One product per Handle and colour (sizes and image-only rows folded in), in first-row order."""
     groups: dict[str, list[dict[str, str]]] = {}
-    rejects: list[Reject] = []
     handle_column = table.headers.get("handle", "Handle")
     for row, *values in _cell_rows(table, _SHOPIFY_COLUMNS):
         cells = dict(zip(_SHOPIFY_COLUMNS, values, strict=True))
@@ -312,12 +319,16 @@ def _shopify_products(table: CsvTable) -> tuple[list[RawProduct], list[Reject]]:
             continue
         cells["__row__"] = str(row)  # cells are text; the spreadsheet row number rides along as text
         groups.setdefault(cells["handle"], []).append(cells)
-    products: list[RawProduct] = []
+    return _shopify_colourways(groups, table, rejects)
+
+
+def _shopify_colourways(
+    groups: dict[str, list[dict[str, str]]], table: CsvTable, rejects: list[Reject]
+) -> Iterator[RawProduct]:
     for handle, rows in groups.items():
         colourways, colour_rejects = _shopify_product(handle, rows, table)
-        products.extend(colourways)
         rejects.extend(colour_rejects)
-    return products, rejects
+        yield from colourways
 
 
 # --- Google Merchant Center feed ------------------------------------------------------------------------------
@@ -336,7 +347,7 @@ def split_image_links(text: str) -> tuple[str, ...]:
     return tuple(link.strip() for link in text.split(",") if link.strip())
 
 
-def _merchant_products(table: CsvTable) -> tuple[list[RawProduct], list[Reject]]:
+def _merchant_products(table: CsvTable, rejects: list[Reject]) -> Iterator[RawProduct]:
     """One product per render: a feed item, or the rows of one `item_group_id` that share a colour (or a photo).
 
     Google's category is used first when it names a garment, else product_type. Sizes of one colour share one
@@ -358,7 +369,7 @@ def _merchant_products(table: CsvTable) -> tuple[list[RawProduct], list[Reject]]
     for group, kind in groups:
         if group and kind.startswith("image:"):
             photos_per_group[group] = photos_per_group.get(group, 0) + 1
-    return [_merchant_product(rows, table, photos_per_group) for rows in groups.values()], []
+    return (_merchant_product(rows, table, photos_per_group) for rows in groups.values())
 
 
 def _merchant_product(

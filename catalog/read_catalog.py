@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from catalog.schema import CatalogReadResult, ImageRef, ProductRecord, RecordSeq
 
 MAX_VARIANTS = 16
 MAX_SKU_LENGTH = 100
+IMAGE_CACHE_SIZE = 4096  # distinct image cells resolved once and kept (see ValidationContext.images)
 _SKU_CHARACTER = re.compile(r"[A-Za-z0-9._-]")
 _SAFE_SKU = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")  # no leading dot: '.', '..' and hidden files
 _POSE_SEPARATORS = re.compile(r"[|;,]")
@@ -35,7 +37,9 @@ class ValidationContext:
 
     resolver: ImageRefResolver
     known_poses: frozenset[str] | None
-    images: dict[str, ImageRef | str] = field(default_factory=dict)  # raw cell -> ref or the reason it failed
+    # raw cell -> ref or the reason it failed; the most recently used IMAGE_CACHE_SIZE (repeats are mostly near
+    # each other, and a spooled run must not hold one ref per distinct photo of a 100k-row CSV)
+    images: OrderedDict[str, ImageRef | str] = field(default_factory=OrderedDict)
     extra_categories: dict[str, str] = field(default_factory=dict)  # the profile's extra category words
     categories: dict[str, CategoryMatch | None] = field(default_factory=dict)  # cell -> match (values repeat)
 
@@ -56,6 +60,10 @@ class ValidationContext:
             except ImageRefError as error:
                 cached = str(error)
             self.images[raw] = cached
+            if len(self.images) > IMAGE_CACHE_SIZE:
+                self.images.popitem(last=False)
+        else:
+            self.images.move_to_end(raw)
         if isinstance(cached, str):
             raise ImageRefError(cached)
         return cached
@@ -219,9 +227,9 @@ def read_catalog(
     del data  # held no longer than needed: a run's peak memory is this function's
     result.dialect, result.rows_read = dialect.name, table.rows_read
 
-    # 4. Map rows to products (a Shopify product folds several rows together).
-    products, mapping_rejects = dialect.to_products(table)
-    rejects: list[Reject] = [*table.rejects, *mapping_rejects]
+    # 4. Map rows to products (a Shopify product folds several rows together), each made as it is validated.
+    rejects: list[Reject] = list(table.rejects)
+    products = dialect.to_products(table, rejects)
     del table
 
     # 5. Validate each product, and skip repeated SKUs (the first row wins, even when it is itself rejected).
@@ -232,9 +240,7 @@ def read_catalog(
         extra_categories=check_extra_words(extra_categories or {}),
     )
     first_row_of_sku: dict[str, int] = {}
-    products.reverse()
-    while products:
-        product = products.pop()  # in row order, each dropped once validated (a spooled run holds none)
+    for product in products:  # in row order, each dropped once validated (a spooled run holds none)
         if product.sku:
             first_row = first_row_of_sku.setdefault(product.sku.casefold(), product.row)
             if first_row != product.row:

@@ -3,7 +3,8 @@
 The records are pickled one after another into an unlinked temporary file (nothing is left behind, even by a
 run killed with kill -9) and read back on access by offset (`os.pread`: no shared file position, so threads
 may read at once). A run reads its records a few times (its chunks, the run book's SKUs, the catalogue's
-bookkeeping at the end); each pass decodes them again instead of holding them all.
+bookkeeping at the end); each pass decodes them again instead of holding them all, except for their SKUs,
+which are kept (the run book keeps the same strings) so counting and listing products decodes nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class SpooledRecords(Sequence[ProductRecord]):
     def __init__(self, records: Iterable[ProductRecord] = ()) -> None:
         self._file = tempfile.TemporaryFile(prefix="onmodel-records-")
         self._offsets = array("q", [0])  # record i is bytes offsets[i]:offsets[i + 1]
+        self.skus: list[str] = []  # record i's sku, read without decoding the record
         self._lock = threading.Lock()
         self._unflushed = False
         for record in records:
@@ -44,6 +46,7 @@ class SpooledRecords(Sequence[ProductRecord]):
         with self._lock:
             self._file.write(data)
             self._offsets.append(self._offsets[-1] + len(data))
+            self.skus.append(record.sku)
             self._unflushed = True
 
     def close(self) -> None:
@@ -91,3 +94,8 @@ class SpooledRecords(Sequence[ProductRecord]):
                 self._file.flush()
                 self._unflushed = False
         return os.pread(self._file.fileno(), stop - start, start)
+
+
+def record_skus(records: Sequence[ProductRecord]) -> Sequence[str]:
+    """The records' SKUs in order: a spool's without decoding a record, else read from each."""
+    return records.skus if isinstance(records, SpooledRecords) else [record.sku for record in records]

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, overload
 
+from catalog.record_spool import record_skus
 from catalog.schema import ProductRecord
 from pipelines.production.outcomes import (
     JobOutcome,
@@ -54,7 +55,7 @@ class RunBook:
 
     def __init__(
         self,
-        records: Iterable[ProductRecord],
+        records: Sequence[ProductRecord],
         *,
         batch_size: int,
         default_poses: Callable[[str], Sequence[str]],
@@ -65,8 +66,9 @@ class RunBook:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
         self.batch_size = batch_size
-        # The run's products (their records are the caller's): sku -> spooled yet (one entry a product).
-        self._skus = dict.fromkeys((record.sku for record in records), False)
+        # The run's products (their records are the caller's): sku -> that same string until the product is
+        # spooled, then None. One entry a product, and the spool's index keeps the very string (not a copy).
+        self._skus: dict[str, str | None] = {sku: sku for sku in record_skus(records)}
         self.rejects: list[RejectRecord] = list(rejects)
         self._default_poses = default_poses
         self._on_progress = on_progress
@@ -216,16 +218,18 @@ class RunBook:
         self._complete.append(sku)
 
     def _has_outcome(self, sku: str) -> bool:
-        return self._skus.get(sku, False) or sku in self._open
+        return (sku in self._skus and self._skus[sku] is None) or sku in self._open
 
     def _finalize(self, outcome: ProductOutcome) -> None:
         """Spool a final outcome; nothing of the product is held after this (its preparation dropped)."""
         sku = outcome.sku
         self._open.pop(sku, None)
         self._prepared.pop(sku, None)
-        if self._skus.get(sku) is False:  # a product of the run, spooled for the first time
-            self._skus[sku] = True
+        canonical = self._skus.get(sku)
+        if canonical is not None:  # a product of the run, spooled for the first time
+            self._skus[sku] = None
             self._final += 1
+            outcome.sku = canonical  # an equal string: the spool's index shares the book's
         self._spool.append(outcome)
 
     @staticmethod

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 from pipelines.production.outcomes import (
     IndexedOutcomes,
     ProductOutcome,
+    Tallies,
     Tally,
     dict_tally,
     product_tally,
@@ -131,7 +132,7 @@ class CatalogueIndex:
     rows: array[int] = field(default_factory=lambda: array("q"))
     csvs: array[int] = field(default_factory=lambda: array("l"))  # into csv_names
     runs: array[int] = field(default_factory=lambda: array("l"))  # into run_names
-    tallies: list[Tally] = field(default_factory=list)
+    tallies: Tallies = field(default_factory=Tallies)
     from_run: array[int] = field(default_factory=lambda: array("q"))
     csv_names: list[str] = field(default_factory=list)
     run_names: list[str] = field(default_factory=list)

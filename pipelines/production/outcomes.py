@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, BinaryIO, Literal, overload
@@ -264,6 +265,41 @@ def product_state(jobs: Sequence[JobOutcome]) -> ProductStateName:
 # A product's share of the counts, without its jobs: (state, produced, skipped, failed, derived, covered) jobs
 # and rows. The run book's spool keeps one per product, so counting a 100k-product run decodes no outcome.
 Tally = tuple[ProductStateName, int, int, int, int, int]
+
+
+TALLY_STATES: tuple[ProductStateName, ...] = ("produced", "skipped", "failed", "rejected")
+_TALLY_CODE = {state: code for code, state in enumerate(TALLY_STATES)}
+_TALLY_COUNTS = 5  # per product: produced, skipped, failed jobs, derived presets, covered rows
+
+
+class Tallies:
+    """Products' tallies, packed: a byte for the state and five 32-bit counts, ~21 bytes a product where a tuple
+    (and its state string read from JSON) takes ~150; the run book's spool and the catalogue index keep one."""
+
+    def __init__(self) -> None:
+        self._states = bytearray()
+        self._counts = array("i")
+
+    def append(self, tally: Tally) -> None:
+        state, *counts = tally
+        self._states.append(_TALLY_CODE[state])
+        self._counts.extend(counts)
+
+    def head(self, count: int) -> Tallies:
+        """A copy of the first `count` tallies (the ones a finished book hands over; it may append more)."""
+        copied = Tallies()
+        copied._states, copied._counts = self._states[:count], self._counts[: count * _TALLY_COUNTS]
+        return copied
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def __iter__(self) -> Iterator[Tally]:
+        counts = self._counts
+        for position, code in enumerate(self._states):
+            start = position * _TALLY_COUNTS
+            yield (TALLY_STATES[code], counts[start], counts[start + 1], counts[start + 2], counts[start + 3],
+                   counts[start + 4])  # fmt: skip
 
 
 def product_tally(product: ProductOutcome) -> Tally:

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from catalog.record_spool import record_skus
 from catalog.schema import ProductRecord
 from catalog.state import ProductSighting, RunStatus, StateStore
 from pipelines.production.outcomes import RunReport
@@ -112,7 +113,7 @@ class CatalogueSightings:
         if not run.records or any(reject.row == 0 for reject in run.rejects):
             why = "the CSV gave no products" if not run.records else "the CSV had a file-level error"
             return CatalogueBookkeeping(self.recorded, len(unplanned), [], why)
-        present = {record.sku for record in run.records} | unplanned
+        present = {*record_skus(run.records)} | unplanned
         return CatalogueBookkeeping(
             self.recorded, len(unplanned), self._store.retire_missing(present, run_id)
         )

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, Protocol
 from pipelines.production.outcomes import (
     IndexedOutcomes,
     ProductOutcome,
-    ProductStateName,
+    Tallies,
     Tally,
     product_tally,
 )
@@ -28,10 +28,6 @@ from pipelines.production.outcomes import (
 # A finished run's spool is kept this long (its report object reads it; summary.json holds the same products),
 # then the next run deletes it. A running run appends to its spool at every product, so it is never this old.
 SPOOL_KEEP_S = 2 * 24 * 3600
-
-STATES: tuple[ProductStateName, ...] = ("produced", "skipped", "failed", "rejected")
-_STATE_CODE = {state: code for code, state in enumerate(STATES)}
-_COUNTS = 5  # per product: produced, skipped, failed jobs, derived presets, covered rows
 
 
 class Spool(Protocol):
@@ -71,8 +67,7 @@ class OutcomeSpool:
         self._skus: list[str] = []
         self._rows = array("q")
         self._offsets = array("q", [0])  # line i is offsets[i]:offsets[i + 1]
-        self._states = bytearray()
-        self._counts = array("l")
+        self._tallies = Tallies()
 
     def append(self, outcome: ProductOutcome) -> None:
         line = json.dumps(outcome.to_dict(), default=str).encode("utf-8") + b"\n"
@@ -82,12 +77,10 @@ class OutcomeSpool:
             self._handle = open(self.path, "ab" if len(self._skus) else "wb")
         self._handle.write(line)
         self._handle.flush()  # one write per product: the file holds every final product, also mid-run
-        state, *counts = product_tally(outcome)
         self._skus.append(outcome.sku)
         self._rows.append(outcome.row)
         self._offsets.append(self._offsets[-1] + len(line))
-        self._states.append(_STATE_CODE[state])
-        self._counts.extend(counts)
+        self._tallies.append(product_tally(outcome))
 
     def __len__(self) -> int:
         return len(self._skus)
@@ -100,9 +93,8 @@ class OutcomeSpool:
         count = len(self._skus)
         order = array("q", sorted(range(count), key=lambda i: (self._rows[i], self._skus[i])))
         return SpooledOutcomes(
-            str(self.path), order, self._skus[:], self._offsets[: count + 1], self._states[:count],
-            self._counts[: count * _COUNTS],
-        )  # fmt: skip
+            str(self.path), order, self._skus[:], self._offsets[: count + 1], self._tallies.head(count)
+        )
 
     def close(self) -> None:
         if self._handle is not None:
@@ -122,23 +114,18 @@ class SpooledOutcomes(IndexedOutcomes):
         order: array[int],
         skus: list[str],
         offsets: array[int],
-        states: bytearray,
-        counts: array[int],
+        tallies: Tallies,
     ) -> None:
         self.path = path
         self._order, self._skus, self._offsets = order, skus, offsets
-        self._states, self._counts = states, counts
+        self._tallies = tallies
         self.retired: dict[str, list[str]] = {}
 
     def __repr__(self) -> str:
         return f"SpooledOutcomes({self.path!r}, {len(self)} products)"
 
     def tallies(self) -> Iterator[Tally]:
-        counts = self._counts
-        for position, code in enumerate(self._states):
-            start = position * _COUNTS
-            yield (STATES[code], counts[start], counts[start + 1], counts[start + 2], counts[start + 3],
-                   counts[start + 4])  # fmt: skip
+        return iter(self._tallies)
 
     def _read(self, positions: Iterable[int]) -> Iterator[ProductOutcome]:
         with open(self.path, "rb") as handle:

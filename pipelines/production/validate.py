@@ -244,5 +244,5 @@ def start_run(
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         records=records,
         rejects=[RejectRecord.from_reject(reject) for reject in result.rejects],
-        unknown_only=tuple(sorted(wanted - {r.sku for r in records})) if wanted else (),
+        unknown_only=tuple(sorted(wanted - {*records.skus})) if wanted else (),
     )

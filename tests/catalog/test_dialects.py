@@ -7,6 +7,7 @@ import pytest
 from catalog.csv_reading import decode_csv_bytes, split_csv_text
 from catalog.dialects import GOOGLE_MERCHANT, NATIVE, SHOPIFY, detect_dialect, split_image_links
 from catalog.errors import CatalogError
+from catalog.schema import Reject
 
 
 def _table(text: str):
@@ -64,7 +65,8 @@ SHOPIFY_CSV = (
 
 def test_shopify_rows_fold_into_one_product_per_handle() -> None:
     table = _table(SHOPIFY_CSV)
-    products, rejects = SHOPIFY.to_products(table)
+    rejects: list[Reject] = []
+    products = list(SHOPIFY.to_products(table, rejects))
     assert [(r.row, r.column, r.sku) for r in rejects] == [(7, "Handle", "ORPHAN")]
     shirt, dress = products
     # One colour (Sand), two sizes: one render keyed by Handle and colour, standing for both variant SKUs.
@@ -95,7 +97,8 @@ MERCHANT_TSV = (
 def test_merchant_feed_maps_items_and_prefers_a_garment_google_category() -> None:
     table = _table(MERCHANT_TSV)
     assert table.delimiter == "\t"
-    products, rejects = GOOGLE_MERCHANT.to_products(table)
+    rejects: list[Reject] = []
+    products = list(GOOGLE_MERCHANT.to_products(table, rejects))
     assert rejects == []
     first, second, third = products
     assert (first.sku, first.category, first.columns["category"]) == ("M1", "2271", "google_product_category")
@@ -107,7 +110,8 @@ def test_merchant_feed_maps_items_and_prefers_a_garment_google_category() -> Non
 
 
 def test_native_rows_keep_header_cells_as_written_for_messages() -> None:
-    products, rejects = NATIVE.to_products(_table("SKU,Image,Category,Variants\nA,a.png,dress,2\n"))
+    rejects: list[Reject] = []
+    products = list(NATIVE.to_products(_table("SKU,Image,Category,Variants\nA,a.png,dress,2\n"), rejects))
     assert rejects == []
     (product,) = products
     assert (product.sku, product.image, product.category, product.variants) == ("A", "a.png", "dress", "2")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import catalog.record_spool as record_spool
 from catalog.read_catalog import read_catalog
-from catalog.record_spool import SpooledRecords
+from catalog.record_spool import SpooledRecords, record_skus
 from catalog.schema import CoveredRow, GarmentClass, ImageRef, ProductRecord
 
 
@@ -41,6 +41,7 @@ def test_records_come_back_equal_and_in_order(titles: list[str], start: int, sto
     spooled = SpooledRecords(records)
     assert len(spooled) == len(records)
     assert list(spooled) == records
+    assert record_skus(spooled) == record_skus(records) == [record.sku for record in records]
     assert spooled[start:stop] == records[start:stop]
     assert spooled[::3] == records[::3]
     for index in range(-len(records), len(records)):
