@@ -28,8 +28,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -268,7 +270,7 @@ def peak_rss_mib() -> float:
 def scale_child(csv_path: Path, profile_path: Path, out: Path, chunk: int) -> dict[str, Any]:
     """The plain pool (no Prefect) over the whole catalogue in chunks, the draft renderer; peak RSS."""
     from flows import caches
-    from pipelines.production.book import RunBook, chunks
+    from pipelines.production.book import CHUNKS_IN_FLIGHT, RunBook, chunks
     from pipelines.production.fsspec_storage import spool_file
     from pipelines.production.layout import OutputLayout
     from pipelines.production.pool import DevicePool, pool_settings
@@ -289,12 +291,22 @@ def scale_child(csv_path: Path, profile_path: Path, out: Path, chunk: int) -> di
     )
     settings = pool_settings(run.ctx.profile, ["cpu"])
     rss_mid = 0.0
-    with DevicePool(run.ctx, res, settings) as pool, ThreadPoolExecutor(max_workers=3) as flows:
-        for index, result in enumerate(flows.map(pool.run_chunk, chunks(run.records, chunk))):
+    # As the flow: CHUNKS_IN_FLIGHT chunks run, one more waits, and a chunk's records are read when it is submitted.
+    with (
+        DevicePool(run.ctx, res, settings) as pool,
+        ThreadPoolExecutor(max_workers=CHUNKS_IN_FLIGHT) as flows,
+    ):
+        parts = iter(chunks(run.records, chunk))
+        running = deque(flows.submit(pool.run_chunk, part) for part in islice(parts, CHUNKS_IN_FLIGHT + 1))
+        index = 0
+        while running:
+            result = running.popleft().result()
+            running.extend(flows.submit(pool.run_chunk, part) for part in islice(parts, 1))
             for product in result.products:
                 book.product_done(product, result.reject_of(product.sku))
             if index == 1:
                 rss_mid = peak_rss_mib()
+            index += 1
         usage = pool.usage()
     report = build_report(run, book, str(out), time.perf_counter() - started, devices=usage)
     publish_report(report, res.storage)

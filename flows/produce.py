@@ -24,7 +24,14 @@ from flows import caches, scale_out
 from flows.errors import is_transient, retry_options
 from flows.tasks import produce_chunk, produce_chunk_on_worker
 from pipelines.production import runs
-from pipelines.production.book import ProgressCallback, RunBook, chunk_size, chunks, tapered_chunks
+from pipelines.production.book import (
+    CHUNKS_IN_FLIGHT,
+    ProgressCallback,
+    RunBook,
+    chunk_size,
+    chunks,
+    tapered_chunks,
+)
 from pipelines.production.fsspec_storage import is_url, local_folder, spool_file, spool_files
 from pipelines.production.layout import OutputLayout
 from pipelines.production.outcomes import DeviceUsage, RunReport
@@ -46,8 +53,7 @@ from pipelines.production.validate import (
 
 # Every way of starting the flow (CLI, serve, deployments) gets a bounded thread pool, never Prefect's
 # unbounded default. Its threads only wait on chunks: the device pool does the work (its CPU workers are the
-# profile's run.max_workers). Three chunks in flight keep the pool fed across chunk boundaries.
-CHUNKS_IN_FLIGHT = 3
+# profile's run.max_workers). CHUNKS_IN_FLIGHT (book.py) chunks keep the pool fed across chunk boundaries.
 DEFAULT_MAX_WORKERS = CHUNKS_IN_FLIGHT
 
 # Progress goes to whoever started the run (the CLI's bar), never through a flow parameter.

@@ -28,6 +28,9 @@ MAX_REASON_CHARS = 500
 # each between these sizes (orchestration: ~25 ms of flow + server time per task run).
 CHUNKS_PER_DEVICE = 8
 MIN_CHUNK, MAX_CHUNK = 4, 256
+# One host runs this many chunks at once (the flow's thread pool): they keep the device pool fed across chunk
+# boundaries, and only their records are read from the run's record spool.
+CHUNKS_IN_FLIGHT = 3
 # Workers fed separately (Dask: one pool per GPU worker) finish together only if the last chunks are small: a
 # tapered chunk is at most the products left / (TAPER_CHUNKS_PER_WORKER x workers), down to one product.
 TAPER_CHUNKS_PER_WORKER = 2
