@@ -183,15 +183,13 @@ def main(argv: list[str] | None = None) -> int:
             f"({numbers['peak_after_validation_bytes_per_product']:.0f} B per product) with the publication "
             "(traced: tracemalloc)"
         )
-        if args.json:
-            args.json.write_text(json.dumps(numbers, indent=2))
-        return 0
-    print(
-        f"{numbers['products']} products, {'spooled' if numbers['spooled'] else 'kept in memory'}: the book "
-        f"{numbers['book_bytes_per_product']:.0f} B per product, peak with the publication {numbers['peak_mib']:.1f} "
-        f"MiB ({numbers['peak_bytes_per_product']:.0f} B per product), publication {numbers['publish_s']:.1f} s "
-        "(traced: tracemalloc slows it)"
-    )
+    else:
+        print(
+            f"{numbers['products']} products, {'spooled' if numbers['spooled'] else 'kept in memory'}: the book "
+            f"{numbers['book_bytes_per_product']:.0f} B per product, peak with the publication "
+            f"{numbers['peak_mib']:.1f} MiB ({numbers['peak_bytes_per_product']:.0f} B per product), publication "
+            f"{numbers['publish_s']:.1f} s (traced: tracemalloc slows it)"
+        )
     if args.json:
         args.json.write_text(json.dumps(numbers, indent=2))
     return 0

@@ -2,9 +2,8 @@
 
 The records are pickled one after another into an unlinked temporary file (nothing is left behind, even by a
 run killed with kill -9) and read back on access by offset (`os.pread`: no shared file position, so threads
-may read at once). A run reads its records a few times (its chunks, the run book's SKUs, the catalogue's
-bookkeeping at the end); each pass decodes them again instead of holding them all, except for their SKUs,
-which are kept (the run book keeps the same strings) so counting and listing products decodes nothing.
+may read at once). A run decodes its records once, chunk by chunk as the chunks are submitted; their SKUs are
+kept beside the offsets (the run book keeps the same strings), so counting and listing products decodes nothing.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ without Prefect, models or files.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, overload
 
@@ -221,7 +221,7 @@ class RunBook:
         self._complete.append(sku)
 
     def _has_outcome(self, sku: str) -> bool:
-        return (sku in self._skus and self._skus[sku] is None) or sku in self._open
+        return self._skus.get(sku, "") is None or sku in self._open  # None: spooled
 
     def _finalize(self, outcome: ProductOutcome) -> None:
         """Spool a final outcome; nothing of the product is held after this (its preparation dropped)."""
@@ -299,13 +299,9 @@ class Chunks(Sequence[list[ProductRecord]]):
 
     def __getitem__(self, index: int | slice) -> list[ProductRecord] | list[list[ProductRecord]]:
         if isinstance(index, slice):
-            return [list(self._records[start:stop]) for start, stop in self.bounds[index]]
+            return [self[number] for number in range(len(self))[index]]
         start, stop = self.bounds[index]
         return list(self._records[start:stop])
-
-    def __iter__(self) -> Iterator[list[ProductRecord]]:
-        for start, stop in self.bounds:
-            yield list(self._records[start:stop])
 
 
 def chunks(records: Sequence[ProductRecord], size: int) -> Chunks:

@@ -511,16 +511,12 @@ class RunReport:
         return cls(**values)
 
 
-def manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """One row per CSV reject, per product and per job: every input ends in exactly one state.
+def manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    """One row per CSV reject, per product and per job: every input ends in exactly one state. Made one by one
+    (a manifest is written as its products are read).
 
     runs: sku -> the run a product's state comes from (the catalogue view); default: this report's run.
     """
-    return list(iter_manifest_rows(report, runs))
-
-
-def iter_manifest_rows(report: RunReport, runs: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
-    """manifest_rows one by one (a manifest is written as its products are read)."""
     common = {"renderer": report.renderer, "fingerprint": report.fingerprint, "run_id": report.run_id}
     for reject in report.rejects:
         if reject.product_level:

@@ -31,7 +31,7 @@ from pipelines.production.outcomes import (
     ProductOutcome,
     RunReport,
     failures,
-    iter_manifest_rows,
+    manifest_rows,
     reject_rows,
     write_csv,
 )
@@ -194,7 +194,7 @@ def publish_report(report: RunReport, storage: Storage, layout: OutputLayout = L
             view = replace(report, products=products, rejects=list(report.rejects))
             runs = products.runs()
             with storage.open_write(layout.manifest) as handle:
-                write_csv(handle, MANIFEST_COLUMNS, iter_manifest_rows(view, runs))
+                write_csv(handle, MANIFEST_COLUMNS, manifest_rows(view, runs))
             with storage.open_write(layout.rejects) as handle:
                 write_csv(handle, REJECT_COLUMNS, reject_rows(view))
             with storage.open_write(layout.index) as handle:
@@ -208,7 +208,7 @@ def _publish_run(report: RunReport, storage: Storage, layout: OutputLayout) -> N
     with storage.open_write(layout.run_summary(report.run_id)) as handle:
         write_summary(handle, report)
     with storage.open_write(f"{run_dir}/{layout.manifest}") as handle:
-        write_csv(handle, MANIFEST_COLUMNS, iter_manifest_rows(report))
+        write_csv(handle, MANIFEST_COLUMNS, manifest_rows(report))
     with storage.open_write(f"{run_dir}/{layout.rejects}") as handle:
         write_csv(handle, REJECT_COLUMNS, reject_rows(report))
     with storage.open_write(layout.run_index(report.run_id)) as handle:
