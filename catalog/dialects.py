@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from catalog.categories import match_category
 from catalog.csv_reading import CsvTable
 from catalog.errors import CatalogError
 from catalog.schema import CoveredRow, Reject
+
+Cells = dict[str, str]  # a row's cells by normalised column name
+K = TypeVar(
+    "K", bound=Hashable
+)  # the group of rows one product is made of (a Handle; an item group and colour)
 
 # Fields a raw product carries; validation turns them into a ProductRecord.
 PRODUCT_FIELDS = (
@@ -64,12 +71,43 @@ def _column_names(table: CsvTable, mapping: Mapping[str, str]) -> dict[str, str]
     return {field: table.headers.get(header, header) for field, header in mapping.items()}
 
 
-def _cell_rows(table: CsvTable, columns: Iterable[str]) -> Iterable[tuple]:
-    """(row, cell, cell, ...) tuples for the named columns; absent columns read as empty cells."""
-    frame = table.frame.reindex(columns=list(columns), fill_value="")
-    # Whole columns as lists, zipped: itertuples reads each cell through the array's Python-level __getitem__
-    # (~1 s per 100k rows of 10 columns).
-    return zip(frame.index.tolist(), *(frame[name].tolist() for name in frame.columns), strict=True)
+def _cells(table: CsvTable, columns: tuple[str, ...]) -> Iterator[tuple[int, Cells]]:
+    """(row, {column: cell}) per data row, in file order."""
+    for row, *values in table.rows(columns):
+        yield row, dict(zip(columns, values, strict=True))
+
+
+def _rows_per_group(rows: Iterable[tuple[int, Cells]], group_of: Callable[[Cells], K | None]) -> dict[K, int]:
+    """How many rows each group has (a first pass over the group's columns only); rows of no group not counted."""
+    counts: dict[K, int] = {}
+    for _row, cells in rows:
+        if (key := group_of(cells)) is not None:
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _groups_in_first_row_order(
+    rows: Iterable[tuple[int, Cells]], group_of: Callable[[Cells], K | None], counts: Mapping[K, int]
+) -> Iterator[list[Cells]]:
+    """Each group's rows (cells with "__row__"), in the order of the groups' first rows, each given out as soon as
+    it and every group before it are complete; a row of no group (None) is a group of its own.
+
+    Exports keep a product's rows together, so this holds about one product's rows at a time (not the file's);
+    a sorted or shuffled file holds the groups still open, at worst every row, as a single pass would.
+    """
+    open_groups: dict[Hashable, tuple[int, list[Cells]]] = {}  # group -> (its row count, its rows so far)
+    started: deque[Hashable] = deque()  # the open groups, by first row
+    for row, cells in rows:
+        cells["__row__"] = str(row)  # cells are text; the spreadsheet row number rides along as text
+        key = group_of(cells)
+        group: Hashable = (None, row) if key is None else key
+        if group not in open_groups:
+            open_groups[group] = (1 if key is None else counts[key], [])
+            started.append(group)
+        open_groups[group][1].append(cells)
+        while started and len(open_groups[started[0]][1]) == open_groups[started[0]][0]:
+            yield open_groups.pop(started.popleft())[1]
+    yield from (open_groups[group][1] for group in started)  # none: both passes read the same rows
 
 
 # --- onmodel native -------------------------------------------------------------------------------------------
@@ -81,16 +119,8 @@ _NATIVE_OPTIONAL = ("title", "color", "gender", "poses", "variants", "prompt", "
 def _native_products(table: CsvTable, rejects: list[Reject]) -> Iterator[RawProduct]:
     """One product per row; column names equal field names (no row is rejected here)."""
     fields = (*_NATIVE_REQUIRED, *_NATIVE_OPTIONAL)
-    # The cells are read now, so the products made later hold no reference to the table (it can go).
-    return _native_rows(
-        _cell_rows(table, fields), fields, _column_names(table, {field: field for field in fields})
-    )
-
-
-def _native_rows(
-    rows: Iterable[tuple], fields: tuple[str, ...], columns: dict[str, str]
-) -> Iterator[RawProduct]:
-    for row, *values in rows:
+    columns = _column_names(table, {field: field for field in fields})
+    for row, *values in table.rows(fields):
         # One constructor call (replace() afterwards costs ~5x as much, at 100k rows a second).
         cells = dict(zip(fields, values, strict=True))
         identity = (("system", "onmodel"), ("sku", cells["sku"]))
@@ -307,26 +337,24 @@ def _shopify_raw(
 
 def _shopify_products(table: CsvTable, rejects: list[Reject]) -> Iterator[RawProduct]:
     """One product per Handle and colour (sizes and image-only rows folded in), in first-row order."""
-    groups: dict[str, list[dict[str, str]]] = {}
     handle_column = table.headers.get("handle", "Handle")
-    for row, *values in _cell_rows(table, _SHOPIFY_COLUMNS):
-        cells = dict(zip(_SHOPIFY_COLUMNS, values, strict=True))
-        if not cells["handle"]:
+
+    def with_handle() -> Iterator[tuple[int, Cells]]:
+        for row, cells in _cells(table, _SHOPIFY_COLUMNS):
+            if cells["handle"]:
+                yield row, cells
+                continue
             reason = (
                 "This row has no Handle, so it cannot be joined to a product. Fill in the product's Handle."
             )
             rejects.append(Reject(row=row, sku=cells["variant_sku"], column=handle_column, reason=reason))
-            continue
-        cells["__row__"] = str(row)  # cells are text; the spreadsheet row number rides along as text
-        groups.setdefault(cells["handle"], []).append(cells)
-    return _shopify_colourways(groups, table, rejects)
 
+    def handle(cells: Cells) -> str | None:
+        return cells["handle"] or None
 
-def _shopify_colourways(
-    groups: dict[str, list[dict[str, str]]], table: CsvTable, rejects: list[Reject]
-) -> Iterator[RawProduct]:
-    for handle, rows in groups.items():
-        colourways, colour_rejects = _shopify_product(handle, rows, table)
+    counts = _rows_per_group(_cells(table, ("handle",)), handle)
+    for rows in _groups_in_first_row_order(with_handle(), handle, counts):
+        colourways, colour_rejects = _shopify_product(rows[0]["handle"], rows, table)
         rejects.extend(colour_rejects)
         yield from colourways
 
@@ -353,23 +381,23 @@ def _merchant_products(table: CsvTable, rejects: list[Reject]) -> Iterator[RawPr
     Google's category is used first when it names a garment, else product_type. Sizes of one colour share one
     render; `color` splits a group; without colours, rows with different photos are different renders.
     """
-    groups: dict[tuple[str, str], list[dict[str, str]]] = {}
-    for row, *values in _cell_rows(table, _MERCHANT_COLUMNS):
-        cells = dict(zip(_MERCHANT_COLUMNS, values, strict=True))
-        cells["__row__"] = str(row)
-        group = cells["item_group_id"]
-        if not group:
-            key = ("", f"row {row}")  # an item of its own
-        elif cells["color"]:
-            key = (group, "color:" + cells["color"].casefold())
-        else:
-            key = (group, "image:" + cells["image_link"])
-        groups.setdefault(key, []).append(cells)
+    counts = _rows_per_group(_cells(table, ("item_group_id", "color", "image_link")), _merchant_group)
     photos_per_group: dict[str, int] = {}
-    for group, kind in groups:
-        if group and kind.startswith("image:"):
+    for group, kind in counts:
+        if kind.startswith("image:"):
             photos_per_group[group] = photos_per_group.get(group, 0) + 1
-    return (_merchant_product(rows, table, photos_per_group) for rows in groups.values())
+    for rows in _groups_in_first_row_order(_cells(table, _MERCHANT_COLUMNS), _merchant_group, counts):
+        yield _merchant_product(rows, table, photos_per_group)
+
+
+def _merchant_group(cells: Cells) -> tuple[str, str] | None:
+    """The render a feed row belongs to: (item_group_id, its colour or else its photo); None: an item of its own."""
+    group = cells["item_group_id"]
+    if not group:
+        return None
+    if cells["color"]:
+        return group, "color:" + cells["color"].casefold()
+    return group, "image:" + cells["image_link"]
 
 
 def _merchant_product(

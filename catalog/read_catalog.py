@@ -217,14 +217,17 @@ def read_catalog(
     # 1. Read the bytes (raises CatalogError: there is nothing to attach rejects to).
     data = read_csv_bytes(csv_path)
     try:
-        # 2. Decode and split into rows with spreadsheet numbers; rows with stray delimiters become rejects.
-        table = split_csv_text(decode_csv_bytes(data))
+        # 2. Decode (the bytes go at once: a run's peak memory is this function's), then check the rows: spreadsheet
+        #    numbers, stray delimiters (those rows become rejects).
+        decoded = decode_csv_bytes(data)
+        del data
+        table = split_csv_text(decoded)
+        del decoded  # the table holds the text; its rows are parsed again as products are made
         # 3. Detect the header dialect.
         dialect = detect_dialect(table.headers)
     except CatalogError as error:
         result.rejects.append(Reject(row=0, sku="", column=error.column, reason=str(error)))
         return result
-    del data  # held no longer than needed: a run's peak memory is this function's
     result.dialect, result.rows_read = dialect.name, table.rows_read
 
     # 4. Map rows to products (a Shopify product folds several rows together), each made as it is validated.

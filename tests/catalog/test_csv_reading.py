@@ -6,6 +6,7 @@ import codecs
 import csv
 import io
 import random
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from catalog.csv_reading import (
+    CsvTable,
     decode_csv_bytes,
     detect_delimiter,
     normalise_header,
@@ -20,6 +22,12 @@ from catalog.csv_reading import (
     split_csv_text,
 )
 from catalog.errors import CatalogError
+
+
+def _by_row(table: CsvTable) -> dict[int, dict[str, str]]:
+    """row -> {column: cell}, every column, as the dialects read them."""
+    return {row: dict(zip(table.columns, cells, strict=True)) for row, *cells in table.rows()}
+
 
 ACCENTED = (
     "sku,image,category,title\nA1,img1.png,dress,Robe été crème à fleurs\nB2,img2.png,skirt,Größe Señora\n"
@@ -42,8 +50,8 @@ def test_encodings_decode_to_the_same_text(encoding: str, bom: bytes) -> None:
     decoded = decode_csv_bytes(bom + ACCENTED.encode(encoding))
     assert decoded.text == ACCENTED
     table = split_csv_text(decoded)
-    assert list(table.frame.columns[:3]) == ["sku", "image", "category"]  # no BOM left on the first header
-    assert table.frame.loc[2, "title"] == "Robe été crème à fleurs"
+    assert table.columns[:3] == ("sku", "image", "category")  # no BOM left on the first header
+    assert _by_row(table)[2]["title"] == "Robe été crème à fleurs"
 
 
 def test_cp1252_specific_characters_survive() -> None:
@@ -81,9 +89,9 @@ def test_header_names_are_normalised(cell: str, name: str) -> None:
 def test_row_numbers_count_multiline_fields_and_blank_lines_like_a_spreadsheet() -> None:
     text = 'sku,title\r\nA,"two\r\nlines"\r\n\r\nB,plain\r\n,,\r\nC,"x, y"\r\n'
     table = split_csv_text(decode_csv_bytes(text.encode()))
-    assert list(table.frame.index) == [2, 4, 6]
-    assert list(table.frame["sku"]) == ["A", "B", "C"]
-    assert table.frame.loc[2, "title"] == "two\r\nlines"
+    assert list(_by_row(table)) == [2, 4, 6]
+    assert [cells["sku"] for cells in _by_row(table).values()] == ["A", "B", "C"]
+    assert _by_row(table)[2]["title"] == "two\r\nlines"
     assert table.rows_read == 3
 
 
@@ -91,7 +99,7 @@ def test_excel_sep_line_names_the_delimiter_and_is_not_a_row() -> None:
     table = split_csv_text(decode_csv_bytes(b"sep=;\r\nsku;image;category\r\nA;img1.png;dress\r\n"))
     assert table.delimiter == ";"
     assert table.header_row == 1
-    assert list(table.frame.index) == [2]
+    assert list(_by_row(table)) == [2]
 
 
 def test_stray_delimiter_rejects_that_row_only() -> None:
@@ -99,14 +107,14 @@ def test_stray_delimiter_rejects_that_row_only() -> None:
     table = split_csv_text(decode_csv_bytes(text.encode()))
     assert [(r.row, r.column, r.sku) for r in table.rejects] == [(3, "", "B")]
     assert "a stray delimiter?" in table.rejects[0].reason and "Quote the field" in table.rejects[0].reason
-    assert list(table.frame["sku"]) == ["A", "C"]
-    assert table.frame.loc[4, "title"] == ""  # short rows are padded with empty cells
+    assert [cells["sku"] for cells in _by_row(table).values()] == ["A", "C"]
+    assert _by_row(table)[4]["title"] == ""  # short rows are padded with empty cells
     assert table.rows_read == 3
 
 
 def test_cells_are_stripped() -> None:
     table = split_csv_text(decode_csv_bytes(b"sku , image\n  A  ,\timg1.png \n"))
-    assert table.frame.loc[2].tolist() == ["A", "img1.png"]
+    assert list(table.rows()) == [(2, "A", "img1.png")]
     assert table.headers == {"sku": "sku", "image": "image"}
 
 
@@ -164,5 +172,46 @@ def test_written_csv_reads_back_cell_for_cell(delimiter: str, encoding: str, row
         return
     table = split_csv_text(decode_csv_bytes(data))
     assert table.delimiter == delimiter
-    assert table.frame.values.tolist() == [[cell.strip() for cell in row] for row in rows]
-    assert list(table.frame.index) == list(range(2, 2 + len(rows)))
+    assert list(table.rows()) == [
+        (row, *(cell.strip() for cell in cells)) for row, cells in enumerate(rows, 2)
+    ]
+
+
+def test_rows_read_named_columns_in_any_order_and_absent_ones_as_empty() -> None:
+    table = split_csv_text(decode_csv_bytes(b"sku,image,title\nA,a.png,Nice\nB,b.png\n"))
+    assert list(table.rows(["title", "sku", "poses"])) == [(2, "Nice", "A", ""), (3, "", "B", "")]
+
+
+def test_line_endings_of_every_kind_split_rows_and_stay_inside_quoted_fields() -> None:
+    text = 'sku,title\rA,"one\rtwo"\nB,"three\nfour"\r\nC,last'
+    table = split_csv_text(decode_csv_bytes(text.encode()))
+    assert list(table.rows()) == [(2, "A", "one\rtwo"), (3, "B", "three\nfour"), (4, "C", "last")]
+
+
+def test_a_quote_left_open_names_its_row() -> None:
+    # The open quote swallows the rest of the file into one field, until the csv module's field limit.
+    rest = "".join(f"C{index},plain\n" for index in range(20_000))
+    with pytest.raises(CatalogError, match=r"Row 3: .*A quote may be left open"):
+        split_csv_text(decode_csv_bytes(f'sku,title\nA,x\nB,"open\n{rest}'.encode()))
+
+
+def test_a_table_holds_no_row_of_a_large_csv() -> None:
+    # A run validates a 100k-row CSV product by product: checking the rows and reading them back must not build
+    # them all (nor a 4-bytes-a-character copy of the text, as csv over io.StringIO does).
+    lines = [
+        f"SKU-{index:06d},images/photo-{index % 97}.jpg,dress,Summer dress {index}" for index in range(20_000)
+    ]
+    text = "sku,image,category,title\n" + "\n".join(lines) + "\n"
+    decoded = decode_csv_bytes(text.encode())
+    tracemalloc.start()
+    try:
+        table = split_csv_text(decoded)
+        checked = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        assert sum(1 for _ in table.rows(["sku", "title"])) == 20_000
+        read = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert table.rows_read == 20_000
+    assert checked < len(text) // 4, f"checking held {checked} B for a {len(text)} B text"
+    assert read < len(text) // 4, f"reading the rows held {read} B for a {len(text)} B text"

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from catalog.csv_reading import decode_csv_bytes, split_csv_text
-from catalog.dialects import GOOGLE_MERCHANT, NATIVE, SHOPIFY, detect_dialect, split_image_links
+from catalog.dialects import (
+    GOOGLE_MERCHANT,
+    NATIVE,
+    SHOPIFY,
+    _groups_in_first_row_order,
+    _rows_per_group,
+    detect_dialect,
+    split_image_links,
+)
 from catalog.errors import CatalogError
 from catalog.schema import Reject
 
@@ -84,6 +94,41 @@ def test_shopify_rows_fold_into_one_product_per_handle() -> None:
     assert (dress.category, dress.columns["category"]) == ("Summer Dress", "Tags")
     assert dress.color == ""  # the option is Size, not Colour
     assert dress.source_rows == (5,)
+
+
+@given(st.lists(st.sampled_from(["a", "b", "c", "d", ""]), max_size=30))
+def test_groups_come_whole_in_first_row_order_as_soon_as_they_and_all_before_are_complete(
+    keys: list[str],
+) -> None:
+    # "" is a row of no group (a product of its own); a file keeping each group's rows together holds one group.
+    def group_of(cells: dict[str, str]) -> str | None:
+        return cells["key"] or None
+
+    def rows() -> list[tuple[int, dict[str, str]]]:
+        return [(row, {"key": key}) for row, key in enumerate(keys, start=2)]
+
+    consumed: list[int] = []
+
+    def reading(items: list[tuple[int, dict[str, str]]]):
+        for row, cells in items:
+            consumed.append(row)
+            yield row, cells
+
+    counts = _rows_per_group(rows(), group_of)
+    groups = []
+    for group in _groups_in_first_row_order(reading(rows()), group_of, counts):
+        groups.append(([int(cells["__row__"]) for cells in group], len(consumed)))
+
+    # One group per key in first-row order (each keyless row alone), with all its rows.
+    expected: dict[object, list[int]] = {}
+    for row, key in enumerate(keys, start=2):
+        expected.setdefault(key or ("alone", row), []).append(row)
+    assert [rows_of for rows_of, _ in groups] == list(expected.values())
+    # Each group is given out once its own and every earlier group's last row is read, not later.
+    last_needed = 0
+    for rows_of, read_when_given in groups:
+        last_needed = max(last_needed, max(rows_of) - 1)
+        assert read_when_given == last_needed
 
 
 MERCHANT_TSV = (
