@@ -81,7 +81,7 @@ class CsvTable:
         # 10 columns a per-cell condition costs ~0.3 s).
         positions = [self.columns.index(name) if name in self.columns else width for name in names]
         padding = [""] * (width + 1)
-        for row_number, fields in csv_records(self.text, self.delimiter):
+        for row_number, fields in _csv_records(self.text, self.delimiter):
             if row_number <= self.header_row or len(fields) > width:
                 continue  # the header, or a row split into too many fields (rejected by split_csv_text)
             fields += padding[len(fields) :]  # spreadsheets drop trailing empty cells
@@ -194,7 +194,7 @@ def _lines(text: str) -> Iterator[str]:
     return (match.group() for match in _LINE.finditer(text))
 
 
-def csv_records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+def _csv_records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
     """(spreadsheet row, fields) of each record that is not blank; a quoted multi-line field is one row.
 
     A malformed record raises CatalogError naming its row.
@@ -234,7 +234,7 @@ def split_csv_text(decoded: DecodedText) -> CsvTable:
     header_row = 0
     rejects: list[Reject] = []
     rows_read = 0
-    for row_number, fields in csv_records(text, delimiter):
+    for row_number, fields in _csv_records(text, delimiter):
         if header is None:
             header, header_row = fields, row_number
             names = [normalise_header(cell) for cell in header]

@@ -15,9 +15,8 @@ from catalog.errors import CatalogError
 from catalog.schema import CoveredRow, Reject
 
 Cells = dict[str, str]  # a row's cells by normalised column name
-K = TypeVar(
-    "K", bound=Hashable
-)  # the group of rows one product is made of (a Handle; an item group and colour)
+# The group of rows one product is made of (a Handle; an item group and colour).
+K = TypeVar("K", bound=Hashable)
 
 # Fields a raw product carries; validation turns them into a ProductRecord.
 PRODUCT_FIELDS = (

@@ -222,7 +222,7 @@ def read_catalog(
         decoded = decode_csv_bytes(data)
         del data
         table = split_csv_text(decoded)
-        del decoded  # the table holds the text; its rows are parsed again as products are made
+        del decoded  # after a "sep=" line the table holds a copy of the text without it
         # 3. Detect the header dialect.
         dialect = detect_dialect(table.headers)
     except CatalogError as error:
